@@ -1,0 +1,341 @@
+"""The engine: registered workflows, a scheduler that claims due instances, and runners.
+
+One `Engine` per process and database. Inside ``async with engine:`` its scheduler
+claims instances that are due (new, woken by a timer or an event, or whose previous
+holder's lease expired), runs each as an asyncio task, and parks it again when it
+suspends. Several processes may run engines on the same database: leases with fencing
+tokens make sure an instance runs in one place at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from agentflow._durations import to_datetime
+from agentflow._instance import Instance, WorkflowBinding, instance_status
+from agentflow._limits import dumps, encode_value
+from agentflow._step import Activation, Step
+from agentflow.clock import Clock, SystemClock
+from agentflow.errors import (
+    EngineNotStartedError,
+    InstanceNotFoundError,
+    InvalidArgumentError,
+    LeaseLost,
+    Suspend,
+    WorkflowNotFoundError,
+    error_record,
+)
+from agentflow.models import Event, InstanceStatus
+from agentflow.store import InstanceRow, RunCommit, RunFinish, Store, open_store
+
+__all__ = ["Engine", "WorkflowFn"]
+
+log = logging.getLogger("agentflow.engine")
+
+WorkflowFn = Callable[[Event, Step], Awaitable[Any]]
+F = TypeVar("F", bound=WorkflowFn)
+
+
+class Changes:
+    """A broadcast that something changed in this process (a run ended or parked, an
+    event arrived): `Instance.wait` re-reads at once instead of at its next poll."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self.generation += 1
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, seen: int, timeout: float) -> None:
+        if self.generation != seen:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+
+
+class Engine:
+    """A durable workflow engine on one database.
+
+    Example:
+        engine = Engine("sqlite:///agentflow.db")
+
+        @engine.workflow("greet")
+        async def greet(event, step):
+            user = await step.do("lookup", lambda: {"name": event.payload["name"]})
+            return f"hello {user['name']}"
+
+        async with engine:
+            inst = await engine.binding("greet").create(params={"name": "Ada"})
+            print((await inst.wait()).output)
+
+    Args:
+        url: ``memory://``, ``sqlite:///path.db`` or a `Store`; default ``$AGENTFLOW_DB``,
+            else ``./agentflow.db``.
+        clock: the source of workflow time; `agentflow.testing.ManualClock` in tests.
+        max_concurrency: how many instances this process runs at once.
+        lease_seconds: how long a claim lasts without renewal; a crashed process's
+            instances are taken over this long after it died.
+        poll_interval: seconds between looks at the store for work that other processes
+            made due (work made due in this process is seen at once).
+        run_scheduler: False makes a client-only engine that creates and steers
+            instances but runs none (another process's worker runs them).
+    """
+
+    def __init__(self, url: str | Store | None = None, *, clock: Clock | None = None,
+                 max_concurrency: int = 256, lease_seconds: float = 30.0,
+                 poll_interval: float = 0.2, run_scheduler: bool = True) -> None:
+        if max_concurrency < 1:
+            raise InvalidArgumentError("max_concurrency must be at least 1")
+        if lease_seconds <= 0:
+            raise InvalidArgumentError("lease_seconds must be positive")
+        self._store = open_store(url)
+        self.clock: Clock = clock or SystemClock()
+        self.max_concurrency = max_concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.run_scheduler = run_scheduler
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._workflows: dict[str, WorkflowFn] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake: asyncio.Event | None = None
+        self._changes: Changes | None = None
+        self._started = False
+        self._closing = False
+
+    # -- registration --------------------------------------------------------------
+    def workflow(self, name: str | None = None) -> Callable[[F], F]:
+        """Register ``async def run(event, step)`` under a name (default: the function's).
+
+        Raises:
+            InvalidArgumentError: the function is not ``async``, or the name is taken.
+        """
+        def register(fn: F) -> F:
+            self.register(name or fn.__name__, fn)
+            return fn
+        return register
+
+    def register(self, name: str, fn: WorkflowFn) -> None:
+        """Register a workflow function without the decorator."""
+        if not isinstance(name, str) or not name or len(name) > 256:
+            raise InvalidArgumentError(f"workflow name must be 1 to 256 characters, "
+                                       f"got {name!r}")
+        if not (inspect.iscoroutinefunction(fn)
+                or inspect.iscoroutinefunction(type(fn).__call__)):
+            raise InvalidArgumentError(f"workflow {name!r} must be an `async def "
+                                       f"run(event, step)` function")
+        if name in self._workflows and self._workflows[name] is not fn:
+            raise InvalidArgumentError(f"a workflow named {name!r} is registered already")
+        self._workflows[name] = fn
+        self.nudge()
+
+    @property
+    def workflows(self) -> list[str]:
+        return sorted(self._workflows)
+
+    def binding(self, name: str) -> WorkflowBinding:
+        """The handle to create and get instances of a registered workflow.
+
+        Raises:
+            WorkflowNotFoundError: nothing is registered under that name.
+        """
+        if name not in self._workflows:
+            raise WorkflowNotFoundError(f"no workflow named {name!r} is registered; "
+                                        f"registered: {self.workflows}")
+        return WorkflowBinding(self, name)
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        if not self._started:
+            raise EngineNotStartedError("the engine is not started: use `async with engine:` "
+                                        "or `await engine.start()` first")
+        return self._store
+
+    @property
+    def changes(self) -> Changes:
+        if self._changes is None:
+            raise EngineNotStartedError("the engine is not started")
+        return self._changes
+
+    async def start(self) -> None:
+        """Open the store (migrating its schema) and start the scheduler."""
+        if self._started:
+            return
+        await self._store.open()
+        self._wake = asyncio.Event()
+        self._changes = Changes()
+        self._started, self._closing = True, False
+        if self.run_scheduler:
+            self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
+                           asyncio.create_task(self._heartbeat(), name="agentflow-leases")]
+
+    async def close(self) -> None:
+        """Stop claiming, cancel runs in flight (their uncommitted steps will run again
+        elsewhere), hand their claims back at once, and close the store."""
+        if not self._started:
+            return
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *running, return_exceptions=True)
+        held = list(self._running)
+        self._running.clear()
+        with contextlib.suppress(Exception):
+            await self._store.release_leases(owner=self.owner, instance_ids=held,
+                                             now=self.clock.now())
+        await self._store.close()
+        self._tasks = []
+        self._started = False
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def nudge(self) -> None:
+        """Tell the scheduler and waiters that something changed in this process."""
+        if self._wake is not None:
+            self._wake.set()
+        if self._changes is not None:
+            self._changes.notify()
+
+    # -- reading ---------------------------------------------------------------------
+    async def get_instance(self, instance_id: str) -> Instance:
+        """A handle to any instance by id, whatever its workflow."""
+        row = await self.store.get_instance(instance_id) if isinstance(instance_id,
+                                                                       str) else None
+        if row is None:
+            raise InstanceNotFoundError(f"no instance with id {instance_id!r}")
+        return Instance(self, row.id, row.workflow)
+
+    async def list_instances(self, *, workflow: str | list[str] | None = None,
+                             status: str | list[str] | None = None, limit: int = 100,
+                             offset: int = 0) -> list[InstanceStatus]:
+        """Statuses of instances, newest first, filtered by workflow and status."""
+        workflows = [workflow] if isinstance(workflow, str) else workflow
+        statuses = [status] if isinstance(status, str) else status
+        rows = await self.store.list_instances(workflows=workflows, statuses=statuses,
+                                               limit=limit, offset=offset)
+        return [instance_status(r) for r in rows]
+
+    # -- scheduling ----------------------------------------------------------------
+    async def _schedule(self) -> None:
+        assert self._wake is not None
+        while not self._closing:
+            self._wake.clear()
+            capacity = self.max_concurrency - len(self._running)
+            names = list(self._workflows)
+            if capacity > 0 and names:
+                try:
+                    rows = await self._store.claim_due_instances(
+                        owner=self.owner, workflows=names, now=self.clock.now(),
+                        lease_now=time.time(), lease_until=time.time() + self.lease_seconds,
+                        limit=capacity)
+                except Exception:
+                    log.exception("claiming due instances failed; trying again")
+                    rows = []
+                for row in rows:
+                    self._running[row.id] = asyncio.create_task(self._drive(row),
+                                                                name=f"agentflow:{row.id}")
+                if rows:
+                    self.nudge()
+                if len(rows) == capacity:
+                    await asyncio.sleep(0)
+                    continue
+            await self._idle(names if capacity > 0 else [])
+
+    async def _idle(self, names: list[str]) -> None:
+        """Sleep until the next due time, a nudge, or the poll interval."""
+        assert self._wake is not None
+        waits: list[asyncio.Task[Any]] = [asyncio.create_task(self._wake.wait())]
+        if names:
+            try:
+                due = await self._store.next_due_at(names, lease_now=time.time())
+            except Exception:
+                due = None
+            if due is not None:
+                waits.append(asyncio.create_task(self.clock.sleep_until(due)))
+        try:
+            await asyncio.wait(waits, timeout=self.poll_interval,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _heartbeat(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if self._running:
+                try:
+                    await self._store.renew_leases(owner=self.owner,
+                                                   instance_ids=list(self._running),
+                                                   lease_until=time.time() + self.lease_seconds)
+                except Exception:
+                    log.exception("renewing leases failed; trying again")
+
+    async def _drive(self, row: InstanceRow) -> None:
+        """Run one claimed instance until it finishes or parks."""
+        try:
+            journal = await self._store.load_journal(row.id)
+            activation = Activation(store=self._store, clock=self.clock, instance_id=row.id,
+                                    fence=row.fence, journal=journal)
+            finish = await self._run(row, activation)
+            await self._store.commit(RunCommit(row.id, row.fence, finish=finish))
+        except LeaseLost:
+            pass
+        except asyncio.CancelledError:
+            pass  # engine shutdown: close() hands the claim back
+        except Exception:
+            log.exception("instance %s: the store failed; its lease will expire and the "
+                          "instance will be run again", row.id)
+        finally:
+            self._running.pop(row.id, None)
+            self.nudge()
+
+    async def _run(self, row: InstanceRow, activation: Activation) -> RunFinish:
+        fn = self._workflows[row.workflow]
+        failure: BaseException | None
+        event = Event(payload=json.loads(row.payload), timestamp=to_datetime(row.created_at),
+                      instance_id=row.id)
+        try:
+            output = await fn(event, Step(activation))
+        except Suspend:
+            if activation.fatal is None:
+                return activation.suspend_finish(self.clock.now())
+            output, failure = None, activation.fatal
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            output, failure = None, activation.fatal or exc
+            # (a plan's own error loses to a fatal one it may have caught and re-raised)
+        else:
+            failure = activation.fatal
+            if failure is None and activation.waits:  # the run swallowed its suspension
+                return activation.suspend_finish(self.clock.now())
+        now = self.clock.now()
+        if failure is None:
+            try:
+                text = encode_value(output, what=f"the output of workflow {row.workflow!r}")
+                return RunFinish(status="complete", at=now, output=text)
+            except InvalidArgumentError as exc:
+                failure = exc
+        return RunFinish(status="errored", at=now, error=dumps(error_record(failure)))

@@ -1,0 +1,283 @@
+"""Handles users hold: `WorkflowBinding` (create, get) and `Instance` (status, controls)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from agentflow._durations import parse_duration, to_datetime
+from agentflow._limits import check_event_type, check_instance_id, encode_value
+from agentflow.errors import (
+    InstanceNotFoundError,
+    InvalidArgumentError,
+    InvalidStateError,
+)
+from agentflow.models import (
+    TERMINAL_STATUSES,
+    InstanceStatus,
+    StepRecord,
+    WaitingOn,
+)
+from agentflow.store import InstanceChange, InstanceRow, JournalRow, NewInstance
+
+if TYPE_CHECKING:
+    from agentflow._engine import Engine
+
+__all__ = ["Instance", "WorkflowBinding", "instance_status", "step_record"]
+
+RESTING_STATUSES = TERMINAL_STATUSES | {"paused"}
+
+
+def instance_status(row: InstanceRow) -> InstanceStatus:
+    waiting_on = None
+    if row.status == "waiting" and row.waiting_on:
+        w = json.loads(row.waiting_on)
+        waiting_on = WaitingOn(kind=w["kind"], step=w["step"], until=to_datetime(w["until"]),
+                               type=w.get("type"), attempt=w.get("attempt"))
+    return InstanceStatus(
+        id=row.id, workflow=row.workflow, status=row.status,  # type: ignore[arg-type]
+        output=json.loads(row.output) if row.output is not None else None,
+        error=json.loads(row.error) if row.error is not None else None,
+        waiting_on=waiting_on, created_at=to_datetime(row.created_at),
+        updated_at=to_datetime(row.updated_at))
+
+
+def step_record(row: JournalRow) -> StepRecord:
+    return StepRecord(
+        seq=row.seq, name=row.name, n=row.n, kind=row.kind,  # type: ignore[arg-type]
+        status=row.status, attempts=row.attempts,  # type: ignore[arg-type]
+        result=json.loads(row.result) if row.result is not None else None,
+        error=json.loads(row.error) if row.error is not None else None,
+        started_at=to_datetime(row.started_at),
+        finished_at=to_datetime(row.finished_at) if row.finished_at is not None else None,
+        wake_at=to_datetime(row.wake_at) if row.wake_at is not None else None)
+
+
+class Instance:
+    """A handle to one instance. Cheap to make; every method reads or writes the store."""
+
+    def __init__(self, engine: Engine, instance_id: str, workflow: str) -> None:
+        self._engine = engine
+        self.id = instance_id
+        self.workflow = workflow
+
+    def __repr__(self) -> str:
+        return f"Instance(id={self.id!r}, workflow={self.workflow!r})"
+
+    async def _row(self) -> InstanceRow:
+        row = await self._engine.store.get_instance(self.id)
+        if row is None:
+            raise InstanceNotFoundError(f"no instance with id {self.id!r}")
+        return row
+
+    async def status(self) -> InstanceStatus:
+        """The instance's status, output or error, and what it waits on."""
+        return instance_status(await self._row())
+
+    async def history(self) -> list[StepRecord]:
+        """The journal: every step the run reached, in order, with attempts and times."""
+        await self._row()
+        return [step_record(r) for r in await self._engine.store.load_journal(self.id)]
+
+    async def send_event(self, type: str, payload: Any = None) -> None:
+        """Send an event to the instance. It wakes a wait for that type, or is buffered
+        (first in, first out, per type) until the run waits for it.
+
+        Raises:
+            InvalidArgumentError: the type is malformed or the payload is not JSON.
+            LimitExceededError: the payload is over 1 MiB.
+            InvalidStateError: the instance has finished.
+        """
+        check_event_type(type)
+        text = encode_value(payload, what=f"the payload of event {type!r}")
+        now = self._engine.clock.now()
+
+        def decide(row: InstanceRow) -> InstanceChange | None:
+            if row.status in TERMINAL_STATUSES:
+                raise InvalidStateError(f"instance {self.id!r} is {row.status}; an event can "
+                                        f"only be sent to an instance that has not finished")
+            if (row.status == "waiting" and row.waiting_on
+                    and type in json.loads(row.waiting_on).get("types", [])):
+                return InstanceChange(at=now, status="queued", due_at=now, waiting_on=None)
+            return None
+
+        if not await self._engine.store.add_event(self.id, type, text, now, decide):
+            raise InstanceNotFoundError(f"no instance with id {self.id!r}")
+        self._engine.nudge()
+
+    async def pause(self) -> None:
+        """Pause the instance. A running one pauses after its current step
+        (``waiting_for_pause`` until then); a waiting or queued one pauses at once."""
+        now = self._engine.clock.now()
+
+        def decide(row: InstanceRow) -> InstanceChange | None:
+            self._refuse_if_finished(row, "pause")
+            if row.status in ("queued", "waiting"):
+                return InstanceChange(at=now, status="paused", due_at=None, waiting_on=None)
+            if row.status == "running":
+                return InstanceChange(at=now, status="waiting_for_pause")
+            return None
+
+        await self._transition(decide)
+
+    async def resume(self) -> None:
+        """Resume a paused instance; it replays and goes on where it was."""
+        now = self._engine.clock.now()
+
+        def decide(row: InstanceRow) -> InstanceChange | None:
+            self._refuse_if_finished(row, "resume")
+            if row.status == "paused":
+                return InstanceChange(at=now, status="queued", due_at=now)
+            if row.status == "waiting_for_pause":
+                return InstanceChange(at=now, status="running")
+            return None
+
+        await self._transition(decide)
+
+    async def terminate(self) -> None:
+        """Stop the instance for good. A step in flight may finish, but nothing more of
+        the run is recorded."""
+        now = self._engine.clock.now()
+
+        def decide(row: InstanceRow) -> InstanceChange | None:
+            if row.status == "terminated":
+                return None
+            self._refuse_if_finished(row, "terminate")
+            return InstanceChange(at=now, status="terminated", due_at=None, waiting_on=None,
+                                  bump_fence=True, clear_lease=True)
+
+        await self._transition(decide)
+
+    async def restart(self, from_step: str | None = None) -> None:
+        """Run the instance again from the top, with the same params.
+
+        Args:
+            from_step: keep the journal before the first step of this name and run again
+                from it; by default the whole journal is dropped.
+
+        Raises:
+            InvalidArgumentError: no step of that name is in the journal.
+        """
+        first = 1
+        if from_step is not None:
+            journal = await self._engine.store.load_journal(self.id)
+            seqs = [r.seq for r in journal if r.name == from_step]
+            if not seqs:
+                await self._row()
+                names = sorted({r.name for r in journal})
+                raise InvalidArgumentError(f"instance {self.id!r} has no step named "
+                                           f"{from_step!r}; its steps are {names}")
+            first = min(seqs)
+        now = self._engine.clock.now()
+
+        def decide(row: InstanceRow) -> InstanceChange | None:
+            return InstanceChange(at=now, status="queued", due_at=now, output=None, error=None,
+                                  waiting_on=None, bump_fence=True, clear_lease=True,
+                                  delete_steps_from=first)
+
+        await self._transition(decide)
+
+    async def wait(self, timeout: Any = None, *, poll: float = 0.2) -> InstanceStatus:
+        """Wait until the instance is finished, paused, or waiting on something in the
+        future (a sleep, an event, a retry) and return its status.
+
+        Args:
+            timeout: the longest to wait (a duration); None waits for ever.
+            poll: seconds between reads of the store, for work done by other processes.
+
+        Raises:
+            TimeoutError: the instance was still busy when the timeout ran out.
+        """
+        engine = self._engine
+        deadline = None if timeout is None else time.monotonic() + parse_duration(timeout)
+        while True:
+            seen = engine.changes.generation
+            row = await self._row()
+            if row.status in RESTING_STATUSES or (
+                    row.status == "waiting" and row.due_at is not None
+                    and row.due_at > engine.clock.now()):
+                return instance_status(row)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"instance {self.id!r} was still {row.status} after "
+                                   f"{timeout!r}")
+            await engine.changes.wait(seen, poll if remaining is None else min(poll, remaining))
+
+    @staticmethod
+    def _refuse_if_finished(row: InstanceRow, action: str) -> None:
+        if row.status in TERMINAL_STATUSES:
+            raise InvalidStateError(f"cannot {action} instance {row.id!r}: it is {row.status}. "
+                                    f"Use restart() to run it again")
+
+    async def _transition(self, decide: Any) -> None:
+        if await self._engine.store.transition(self.id, decide) is None:
+            raise InstanceNotFoundError(f"no instance with id {self.id!r}")
+        self._engine.nudge()
+
+
+class WorkflowBinding:
+    """Creates and finds instances of one workflow (Cloudflare's Workflow binding)."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"WorkflowBinding({self.name!r})"
+
+    async def create(self, params: Any = None, id: str | None = None) -> Instance:
+        """Create an instance that starts as soon as a scheduler picks it up.
+
+        Args:
+            params: the JSON payload the run sees as ``event.payload`` (at most 1 MiB).
+            id: the instance id (1-100 of ``[A-Za-z0-9_-]``); generated when None.
+
+        Raises:
+            InvalidArgumentError: the id is malformed or taken, or params are not JSON.
+            LimitExceededError: params over 1 MiB.
+        """
+        row = self._new(params, id)
+        if not await self._engine.store.create_instances([row]):
+            raise InvalidArgumentError(f"an instance with id {row.id!r} already exists; "
+                                       f"choose another id, or use get({row.id!r})")
+        self._engine.nudge()
+        return Instance(self._engine, row.id, self.name)
+
+    async def create_batch(self, items: Iterable[Mapping[str, Any]]) -> list[Instance]:
+        """Create many instances in one transaction: ``[{"params": ..., "id": ...}, ...]``.
+
+        Idempotent on explicit ids: an id that exists already is skipped (the existing
+        instance is left as it is). Every item is checked before anything is written.
+
+        Returns:
+            A handle for every item, in order.
+        """
+        rows = []
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or set(item) - {"params", "id"}:
+                raise InvalidArgumentError(f"create_batch item {i} must be a dict with "
+                                           f"'params' and optionally 'id', got {item!r:.100}")
+            rows.append(self._new(item.get("params"), item.get("id")))
+        if rows:
+            await self._engine.store.create_instances(rows)
+            self._engine.nudge()
+        return [Instance(self._engine, r.id, self.name) for r in rows]
+
+    async def get(self, id: str) -> Instance:
+        """A handle to an existing instance of this workflow.
+
+        Raises:
+            InstanceNotFoundError: no instance of this workflow has that id.
+        """
+        row = await self._engine.store.get_instance(id) if isinstance(id, str) else None
+        if row is None or row.workflow != self.name:
+            raise InstanceNotFoundError(f"no instance of workflow {self.name!r} with id {id!r}")
+        return Instance(self._engine, row.id, self.name)
+
+    def _new(self, params: Any, instance_id: str | None) -> NewInstance:
+        instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
+        payload = encode_value(params, what=f"params of instance {instance_id!r}")
+        return NewInstance(instance_id, self.name, payload, self._engine.clock.now())

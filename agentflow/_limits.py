@@ -1,0 +1,72 @@
+"""The documented limits, and the checks that enforce them with errors that say what to do."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from agentflow.errors import InvalidArgumentError, LimitExceededError
+
+MAX_STEP_NAME = 256
+MAX_STEPS = 10_000
+MAX_VALUE_BYTES = 1024 * 1024  # payloads, step results, event payloads, outputs
+MAX_INSTANCE_ID = 100
+
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON as stored; raises TypeError/ValueError for what JSON cannot hold."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_value(value: Any, *, what: str) -> str:
+    """JSON-encode a value that agentflow stores, within `MAX_VALUE_BYTES`.
+
+    Raises:
+        InvalidArgumentError: the value is not JSON-serializable.
+        LimitExceededError: its JSON is over 1 MiB.
+    """
+    try:
+        text = dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"{what} must be JSON-serializable (dict, list, str, int, float, bool, None): "
+            f"{exc}") from None
+    size = len(text.encode("utf-8"))
+    if size > MAX_VALUE_BYTES:
+        raise LimitExceededError(
+            f"{what} is {size:,} bytes as JSON, over the limit of {MAX_VALUE_BYTES:,} bytes "
+            f"(1 MiB); store large data elsewhere (a file, a bucket, the kv capability) "
+            f"and pass a reference")
+    return text
+
+
+def check_instance_id(instance_id: Any) -> str:
+    if not isinstance(instance_id, str) or not _INSTANCE_ID.match(instance_id):
+        shown = instance_id if not isinstance(instance_id, str) else instance_id[:120]
+        raise InvalidArgumentError(
+            f"instance id {shown!r} is invalid: use 1 to {MAX_INSTANCE_ID} characters of "
+            f"letters, digits, '_' and '-', or pass id=None to get a generated one")
+    return instance_id
+
+
+def check_event_type(event_type: Any) -> str:
+    if not isinstance(event_type, str) or not _EVENT_TYPE.match(event_type):
+        shown = event_type if not isinstance(event_type, str) else event_type[:120]
+        raise InvalidArgumentError(
+            f"event type {shown!r} is invalid: it must match ^[A-Za-z0-9_][A-Za-z0-9_-]{{0,99}}$ "
+            f"(letters, digits, '_' and '-', at most 100 characters), e.g. 'approval'")
+    return event_type
+
+
+def check_step_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(f"a step name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_STEP_NAME:
+        raise LimitExceededError(
+            f"step name {name[:40]!r}... is {len(name)} characters, over the limit of "
+            f"{MAX_STEP_NAME}; use a short, stable name and put the details in the step's result")
+    return name

@@ -1,0 +1,313 @@
+"""Replay: the `step` object a run receives, and the journal rules it enforces.
+
+Every ``step.*`` call takes the next position in the instance's journal. If the journal
+already holds that position, the call must be for the same name and kind (else the run
+is non-deterministic and the instance errors), and its journaled outcome is returned or
+raised again without running anything. Otherwise the call does its work, commits the
+outcome, and only then returns: step n+1 never starts before step n is durable.
+
+A call that cannot finish now (a sleep not yet over, an event not yet here, a retry not
+yet due) records what it waits for and raises `Suspend`, which unwinds the run; the
+engine then parks the instance until the earliest of its waits falls due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from agentflow._durations import (
+    MAX_WAIT_SECONDS,
+    RetryPolicy,
+    parse_duration,
+    parse_instant,
+    parse_wait,
+    to_datetime,
+)
+from agentflow._limits import (
+    MAX_STEPS,
+    check_event_type,
+    check_step_name,
+    dumps,
+    encode_value,
+)
+from agentflow.clock import Clock
+from agentflow.errors import (
+    EngineSignal,
+    InvalidArgumentError,
+    LeaseLost,
+    LimitExceededError,
+    NonDeterminismError,
+    NonRetryableError,
+    Suspend,
+    WorkflowTimeoutError,
+    error_record,
+    rebuild_error,
+)
+from agentflow.store import JournalRow, RunCommit, RunFinish, Store
+
+__all__ = ["Activation", "Step"]
+
+DEFAULT_STEP_TIMEOUT = 600.0
+
+
+class Activation:
+    """One claim of one instance: the journal as loaded, and what this run adds to it."""
+
+    def __init__(self, *, store: Store, clock: Clock, instance_id: str, fence: int,
+                 journal: list[JournalRow]) -> None:
+        self.store = store
+        self.clock = clock
+        self.instance_id = instance_id
+        self.fence = fence
+        self.journal = {row.seq: row for row in journal}
+        self.next_seq = 0
+        self.counts: dict[str, int] = {}
+        self.waits: list[dict[str, Any]] = []
+        self.taken_events: set[int] = set()
+        self.fatal: BaseException | None = None  # an error no plan may catch
+
+    def position(self, name: str, kind: str) -> tuple[int, int, JournalRow | None]:
+        """Take the next journal position for a call, checking it against the journal."""
+        if self.fatal is not None:
+            raise self.fatal
+        self.next_seq += 1
+        seq = self.next_seq
+        if seq > MAX_STEPS:
+            self.fatal = LimitExceededError(
+                f"the run reached its step limit of {MAX_STEPS:,} steps at {kind} {name!r}; "
+                f"split the work into several instances or batch items into fewer steps")
+            raise self.fatal
+        n = self.counts[name] = self.counts.get(name, 0) + 1
+        row = self.journal.get(seq)
+        if row is not None and (row.name != name or row.kind != kind):
+            self.fatal = NonDeterminismError(
+                f"replay diverged at step position {seq}: the journal has {row.kind} "
+                f"{row.name!r} there, but the run now asked for {kind} {name!r}. A plan must "
+                f"make the same step calls in the same order on every replay; branch only on "
+                f"step results, step.now(), step.random() and step.uuid()")
+            raise self.fatal
+        return seq, n, row
+
+    async def commit(self, row: JournalRow, consumed: list[tuple[int, int]] | None = None
+                     ) -> None:
+        result = await self.store.commit(RunCommit(
+            self.instance_id, self.fence, [row], consumed or []))
+        if not result.ok:
+            raise LeaseLost(f"instance {self.instance_id} was taken over")
+        self.journal[row.seq] = row
+        if result.status == "waiting_for_pause":
+            raise Suspend("pause requested")  # the finish commit turns this into `paused`
+
+    def wait(self, waiting_on: dict[str, Any]) -> Suspend:
+        self.waits.append(waiting_on)
+        return Suspend(f"waiting on {waiting_on['kind']} {waiting_on['step']!r}")
+
+    def suspend_finish(self, now: float) -> RunFinish:
+        """How the activation ends when the run waits: due at its earliest wait."""
+        if not self.waits:  # suspended by a pause request: due now unless paused
+            return RunFinish(status="queued", at=now, due_at=now)
+        first = min(self.waits, key=lambda w: w["until"])
+        types = tuple(sorted({w["type"] for w in self.waits if w["kind"] == "event"}))
+        return RunFinish(status="waiting", at=now, due_at=first["until"],
+                         waiting_on=dumps({**first, "types": list(types)}), wake_types=types)
+
+
+class Step:
+    """The ``step`` argument of ``run(event, step)``: every durable operation of a run."""
+
+    def __init__(self, activation: Activation) -> None:
+        self._a = activation
+
+    async def do(self, name: str, fn: Callable[[], Any], *, retries: Any = None,
+                 timeout: Any = None) -> Any:
+        """Run ``fn`` once, durably, and return its result.
+
+        ``fn`` takes no arguments and returns a JSON-serializable value (at most 1 MiB) or
+        an awaitable of one. Once the result is committed, replays return it without
+        calling ``fn`` again. A failing attempt is retried after a durable timer, as
+        ``retries`` says (default ``{"limit": 5, "delay": "10 seconds", "backoff":
+        "exponential"}``); raise `NonRetryableError` to stop at once. ``timeout`` bounds
+        each attempt that returns an awaitable (default 10 minutes) and raises
+        `WorkflowTimeoutError`. The final error is journaled and raised again on every
+        replay, so the plan may catch it.
+
+        Args:
+            name: a stable name for the step, at most 256 characters.
+            fn: the work, a zero-argument callable.
+            retries: the retry policy, as a dict of ``limit``, ``delay``, ``backoff``.
+            timeout: a duration per attempt.
+
+        Returns:
+            The step's result, decoded from its journaled JSON.
+        """
+        check_step_name(name)
+        if not callable(fn):
+            raise InvalidArgumentError(f"step.do({name!r}, fn): fn must be a zero-argument "
+                                       f"callable, got {type(fn).__name__}; wrap a value in "
+                                       f"a lambda")
+        policy = RetryPolicy.parse(retries)
+        attempt_timeout = (DEFAULT_STEP_TIMEOUT if timeout is None
+                           else parse_duration(timeout, what=f"timeout of step {name!r}"))
+        a = self._a
+        seq, n, row = a.position(name, "do")
+        attempts, started = 0, a.clock.now()
+        if row is not None:
+            if row.status == "ok":
+                return json.loads(row.result or "null")
+            if row.status == "error":
+                raise rebuild_error(json.loads(row.error or "{}"), step=name)
+            attempts, started = row.attempts, row.started_at
+            if row.wake_at is not None and row.wake_at > a.clock.now():
+                raise a.wait({"kind": "retry", "step": name, "until": row.wake_at,
+                              "attempt": attempts + 1})
+        while True:
+            attempts += 1
+            failure: BaseException | None = None
+            try:
+                value = fn()
+                if inspect.isawaitable(value):
+                    value = await asyncio.wait_for(_as_coroutine(value), attempt_timeout)
+                text = encode_value(value, what=f"the result of step {name!r}")
+            except (EngineSignal, asyncio.CancelledError):
+                raise
+            except TimeoutError as exc:
+                failure = exc if isinstance(exc, WorkflowTimeoutError) else WorkflowTimeoutError(
+                    f"step {name!r} attempt {attempts} timed out after {attempt_timeout:g} s")
+            except Exception as exc:
+                failure = exc
+            now = a.clock.now()
+            if failure is None:
+                await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
+                                          result=text, finished_at=now))
+                return json.loads(text)
+            record = error_record(failure)
+            final = (isinstance(failure, NonRetryableError | LimitExceededError
+                                | InvalidArgumentError) or attempts > policy.limit)
+            if final:
+                await a.commit(JournalRow(seq, name, n, "do", "error", attempts, started,
+                                          error=dumps(record), finished_at=now))
+                raise rebuild_error(record, step=name) from failure
+            wake = now + policy.delay_before_retry(attempts)
+            await a.commit(JournalRow(seq, name, n, "do", "retrying", attempts, started,
+                                      error=dumps(record), wake_at=wake))
+            if wake > now:
+                raise a.wait({"kind": "retry", "step": name, "until": wake,
+                              "attempt": attempts + 1})
+
+    async def sleep(self, name: str, duration: Any) -> None:
+        """Sleep durably for a duration (seconds, timedelta or '3 days'; at most 365 days).
+
+        The instance leaves memory and waits in the store; it wakes in any process that
+        runs the engine on the same database.
+        """
+        check_step_name(name)
+        seconds = parse_wait(duration, what=f"the duration of sleep {name!r}")
+        await self._sleep(name, lambda now: now + seconds)
+
+    async def sleep_until(self, name: str, when: datetime | float) -> None:
+        """Sleep durably until a datetime (naive means UTC) or epoch seconds; a time in
+        the past returns at once."""
+        check_step_name(name)
+        wake = parse_instant(when, what=f"the time of sleep_until {name!r}")
+        if wake - self._a.clock.now() > MAX_WAIT_SECONDS:
+            raise LimitExceededError(f"sleep_until {name!r} is more than 365 days ahead; "
+                                     f"sleep in several steps")
+        await self._sleep(name, lambda now: wake)
+
+    async def _sleep(self, name: str, wake_at: Callable[[float], float]) -> None:
+        a = self._a
+        seq, n, row = a.position(name, "sleep")
+        now = a.clock.now()
+        if row is not None and row.status == "ok":
+            return
+        started = row.started_at if row is not None else now
+        wake = row.wake_at if row is not None and row.wake_at is not None else wake_at(now)
+        if wake <= now:
+            await a.commit(JournalRow(seq, name, n, "sleep", "ok", 1, started, wake_at=wake,
+                                      finished_at=now))
+            return
+        if row is None:
+            await a.commit(JournalRow(seq, name, n, "sleep", "waiting", 1, started,
+                                      wake_at=wake))
+        raise a.wait({"kind": "sleep", "step": name, "until": wake})
+
+    async def wait_for_event(self, name: str, *, type: str, timeout: Any = "24 hours"
+                             ) -> dict[str, Any]:
+        """Wait durably for an event of this type sent to the instance.
+
+        Events sent before anyone waits are buffered, first in first out, per type.
+
+        Returns:
+            ``{"type": ..., "payload": ..., "timestamp": <ISO 8601 string>}``.
+
+        Raises:
+            WorkflowTimeoutError: no such event arrived within ``timeout`` (default 24 h,
+                at most 365 days). It is journaled: replays raise it again.
+        """
+        check_step_name(name)
+        check_event_type(type)
+        seconds = parse_wait(timeout, what=f"the timeout of wait_for_event {name!r}")
+        a = self._a
+        seq, n, row = a.position(name, "event")
+        if row is not None and row.status == "ok":
+            return dict(json.loads(row.result or "{}"))
+        if row is not None and row.status == "error":
+            raise rebuild_error(json.loads(row.error or "{}"), step=name)
+        now = a.clock.now()
+        started = row.started_at if row is not None else now
+        deadline = row.wake_at if row is not None and row.wake_at is not None else now + seconds
+        found = await a.store.pending_events(a.instance_id, type, exclude=list(a.taken_events))
+        if found:
+            ev = found[0]
+            a.taken_events.add(ev.id)
+            value = {"type": ev.type, "payload": json.loads(ev.payload),
+                     "timestamp": to_datetime(ev.created_at).isoformat()}
+            await a.commit(JournalRow(seq, name, n, "event", "ok", 1, started,
+                                      result=dumps(value), finished_at=now, wake_at=deadline),
+                           consumed=[(ev.id, seq)])
+            return value
+        if now >= deadline:
+            record = {"name": "WorkflowTimeoutError",
+                      "message": f"no {type!r} event arrived for wait {name!r} within "
+                                 f"{(deadline - started):g} s"}
+            await a.commit(JournalRow(seq, name, n, "event", "error", 1, started,
+                                      error=dumps(record), finished_at=now, wake_at=deadline))
+            raise rebuild_error(record, step=name)
+        if row is None:
+            await a.commit(JournalRow(seq, name, n, "event", "waiting", 1, started,
+                                      wake_at=deadline))
+        raise a.wait({"kind": "event", "step": name, "until": deadline, "type": type})
+
+    async def now(self) -> datetime:
+        """The current time (UTC), journaled: every replay sees the same value."""
+        return to_datetime(await self._journaled("now", lambda: self._a.clock.now()))
+
+    async def random(self) -> float:
+        """A random float in [0, 1), journaled: every replay sees the same value."""
+        return float(await self._journaled("random", random.random))
+
+    async def uuid(self) -> str:
+        """A random UUID4 string, journaled: every replay sees the same value."""
+        return str(await self._journaled("uuid", lambda: str(uuid.uuid4())))
+
+    async def _journaled(self, kind: str, make: Callable[[], Any]) -> Any:
+        a = self._a
+        seq, n, row = a.position(kind, kind)
+        if row is not None and row.status == "ok":
+            return json.loads(row.result or "null")
+        value = make()
+        now = a.clock.now()
+        await a.commit(JournalRow(seq, kind, n, kind, "ok", 1, now, result=dumps(value),
+                                  finished_at=now))
+        return value
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable

@@ -1,0 +1,177 @@
+"""The errors agentflow raises, grouped by who is expected to catch them.
+
+    AgentflowError                      root of everything agentflow raises on purpose
+    ├── UsageError                      a mistake by the developer calling the library
+    │   ├── InvalidArgumentError        (also a ValueError) a bad id, name, duration, payload...
+    │   │   └── LimitExceededError      an input over a documented limit
+    │   ├── NotFoundError               (also a LookupError)
+    │   │   ├── InstanceNotFoundError
+    │   │   └── WorkflowNotFoundError
+    │   ├── InvalidStateError           e.g. resume() on a complete instance
+    │   └── EngineNotStartedError       an API call before `async with engine`
+    ├── WorkflowError                   the failure of a run, seen by plan code or in a status
+    │   ├── StepError                   a step failed with an error of no known class
+    │   ├── WorkflowTimeoutError        a step attempt or an event wait ran out of time
+    │   └── NonDeterminismError         a replay asked for a different step than the journal holds
+    └── NonRetryableError               raised by plan code on purpose: do not retry this step
+
+    BaseException
+    └── EngineSignal                    internal control flow; plan code must not swallow it
+        ├── Suspend                     the run waits (sleep, event, retry) and leaves memory
+        └── LeaseLost                   another holder took the instance; stop quietly
+
+`EngineSignal` derives from `BaseException`, as DBOS's `DBOSBaseException` does, so that
+an `except Exception:` in a plan cannot swallow a suspension.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "AgentflowError",
+    "EngineNotStartedError",
+    "EngineSignal",
+    "InstanceNotFoundError",
+    "InvalidArgumentError",
+    "InvalidStateError",
+    "LeaseLost",
+    "LimitExceededError",
+    "NonDeterminismError",
+    "NonRetryableError",
+    "NotFoundError",
+    "StepError",
+    "Suspend",
+    "UsageError",
+    "WorkflowError",
+    "WorkflowNotFoundError",
+    "WorkflowTimeoutError",
+]
+
+
+class AgentflowError(Exception):
+    """Root of every error agentflow raises on purpose."""
+
+
+class UsageError(AgentflowError):
+    """The library was called wrongly; the message says how to call it instead."""
+
+
+class InvalidArgumentError(UsageError, ValueError):
+    """An argument has the wrong form or value."""
+
+
+class LimitExceededError(InvalidArgumentError):
+    """An input is over one of the documented limits (sizes, counts, lengths)."""
+
+
+class NotFoundError(UsageError, LookupError):
+    """Something named by id does not exist (or is not visible to the caller)."""
+
+
+class InstanceNotFoundError(NotFoundError):
+    """No instance with that id exists in this scope."""
+
+
+class WorkflowNotFoundError(NotFoundError):
+    """No workflow is registered under that name."""
+
+
+class InvalidStateError(UsageError):
+    """The operation does not apply to the instance in its current status."""
+
+
+class EngineNotStartedError(UsageError):
+    """The engine's store is not open: use `async with engine:` or `await engine.start()`."""
+
+
+class WorkflowError(AgentflowError):
+    """The failure of a run, raised inside plan code or recorded in an instance's status."""
+
+
+class StepError(WorkflowError):
+    """A step failed for good with an error whose class agentflow cannot rebuild.
+
+    Attributes:
+        error_name: the class name of the original error, e.g. ``"MyClientError"``.
+        message: the original error's message.
+        step: the name of the step that failed, when known.
+    """
+
+    def __init__(self, message: str, *, error_name: str = "StepError", step: str | None = None):
+        super().__init__(message)
+        self.error_name = error_name
+        self.message = message
+        self.step = step
+
+
+class WorkflowTimeoutError(WorkflowError, TimeoutError):
+    """A step attempt exceeded its timeout, or an event did not arrive before its deadline."""
+
+
+class NonDeterminismError(WorkflowError):
+    """A replay asked for a different step than the one the journal holds at that position.
+
+    The instance is errored: a plan must make the same `step.*` calls in the same order on
+    every replay. Branch on step results and `step.now()`/`step.random()`, never on the
+    wall clock or other outside state.
+    """
+
+
+class NonRetryableError(AgentflowError):
+    """Raise this inside a step to fail it at once, without using the remaining retries."""
+
+
+class EngineSignal(BaseException):
+    """Internal control flow of the engine. Plan code must let it pass."""
+
+
+class Suspend(EngineSignal):
+    """The run cannot go on now: it waits for a timer, an event or a retry."""
+
+
+class LeaseLost(EngineSignal):
+    """The instance was taken over (lease expired, terminated, restarted): stop quietly."""
+
+
+# Errors rebuilt by name when a journaled step error is raised again on replay.
+_AGENTFLOW_ERRORS: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (NonRetryableError, WorkflowTimeoutError, NonDeterminismError, LimitExceededError,
+                InvalidArgumentError)
+}
+
+
+def error_record(exc: BaseException) -> dict[str, str]:
+    """The JSON form of an error as journaled and shown in a status: ``{name, message}``."""
+    name = exc.error_name if isinstance(exc, StepError) else type(exc).__name__
+    message = exc.message if isinstance(exc, StepError) else str(exc)
+    return {"name": name, "message": message}
+
+
+def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Exception:
+    """Turn a journaled ``{name, message}`` back into an exception a plan can catch.
+
+    agentflow's own errors and the builtin exception classes come back as themselves, so
+    ``except ValueError`` and ``except WorkflowTimeoutError`` work in plans; any other
+    class comes back as a `StepError` that keeps the original name in ``error_name``.
+    The first run raises the rebuilt error too, so a plan sees the same thing on every
+    replay.
+    """
+    name = str(record.get("name", "StepError"))
+    message = str(record.get("message", ""))
+    cls = _AGENTFLOW_ERRORS.get(name)
+    if cls is None:
+        candidate = getattr(builtins, name, None)
+        if isinstance(candidate, type) and issubclass(candidate, Exception):
+            cls = candidate
+    if cls is not None:
+        try:
+            err = cls(message)
+        except Exception:
+            err = None
+        if err is not None:
+            err.step = step  # type: ignore[attr-defined]
+            return err
+    return StepError(message, error_name=name, step=step)

@@ -1,0 +1,88 @@
+"""The values the engine hands back: statuses, what an instance waits on, its history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "Event",
+    "InstanceStatus",
+    "StatusName",
+    "StepRecord",
+    "WaitingOn",
+]
+
+StatusName = Literal["queued", "running", "waiting", "paused", "waiting_for_pause",
+                     "complete", "errored", "terminated"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"complete", "errored", "terminated"})
+ACTIVE_STATUSES: frozenset[str] = frozenset({"queued", "running", "waiting", "waiting_for_pause"})
+
+
+class WaitingOn(BaseModel):
+    """What a ``waiting`` instance waits for.
+
+    - ``kind="sleep"``: the sleep named ``step`` ends at ``until``;
+    - ``kind="event"``: an event of type ``type`` for the wait named ``step``, which times
+      out at ``until``;
+    - ``kind="retry"``: attempt number ``attempt`` of the step named ``step`` runs at ``until``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["sleep", "event", "retry"]
+    step: str
+    until: datetime
+    type: str | None = None
+    attempt: int | None = None
+
+
+class InstanceStatus(BaseModel):
+    """A snapshot of an instance: its status, and its output, error or wait."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    workflow: str
+    status: StatusName
+    output: Any = None
+    error: dict[str, str] | None = None
+    waiting_on: WaitingOn | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class StepRecord(BaseModel):
+    """One entry of an instance's journal, in the order the run reached it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    name: str
+    n: int
+    kind: Literal["do", "sleep", "event", "now", "random", "uuid"]
+    status: Literal["ok", "error", "retrying", "waiting"]
+    attempts: int
+    result: Any = None
+    error: dict[str, str] | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    wake_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What `run(event, step)` receives: the instance's params and identity."""
+
+    payload: Any
+    timestamp: datetime
+    instance_id: str

@@ -1,0 +1,235 @@
+"""The store interface: everything the engine asks of a database, and nothing more.
+
+A store keeps three things: instances (one row each, with status, lease and fencing
+token), the journal (one row per step position of an instance) and events (buffered per
+instance and type until a wait consumes them). All times are epoch seconds (floats);
+all values are JSON text, encoded and decoded by the engine.
+
+Contract a backend must keep (the contract tests in ``tests/engine/test_store_contract.py``
+run against every backend):
+
+- **Claims.** `claim_due_instances` hands each due, unleased instance to exactly one
+  caller, and bumps the instance's fencing token (``fence``) with every claim.
+- **Fencing.** `commit` applies a `RunCommit` only while the instance's ``fence`` still
+  equals the one the runner claimed with; otherwise it writes nothing for that commit
+  and reports ``ok=False``, so a holder whose lease expired can never write over the new
+  holder's work.
+- **Group commit.** `commit` may put many runners' commits into one durable
+  transaction, but returns to a runner only once its own commit is durable.
+- **Atomic control.** `transition` reads an instance and applies the change the engine
+  computes from it in one transaction; so do `create_instances` and `add_event`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CommitResult",
+    "EventRow",
+    "InstanceChange",
+    "InstanceRow",
+    "JournalRow",
+    "NewInstance",
+    "RunCommit",
+    "RunFinish",
+    "Store",
+]
+
+
+@dataclass(slots=True)
+class InstanceRow:
+    id: str
+    workflow: str
+    status: str
+    payload: str
+    created_at: float
+    updated_at: float
+    output: str | None = None
+    error: str | None = None
+    waiting_on: str | None = None
+    due_at: float | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    fence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    id: str
+    workflow: str
+    payload: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class JournalRow:
+    """One step position. ``status``: ok | error | retrying | waiting."""
+
+    seq: int
+    name: str
+    n: int
+    kind: str
+    status: str
+    attempts: int
+    started_at: float
+    result: str | None = None
+    error: str | None = None
+    finished_at: float | None = None
+    wake_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    instance_id: str
+    type: str
+    payload: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinish:
+    """How a run's activation ends: a new status and what goes with it.
+
+    ``wake_types``: for a run that suspends on event waits, the event types it waits
+    for. If one of them is already buffered when the commit lands (it was sent while
+    the run was deciding to wait), the store makes the instance due at once instead.
+    """
+
+    status: str
+    at: float
+    due_at: float | None = None
+    output: str | None = None
+    error: str | None = None
+    waiting_on: str | None = None
+    wake_types: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class RunCommit:
+    """What one runner makes durable at once, under its fencing token."""
+
+    instance_id: str
+    fence: int
+    steps: list[JournalRow] = field(default_factory=list)
+    consumed_events: list[tuple[int, int]] = field(default_factory=list)  # (event id, seq)
+    finish: RunFinish | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    ok: bool  # False: the fence moved on; nothing of this commit was written
+    status: str | None  # the instance's status after the commit (None: it no longer exists)
+
+
+@dataclass(slots=True)
+class InstanceChange:
+    """A change to one instance, computed by the engine from its current row.
+
+    Fields left as `KEEP` are not touched. ``bump_fence`` invalidates the current
+    holder's claim; ``clear_lease`` hands the instance back; ``delete_steps_from``
+    drops journal rows at and after that position (and un-consumes nothing: events a
+    dropped wait had consumed are deleted with it).
+    """
+
+    at: float
+    status: str | None = None
+    due_at: Any = ...
+    output: Any = ...
+    error: Any = ...
+    waiting_on: Any = ...
+    payload: str | None = None
+    bump_fence: bool = False
+    clear_lease: bool = False
+    delete_steps_from: int | None = None
+
+
+class Store(abc.ABC):
+    """Backend-neutral storage for the engine. See the module docstring for the contract."""
+
+    url: str
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema to the current version (migrating if needed)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush pending commits and disconnect."""
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int: ...
+
+    # -- instances -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_instances(self, rows: Sequence[NewInstance]) -> list[str]:
+        """Insert new instances as ``queued`` and due at ``created_at``, in one transaction.
+        Ids that exist already are skipped; returns the ids that were created."""
+
+    @abc.abstractmethod
+    async def get_instance(self, instance_id: str) -> InstanceRow | None: ...
+
+    @abc.abstractmethod
+    async def list_instances(self, *, workflows: Sequence[str] | None = None,
+                             statuses: Sequence[str] | None = None, limit: int = 100,
+                             offset: int = 0) -> list[InstanceRow]:
+        """Instances, newest first, filtered by workflow names and statuses."""
+
+    @abc.abstractmethod
+    async def transition(self, instance_id: str,
+                         decide: Callable[[InstanceRow], InstanceChange | None]
+                         ) -> InstanceRow | None:
+        """Read the instance, call ``decide(row)`` and apply its change, atomically.
+
+        ``decide`` may raise to abort without writing. Returns the row as changed, or
+        None if the instance does not exist.
+        """
+
+    # -- scheduling ----------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_due_instances(self, *, owner: str, workflows: Sequence[str], now: float,
+                                  lease_now: float, lease_until: float, limit: int
+                                  ) -> list[InstanceRow]:
+        """Claim up to ``limit`` instances of these workflows that are due at ``now``
+        (workflow time) and not leased at ``lease_now`` (wall time). Each claimed row
+        comes back with status ``running`` (a ``waiting_for_pause`` one is paused
+        instead and not returned), the new lease and a bumped ``fence``."""
+
+    @abc.abstractmethod
+    async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
+        """The earliest due time among instances of these workflows not leased at
+        ``lease_now``."""
+
+    @abc.abstractmethod
+    async def renew_leases(self, *, owner: str, instance_ids: Sequence[str],
+                           lease_until: float) -> None: ...
+
+    @abc.abstractmethod
+    async def release_leases(self, *, owner: str, instance_ids: Sequence[str],
+                             now: float) -> None:
+        """Hand these instances back (running ones become queued and due now) and bump
+        their fence, so that nothing this owner still has in flight can land."""
+
+    # -- journal and events --------------------------------------------------------
+    @abc.abstractmethod
+    async def load_journal(self, instance_id: str) -> list[JournalRow]:
+        """The journal of an instance, ordered by position."""
+
+    @abc.abstractmethod
+    async def commit(self, commit: RunCommit) -> CommitResult:
+        """Make a runner's journal rows, consumed events and finish durable, fenced."""
+
+    @abc.abstractmethod
+    async def add_event(self, instance_id: str, type: str, payload: str, now: float,
+                        decide: Callable[[InstanceRow], InstanceChange | None]) -> bool:
+        """Buffer an event for an instance and apply ``decide(row)`` (which may wake it
+        or raise to refuse), atomically. Returns False if the instance does not exist."""
+
+    @abc.abstractmethod
+    async def pending_events(self, instance_id: str, type: str, *, exclude: Sequence[int] = (),
+                             limit: int = 1) -> list[EventRow]:
+        """The oldest events of that type not yet consumed, FIFO."""

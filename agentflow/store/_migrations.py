@@ -1,0 +1,55 @@
+"""Versioned schema of the SQLite store. Append, never edit: each entry runs once, in
+order, inside one transaction, and ``PRAGMA user_version`` records how far a file got.
+A migration must keep every existing row (nothing is lost on upgrade)."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            workflow TEXT NOT NULL,
+            status TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            output TEXT,
+            error TEXT,
+            waiting_on TEXT,
+            due_at REAL,
+            lease_owner TEXT,
+            lease_until REAL,
+            fence INTEGER NOT NULL DEFAULT 0
+        )""",
+        # The scheduler reads only due rows: sleeping instances cost no memory or CPU.
+        "CREATE INDEX instances_due ON instances (due_at) WHERE due_at IS NOT NULL",
+        "CREATE INDEX instances_listing ON instances (workflow, status, created_at)",
+        "CREATE INDEX instances_lease ON instances (lease_owner) WHERE lease_owner IS NOT NULL",
+        """CREATE TABLE steps (
+            instance_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            result TEXT,
+            error TEXT,
+            finished_at REAL,
+            wake_at REAL,
+            PRIMARY KEY (instance_id, seq)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            consumed_seq INTEGER
+        )""",
+        "CREATE INDEX events_pending ON events (instance_id, type, id) WHERE consumed_seq IS NULL",
+    ]),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
