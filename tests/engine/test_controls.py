@@ -1,0 +1,195 @@
+"""Status transitions driven from outside: pause, resume, terminate, restart."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from agentflow import Engine, Event, InvalidArgumentError, InvalidStateError, Step
+from agentflow.testing import ManualClock
+from tests.conftest import eventually
+
+
+async def test_pause_waiting_then_resume(engine: Engine, clock: ManualClock) -> None:
+    @engine.workflow("nap")
+    async def nap(event: Event, step: Step) -> str:
+        await step.sleep("nap", 60)
+        return "done"
+
+    inst = await engine.binding("nap").create()
+    assert (await inst.wait(timeout=5)).status == "waiting"
+    await inst.pause()
+    assert (await inst.status()).status == "paused"
+    clock.advance(120)  # the timer falls due while paused: nothing runs
+    assert (await inst.wait(timeout=5)).status == "paused"
+    await inst.pause()  # idempotent
+    await inst.resume()
+    assert (await inst.wait(timeout=5)).output == "done"
+
+
+async def test_pause_a_running_instance_stops_after_the_current_step(engine: Engine) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+    after: list[int] = []
+
+    async def slow() -> int:
+        entered.set()
+        await release.wait()
+        return 1
+
+    @engine.workflow("busy")
+    async def busy(event: Event, step: Step) -> int:
+        a = await step.do("slow", slow)
+        b = await step.do("after", lambda: after.append(1) or 2)
+        return a + b
+
+    inst = await engine.binding("busy").create()
+    await asyncio.wait_for(entered.wait(), 5)
+    await inst.pause()
+    assert (await inst.status()).status == "waiting_for_pause"
+    release.set()
+    assert (await inst.wait(timeout=5)).status == "paused"
+    assert after == []  # the step after the pause point did not run
+    history = await inst.history()
+    assert [(h.name, h.status) for h in history] == [("slow", "ok")]
+    await inst.resume()
+    assert (await inst.wait(timeout=5)).output == 3
+    assert after == [1]
+
+
+async def test_resume_while_waiting_for_pause_cancels_the_pause(engine: Engine) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> int:
+        entered.set()
+        await release.wait()
+        return 1
+
+    @engine.workflow("busy")
+    async def busy(event: Event, step: Step) -> int:
+        return int(await step.do("slow", slow)) + int(await step.do("next", lambda: 1))
+
+    inst = await engine.binding("busy").create()
+    await asyncio.wait_for(entered.wait(), 5)
+    await inst.pause()
+    await inst.resume()
+    assert (await inst.status()).status == "running"
+    release.set()
+    assert (await inst.wait(timeout=5)).output == 2
+
+
+async def test_terminate_stops_for_good(engine: Engine, clock: ManualClock) -> None:
+    ran: list[str] = []
+
+    @engine.workflow("t")
+    async def t(event: Event, step: Step) -> None:
+        await step.sleep("nap", 10)
+        ran.append("after")
+
+    inst = await engine.binding("t").create()
+    await inst.wait(timeout=5)
+    await inst.terminate()
+    clock.advance(20)
+    assert (await inst.wait(timeout=5)).status == "terminated"
+    assert ran == []
+    await inst.terminate()  # idempotent
+    with pytest.raises(InvalidStateError, match="terminated"):
+        await inst.resume()
+    with pytest.raises(InvalidStateError):
+        await inst.send_event("x", 1)
+
+
+async def test_terminate_a_running_instance_discards_the_rest(engine: Engine) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+    after: list[int] = []
+
+    async def slow() -> int:
+        entered.set()
+        await release.wait()
+        return 1
+
+    @engine.workflow("busy")
+    async def busy(event: Event, step: Step) -> None:
+        await step.do("slow", slow)
+        await step.do("after", lambda: after.append(1))
+
+    inst = await engine.binding("busy").create()
+    await asyncio.wait_for(entered.wait(), 5)
+    await inst.terminate()
+    release.set()
+    await eventually(lambda: not engine._running, what="the run to stop")
+    status = await inst.status()
+    assert status.status == "terminated"
+    assert after == []
+    assert await inst.history() == []  # its commit was fenced off
+
+
+async def test_controls_on_finished_instances(engine: Engine) -> None:
+    @engine.workflow("quick")
+    async def quick(event: Event, step: Step) -> int:
+        return 1
+
+    inst = await engine.binding("quick").create()
+    await inst.wait(timeout=5)
+    for action in (inst.pause, inst.resume, inst.terminate):
+        with pytest.raises(InvalidStateError, match="complete"):
+            await action()
+
+
+async def test_restart_from_scratch_and_from_step(engine: Engine) -> None:
+    calls: dict[str, int] = {"a": 0, "b": 0, "c": 0}
+
+    def body(name: str) -> Any:
+        def run() -> int:
+            calls[name] += 1
+            return calls[name]
+        return run
+
+    @engine.workflow("abc")
+    async def abc(event: Event, step: Step) -> list[int]:
+        return [await step.do(n, body(n)) for n in "abc"]
+
+    inst = await engine.binding("abc").create()
+    assert (await inst.wait(timeout=5)).output == [1, 1, 1]
+    await inst.restart(from_step="b")
+    assert (await inst.wait(timeout=5)).output == [1, 2, 2]  # a kept, b and c ran again
+    await inst.restart()
+    assert (await inst.wait(timeout=5)).output == [2, 3, 3]
+    with pytest.raises(InvalidArgumentError, match=r"no step named 'zzz'.*\['a', 'b', 'c'\]"):
+        await inst.restart(from_step="zzz")
+
+
+async def test_restart_an_errored_instance(engine: Engine) -> None:
+    fail = [True]
+
+    def body() -> str:
+        if fail[0]:
+            raise ValueError("not yet")
+        return "fixed"
+
+    @engine.workflow("e")
+    async def e(event: Event, step: Step) -> Any:
+        return await step.do("x", body, retries={"limit": 0})
+
+    inst = await engine.binding("e").create()
+    assert (await inst.wait(timeout=5)).status == "errored"
+    fail[0] = False
+    await inst.restart()
+    status = await inst.wait(timeout=5)
+    assert status.status == "complete" and status.output == "fixed" and status.error is None
+
+
+async def test_restart_drops_events_consumed_by_dropped_steps(engine: Engine) -> None:
+    @engine.workflow("ev")
+    async def ev(event: Event, step: Step) -> Any:
+        return (await step.wait_for_event("e", type="go"))["payload"]
+
+    inst = await engine.binding("ev").create()
+    await inst.wait(timeout=5)
+    await inst.send_event("go", 1)
+    assert (await inst.wait(timeout=5)).output == 1
+    await inst.restart()
+    assert (await inst.wait(timeout=5)).status == "waiting"  # the old event is not replayed
+    await inst.send_event("go", 2)
+    assert (await inst.wait(timeout=5)).output == 2

@@ -1,0 +1,152 @@
+"""Non-determinism is detected, and every documented limit has a clear error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentflow import (
+    Engine,
+    Event,
+    InvalidArgumentError,
+    LimitExceededError,
+    NonDeterminismError,
+    Step,
+)
+from agentflow._limits import MAX_STEPS
+from agentflow.testing import ManualClock
+
+
+async def test_replay_with_a_different_step_name_errors_the_instance(
+        engine: Engine, clock: ManualClock) -> None:
+    version = ["v1"]
+
+    @engine.workflow("drift")
+    async def drift(event: Event, step: Step) -> str:
+        await step.do("first" if version[0] == "v1" else "renamed", lambda: 1)
+        await step.sleep("nap", 10)
+        return "done"
+
+    inst = await engine.binding("drift").create()
+    await inst.wait(timeout=5)
+    version[0] = "v2"
+    clock.advance(10)
+    status = await inst.wait(timeout=5)
+    assert status.status == "errored"
+    assert status.error is not None
+    assert status.error["name"] == "NonDeterminismError"
+    assert "'first'" in status.error["message"] and "'renamed'" in status.error["message"]
+
+
+async def test_replay_with_a_different_kind_errors_even_if_caught(
+        engine: Engine, clock: ManualClock) -> None:
+    version = ["v1"]
+
+    @engine.workflow("kind")
+    async def kind(event: Event, step: Step) -> str:
+        if version[0] == "v1":
+            await step.do("x", lambda: 1)
+        else:
+            try:
+                await step.sleep("x", 1)
+            except NonDeterminismError:
+                return "swallowed"
+        await step.sleep("nap", 10)
+        return "done"
+
+    inst = await engine.binding("kind").create()
+    await inst.wait(timeout=5)
+    version[0] = "v2"
+    clock.advance(10)
+    status = await inst.wait(timeout=5)
+    assert status.status == "errored"
+    assert status.error is not None and status.error["name"] == "NonDeterminismError"
+    assert "do 'x'" in status.error["message"] and "sleep 'x'" in status.error["message"]
+
+
+async def test_step_name_limit(engine: Engine) -> None:
+    @engine.workflow("names")
+    async def names(event: Event, step: Step) -> list[str]:
+        await step.do("n" * 256, lambda: 1)
+        out = []
+        for bad in ["n" * 257, ""]:
+            try:
+                await step.do(bad, lambda: 1)
+            except (LimitExceededError, InvalidArgumentError) as exc:
+                out.append(type(exc).__name__)
+        return out
+
+    out = (await (await engine.binding("names").create()).wait(timeout=5)).output
+    assert out == ["LimitExceededError", "InvalidArgumentError"]
+
+
+async def test_steps_per_instance_limit(engine: Engine) -> None:
+    @engine.workflow("many")
+    async def many(event: Event, step: Step) -> int:
+        for i in range(MAX_STEPS + 1):
+            try:
+                await step.do("s", lambda: None)
+            except LimitExceededError:
+                return i  # a plan that catches it is still errored
+        return -1
+
+    status = await (await engine.binding("many").create()).wait(timeout=60)
+    assert status.status == "errored"
+    assert status.error is not None and status.error["name"] == "LimitExceededError"
+    assert "10,000 steps" in status.error["message"]
+    assert len(await (await engine.get_instance(status.id)).history()) == MAX_STEPS
+
+
+async def test_step_result_limit(engine: Engine) -> None:
+    calls = 0
+
+    def big() -> str:
+        nonlocal calls
+        calls += 1
+        return "x" * (1024 * 1024)
+
+    @engine.workflow("big")
+    async def big_wf(event: Event, step: Step) -> str:
+        try:
+            await step.do("big", big)
+        except LimitExceededError as exc:
+            return str(exc)
+        return "stored"
+
+    out = (await (await engine.binding("big").create()).wait(timeout=5)).output
+    assert "result of step 'big'" in out and "1 MiB" in out
+    assert calls == 1  # not retried: it would fail the same way
+
+
+async def test_payload_and_id_limits_write_nothing(engine: Engine) -> None:
+    @engine.workflow("w")
+    async def w(event: Event, step: Step) -> Any:
+        return event.payload
+
+    wf = engine.binding("w")
+    with pytest.raises(LimitExceededError, match="params of instance 'big'.*1 MiB"):
+        await wf.create(params="x" * (1024 * 1024), id="big")
+    with pytest.raises(InvalidArgumentError, match="JSON-serializable"):
+        await wf.create(params={"when": object()}, id="notjson")
+    for bad in ["x" * 101, "has space", "", "semi;colon", "ü"]:
+        with pytest.raises(InvalidArgumentError, match="instance id"):
+            await wf.create(id=bad)
+    await wf.create(id="x" * 100)
+    assert [s.id for s in await engine.list_instances()] == ["x" * 100]
+
+
+async def test_bad_durations_are_clear(engine: Engine) -> None:
+    @engine.workflow("d")
+    async def d(event: Event, step: Step) -> list[str]:
+        out = []
+        for bad in ["soon", "-5 seconds", -1, "3 fortnights", True]:
+            try:
+                await step.sleep(f"bad {bad}", bad)
+            except InvalidArgumentError as exc:
+                out.append(str(exc))
+        return out
+
+    out = (await (await engine.binding("d").create()).wait(timeout=5)).output
+    assert len(out) == 5
+    assert "not understood" in out[0] and "'90 seconds'" in out[0]
