@@ -183,19 +183,25 @@ class Engine:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
                            asyncio.create_task(self._heartbeat(), name="agentflow-leases")]
 
-    async def close(self) -> None:
-        """Stop claiming, cancel runs in flight (their uncommitted steps will run again
-        elsewhere), hand their claims back at once, and close the store."""
+    async def close(self, grace: float = 0.5) -> None:
+        """Stop claiming and hand every claim back at once, then close the store.
+
+        Runs stop at their next step boundary; a step body still running after
+        ``grace`` seconds is cancelled (it will run again wherever the instance goes
+        next, as after a crash).
+        """
         if not self._started:
             return
         self._closing = True
         for task in self._tasks:
             task.cancel()
+        held = list(self._running)  # read first: a finished run removes itself
         running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=grace)
         for task in running:
             task.cancel()
         await asyncio.gather(*self._tasks, *running, return_exceptions=True)
-        held = list(self._running)
         self._running.clear()
         with contextlib.suppress(Exception):
             await self._store.release_leases(owner=self.owner, instance_ids=held,
@@ -297,7 +303,8 @@ class Engine:
         try:
             journal = await self._store.load_journal(row.id)
             activation = Activation(store=self._store, clock=self.clock, instance_id=row.id,
-                                    fence=row.fence, journal=journal)
+                                    fence=row.fence, journal=journal,
+                                    stopping=lambda: self._closing)
             finish = await self._run(row, activation)
             await self._store.commit(RunCommit(row.id, row.fence, finish=finish))
         except LeaseLost:

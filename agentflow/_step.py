@@ -61,8 +61,10 @@ class Activation:
     """One claim of one instance: the journal as loaded, and what this run adds to it."""
 
     def __init__(self, *, store: Store, clock: Clock, instance_id: str, fence: int,
-                 journal: list[JournalRow]) -> None:
+                 journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False
+                 ) -> None:
         self.store = store
+        self.stopping = stopping
         self.clock = clock
         self.instance_id = instance_id
         self.fence = fence
@@ -77,6 +79,8 @@ class Activation:
         """Take the next journal position for a call, checking it against the journal."""
         if self.fatal is not None:
             raise self.fatal
+        if self.stopping():  # the engine is shutting down: stop between steps
+            raise LeaseLost("the engine is stopping")
         self.next_seq += 1
         seq = self.next_seq
         if seq > MAX_STEPS:

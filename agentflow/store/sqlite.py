@@ -89,19 +89,31 @@ class SQLiteStore(Store):
 
     # -- lifecycle -----------------------------------------------------------------
     async def open(self) -> None:
-        self._writer = await self._connect()
-        await self._migrate()
-        self._reader = self._writer if self.path == ":memory:" else await self._connect()
+        try:
+            self._writer = await self._connect()
+            await self._migrate()
+            self._reader = self._writer if self.path == ":memory:" else await self._connect()
+        except BaseException:
+            # aiosqlite's threads would keep the process alive: close what was opened
+            for conn in {id(c): c for c in (self._reader, self._writer) if c}.values():
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            self._reader = self._writer = None
+            raise
         self._writer_task = asyncio.create_task(self._drain_commits(), name="agentflow-commit")
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        if self.path != ":memory:":
-            async for attempt in self._retrying():
-                with attempt:
-                    await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA synchronous = FULL")
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            if self.path != ":memory:":
+                async for attempt in self._retrying():
+                    with attempt:
+                        await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def close(self) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from agentflow.cli import main
+
+sys.exit(main())

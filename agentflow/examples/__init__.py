@@ -1,0 +1,1 @@
+"""Small workflows used by `agentflow demo`, the README and the notebooks."""

@@ -1,0 +1,121 @@
+"""Real worker processes on one SQLite file: start them, kill them, read what they did."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_worker(db_url: str, log: Path, *, lease: float = 1.0) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "AGENTFLOW_TEST_LOG": str(log), "PYTHONPATH": str(REPO)}
+    with open(log.parent / "workers.err", "ab") as err:  # the child keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, "-m", "agentflow.cli", "worker", "--db", db_url,
+             "--app", "tests.engine.workloads:engine", "--lease", str(lease),
+             "--poll", "0.05"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+@dataclass
+class Execution:
+    pid: int
+    nonce: str
+    start: float
+    end: float | None = None
+
+
+@dataclass
+class Log:
+    """Step body executions per (instance, step), in the order they started."""
+
+    runs: dict[tuple[str, int], list[Execution]] = field(default_factory=dict)
+    by_instance: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> Log:
+        runs: dict[tuple[str, int], dict[str, Execution]] = defaultdict(dict)
+        by_instance: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        if path.exists():
+            for line in path.read_text().splitlines():
+                pid, inst, i, phase, nonce, t = line.split()
+                key = (inst, int(i))
+                if phase == "start":
+                    runs[key][nonce] = Execution(int(pid), nonce, float(t))
+                else:
+                    runs[key][nonce].end = float(t)
+                by_instance[inst].append((float(t), int(pid)))
+        return cls({k: sorted(v.values(), key=lambda e: e.start) for k, v in runs.items()},
+                   dict(by_instance))
+
+    def starts(self) -> int:
+        return sum(len(v) for v in self.runs.values())
+
+
+def committed_steps(db_path: Path) -> dict[tuple[str, int], str]:
+    """(instance, step index) -> nonce of the execution whose result was journaled."""
+    conn = sqlite3.connect(db_path)
+    try:
+        rows = conn.execute("SELECT instance_id, name, result FROM steps WHERE status = 'ok'"
+                            ).fetchall()
+    finally:
+        conn.close()
+    return {(inst, int(name[1:])): json.loads(result)[1] for inst, name, result in rows}
+
+
+def statuses(db_path: Path) -> dict[str, tuple[str, str | None]]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return {r[0]: (r[1], r[2]) for r in
+                conn.execute("SELECT id, status, output FROM instances").fetchall()}
+    finally:
+        conn.close()
+
+
+async def wait_for(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def check_invariants(log: Log, committed: dict[tuple[str, int], str], killed: set[int],
+                     ) -> None:
+    """What a crash may and may not do to step bodies:
+
+    - the execution whose result was journaled is the last one of that step: nothing
+      ran a committed step again;
+    - every earlier execution belongs to a process that was SIGKILLed (the only way a
+      step may run again), so a step ran at most once more than the crashes that hit it;
+    - an instance never ran in two processes at once: ordered by time, its log lines
+      change process only forward (A..A B..B, never A B A).
+    """
+    for key, nonce in committed.items():
+        runs = log.runs[key]
+        assert runs[-1].nonce == nonce, f"step {key} ran again after its result was committed"
+        for earlier in runs[:-1]:
+            assert earlier.pid in killed, (
+                f"step {key} ran more than once in a process that was not killed "
+                f"(pid {earlier.pid})")
+    for inst, events in log.by_instance.items():
+        order: list[int] = []
+        for _, pid in sorted(events):
+            if not order or order[-1] != pid:
+                assert pid not in order, f"instance {inst} ran in two processes at once"
+                order.append(pid)

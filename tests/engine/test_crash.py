@@ -1,0 +1,134 @@
+"""Crashes of real processes: SIGKILL in the middle of steps, and a fresh process
+finishes every instance without running a committed step again."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from agentflow import Engine
+from tests.engine.harness import (
+    Log,
+    check_invariants,
+    committed_steps,
+    kill,
+    start_worker,
+    statuses,
+    wait_for,
+)
+from tests.engine.workloads import chain
+
+
+async def create_chains(db_url: str, count: int, steps: int) -> None:
+    engine = Engine(db_url, run_scheduler=False)
+    engine.register("chain", chain)
+    async with engine:
+        await engine.binding("chain").create_batch(
+            [{"id": f"c{i}", "params": {"steps": steps}} for i in range(count)])
+
+
+async def test_sigkill_mid_step_then_a_fresh_process_finishes(tmp_path: Path) -> None:
+    db = tmp_path / "crash.db"
+    log_path = tmp_path / "steps.log"
+    count, steps = 20, 30
+    await create_chains(f"sqlite:///{db}", count, steps)
+
+    first = start_worker(f"sqlite:///{db}", log_path)
+    await wait_for(lambda: Log.read(log_path).starts() >= 150, 30, "steps to run")
+    kill(first)
+    before = committed_steps(db)
+    log_before = Log.read(log_path)
+    assert 0 < len(before) < count * steps, "the kill must land mid-run"
+    in_flight = [k for k, runs in log_before.runs.items() if k not in before]
+    assert in_flight, "some step must have been running (uncommitted) at the kill"
+
+    second = start_worker(f"sqlite:///{db}", log_path)
+    try:
+        await wait_for(lambda: all(s == "complete" for s, _ in statuses(db).values()), 60,
+                       "all instances to complete")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=5) == 0
+
+    final = statuses(db)
+    assert len(final) == count
+    assert all(out == str(sum(range(steps))) for _, out in final.values())
+    log = Log.read(log_path)
+    after = committed_steps(db)
+    assert len(after) == count * steps
+    for key, nonce in before.items():
+        assert after[key] == nonce  # a committed result is never replaced
+        assert all(run.pid == first.pid for run in log.runs[key]), (
+            f"committed step {key} ran again in the fresh process")
+    check_invariants(log, after, killed={first.pid})
+
+
+async def test_chaos_several_workers_random_kills(tmp_path: Path) -> None:
+    """Three workers share one file; random SIGKILLs hit them while they run."""
+    db = tmp_path / "chaos.db"
+    log_path = tmp_path / "steps.log"
+    url = f"sqlite:///{db}"
+    count, steps, kills = 30, 20, 4
+    await create_chains(url, count, steps)
+    rng = random.Random(7)
+    workers: list[subprocess.Popen[bytes]] = [start_worker(url, log_path) for _ in range(3)]
+    killed: set[int] = set()
+    try:
+        for k in range(kills):
+            target = Log.read(log_path).starts() + rng.randint(40, 90)
+            await wait_for(lambda t=target: Log.read(log_path).starts() >= t, 60,
+                           f"progress before kill {k}")
+            victim = workers.pop(rng.randrange(len(workers)))
+            kill(victim)
+            killed.add(victim.pid)
+            workers.append(start_worker(url, log_path))
+        await wait_for(lambda: all(s == "complete" for s, _ in statuses(db).values()), 90,
+                       "all instances to complete")
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:  # a worker killed before its handler is set up exits by signal
+            assert w.wait(timeout=10) in (0, -signal.SIGTERM)
+    final = statuses(db)
+    assert all(out == str(sum(range(steps))) for _, out in final.values())
+    committed = committed_steps(db)
+    assert len(committed) == count * steps
+    check_invariants(Log.read(log_path), committed, killed)
+
+
+async def test_sigterm_stops_a_busy_worker_within_a_second_and_hands_claims_back(
+        tmp_path: Path) -> None:
+    db = tmp_path / "term.db"
+    log_path = tmp_path / "steps.log"
+    url = f"sqlite:///{db}"
+    await create_chains(url, 10, 200)
+    worker = start_worker(url, log_path, lease=30.0)
+    await wait_for(lambda: Log.read(log_path).starts() >= 50, 30, "steps to run")
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=5) == 0
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, elapsed
+    conn = sqlite3.connect(db)
+    try:
+        leased = conn.execute("SELECT count(*) FROM instances WHERE lease_owner IS NOT NULL"
+                              ).fetchone()[0]
+        running = conn.execute("SELECT count(*) FROM instances WHERE status = 'running'"
+                               ).fetchone()[0]
+    finally:
+        conn.close()
+    assert leased == 0
+    assert running == 0
+    # With a 30 s lease, only the hand-back lets the next worker go on at once.
+    second = start_worker(url, log_path, lease=30.0)
+    try:
+        await wait_for(lambda: all(s == "complete" for s, _ in statuses(db).values()), 60,
+                       "all instances to complete")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=5)
+    check_invariants(Log.read(log_path), committed_steps(db), killed=set())

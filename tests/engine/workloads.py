@@ -1,0 +1,41 @@
+"""Workflows run by real worker processes in the crash and chaos tests.
+
+Every step body appends a line to the file named by ``$AGENTFLOW_TEST_LOG``:
+``<pid> <instance> <step> <start|end> <nonce> <time>``, and returns its nonce, so a test
+can tell which execution's result the journal kept and whether anything ran after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+
+from agentflow import Engine, Event, Step
+
+engine = Engine("memory://")  # the worker runs these workflows on its own database
+
+
+def record(instance_id: str, i: int, phase: str, nonce: str) -> None:
+    line = f"{os.getpid()} {instance_id} {i} {phase} {nonce} {time.time():.6f}\n"
+    fd = os.open(os.environ["AGENTFLOW_TEST_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+@engine.workflow("chain")
+async def chain(event: Event, step: Step) -> int:
+    total = 0
+    for i in range(event.payload["steps"]):
+        async def body(i: int = i) -> list[object]:
+            nonce = uuid.uuid4().hex[:12]
+            record(event.instance_id, i, "start", nonce)
+            await asyncio.sleep(event.payload.get("work", 0.002))
+            record(event.instance_id, i, "end", nonce)
+            return [i, nonce]
+        value, _ = await step.do(f"s{i}", body)
+        total += value
+    return total

@@ -1,0 +1,55 @@
+"""The command line through a real subprocess, as a new user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def agentflow(*args: str, cwd: Path, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("agentflow")
+    cmd = [exe] if exe else [sys.executable, "-m", "agentflow.cli"]
+    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_demo_runs_end_to_end_on_agentflow_db_in_the_working_directory(tmp_path: Path
+                                                                       ) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AGENTFLOW_DB"}
+    out = subprocess.run([shutil.which("agentflow") or "agentflow", "demo"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "status: complete" in out.stdout
+    assert "output: hello Ada: sent welcome mail to Ada, approved=True" in out.stdout
+    assert "attempts=2" in out.stdout  # the flaky step was retried on a durable timer
+    assert (tmp_path / "agentflow.db").exists()
+
+
+def test_db_from_environment(tmp_path: Path) -> None:
+    out = agentflow("demo", "--name", "Grace", cwd=tmp_path,
+                    env={"AGENTFLOW_DB": f"sqlite:///{tmp_path}/env.db"})
+    assert out.returncode == 0, out.stderr
+    assert "hello Grace" in out.stdout
+    assert (tmp_path / "env.db").exists()
+
+
+def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
+    out = agentflow("worker", "--db", f"sqlite:///{tmp_path}/w.db", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "--app" in out.stderr
+    out = agentflow("worker", "--app", "no_such_module:engine", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "cannot import 'no_such_module'" in out.stderr
+    out = agentflow("demo", "--db", "mysql://nope", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
+    out = agentflow("demo", "--db", f"sqlite:///{tmp_path}/garbage.db", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith("agentflow: ")
