@@ -1,0 +1,179 @@
+"""The store contract of `agentflow.store._base`, run against every backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agentflow.store import (
+    InstanceChange,
+    JournalRow,
+    NewInstance,
+    RunCommit,
+    RunFinish,
+    SQLiteStore,
+    Store,
+)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s: Store = SQLiteStore(":memory:") if request.param == "memory" else SQLiteStore(
+        str(tmp_path / "contract.db"))
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def row(seq: int, name: str = "s") -> JournalRow:
+    return JournalRow(seq, name, 1, "do", "ok", 1, 1.0, result="1", finished_at=1.0)
+
+
+async def claim(store: Store, owner: str, *, now: float = 10.0, lease_now: float = 0.0,
+                limit: int = 10) -> list[str]:
+    rows = await store.claim_due_instances(owner=owner, workflows=["w"], now=now,
+                                           lease_now=lease_now, lease_until=lease_now + 5,
+                                           limit=limit)
+    return [r.id for r in rows]
+
+
+async def test_create_skips_existing_ids(store: Store) -> None:
+    assert await store.create_instances([NewInstance("a", "w", "1", 1.0),
+                                         NewInstance("b", "w", "2", 1.0)]) == ["a", "b"]
+    assert await store.create_instances([NewInstance("a", "w", "9", 1.0),
+                                         NewInstance("c", "w", "3", 1.0)]) == ["c"]
+    got = await store.get_instance("a")
+    assert got is not None
+    assert got.payload == "1"
+    assert got.status == "queued"
+
+
+async def test_each_due_instance_is_claimed_once_with_a_new_fence(store: Store) -> None:
+    await store.create_instances([NewInstance(f"i{n}", "w", "null", 1.0) for n in range(5)])
+    assert await store.create_instances([NewInstance("later", "w", "null", 100.0)])
+    first = await claim(store, "A", limit=3)
+    second = await claim(store, "B")
+    assert len(first) == 3
+    assert sorted(first + second) == [f"i{n}" for n in range(5)]  # "later" is not due
+    inst = await store.get_instance(first[0])
+    assert inst is not None
+    assert (inst.status, inst.lease_owner, inst.fence) == ("running", "A", 1)
+    assert await claim(store, "C") == []  # all leased
+    assert sorted(await claim(store, "C", lease_now=6.0)) == sorted(first + second)
+
+
+async def test_a_holder_whose_lease_expired_cannot_commit(store: Store) -> None:
+    await store.create_instances([NewInstance("x", "w", "null", 1.0)])
+    assert await claim(store, "A") == ["x"]
+    a = await store.get_instance("x")
+    assert a is not None
+    assert await claim(store, "B", lease_now=100.0) == ["x"]  # A's lease ran out
+    late = await store.commit(RunCommit("x", a.fence, [row(1)],
+                                        finish=RunFinish("complete", at=2.0, output="1")))
+    assert not late.ok
+    assert await store.load_journal("x") == []
+    b = await store.get_instance("x")
+    assert b is not None
+    assert (b.status, b.lease_owner) == ("running", "B")
+    ok = await store.commit(RunCommit("x", b.fence, [row(1)]))
+    assert ok.ok
+    assert [r.seq for r in await store.load_journal("x")] == [1]
+
+
+async def test_group_commit_applies_each_commit_or_none_of_it(store: Store) -> None:
+    await store.create_instances([NewInstance(i, "w", "null", 1.0) for i in "abc"])
+    await claim(store, "A")
+    fences = {i: (await store.get_instance(i)).fence for i in "abc"}  # type: ignore[union-attr]
+    import asyncio
+    results = await asyncio.gather(
+        store.commit(RunCommit("a", fences["a"], [row(1), row(2, "t")])),
+        store.commit(RunCommit("b", fences["b"] + 7, [row(1)])),  # stale fence
+        store.commit(RunCommit("c", fences["c"], [row(1)],
+                               finish=RunFinish("complete", at=3.0, output='"done"'))))
+    assert [r.ok for r in results] == [True, False, True]
+    assert len(await store.load_journal("a")) == 2
+    assert await store.load_journal("b") == []
+    c = await store.get_instance("c")
+    assert c is not None
+    assert (c.status, c.output, c.lease_owner, c.due_at) == ("complete", '"done"', None, None)
+
+
+async def test_suspend_with_a_buffered_event_makes_the_instance_due(store: Store) -> None:
+    await store.create_instances([NewInstance("e", "w", "null", 1.0)])
+    await claim(store, "A")
+    e = await store.get_instance("e")
+    assert e is not None
+    # The event lands while the run is deciding to wait for it.
+    assert await store.add_event("e", "go", "1", 2.0, lambda r: None)
+    await store.commit(RunCommit("e", e.fence, finish=RunFinish(
+        "waiting", at=3.0, due_at=1000.0, waiting_on='{"kind":"event"}', wake_types=("go",))))
+    after = await store.get_instance("e")
+    assert after is not None
+    assert (after.status, after.due_at) == ("queued", 3.0)
+    events = await store.pending_events("e", "go")
+    assert [ev.payload for ev in events] == ["1"]
+
+
+async def test_transition_is_atomic_and_can_refuse(store: Store) -> None:
+    await store.create_instances([NewInstance("t", "w", "null", 1.0)])
+
+    def refuse(r: object) -> InstanceChange:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        await store.transition("t", refuse)
+    changed = await store.transition("t", lambda r: InstanceChange(
+        at=5.0, status="paused", due_at=None, bump_fence=True))
+    assert changed is not None
+    assert (changed.status, changed.due_at, changed.fence, changed.updated_at) == (
+        "paused", None, 1, 5.0)
+    assert await store.transition("missing", lambda r: None) is None
+
+
+async def test_release_hands_claims_back(store: Store) -> None:
+    await store.create_instances([NewInstance("r", "w", "null", 1.0)])
+    await claim(store, "A")
+    await store.release_leases(owner="A", instance_ids=["r"], now=7.0)
+    r = await store.get_instance("r")
+    assert r is not None
+    assert (r.status, r.lease_owner, r.due_at, r.fence) == ("queued", None, 7.0, 2)
+    assert await claim(store, "B") == ["r"]
+
+
+async def test_contention_on_the_file_is_retried_not_raised(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    import asyncio
+    import sqlite3
+
+    from agentflow.store import sqlite as sqlite_store
+    from tests.conftest import eventually
+
+    busy_seen: list[BaseException] = []
+    real_is_busy = sqlite_store._is_busy
+
+    def counting(exc: BaseException) -> bool:
+        busy = real_is_busy(exc)
+        if busy:
+            busy_seen.append(exc)
+        return busy
+
+    monkeypatch.setattr(sqlite_store, "_is_busy", counting)
+    path = tmp_path / "busy.db"
+    store = SQLiteStore(str(path), busy_timeout=0.05)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        create = asyncio.create_task(store.create_instances([NewInstance("z", "w", "1", 1.0)]))
+        await eventually(lambda: len(busy_seen) >= 2, what="SQLITE_BUSY to be retried")
+        assert not create.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(create, 10) == ["z"]
+    finally:
+        other.close()
+        await store.close()
