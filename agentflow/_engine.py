@@ -301,7 +301,9 @@ class Engine:
     async def _drive(self, row: InstanceRow) -> None:
         """Run one claimed instance until it finishes or parks."""
         try:
-            journal = await self._store.load_journal(row.id)
+            # Fence 1 means this is the instance's first claim ever, so its journal is
+            # empty: only claims hand out fences (saves a read per new instance).
+            journal = [] if row.fence == 1 else await self._store.load_journal(row.id)
             activation = Activation(store=self._store, clock=self.clock, instance_id=row.id,
                                     fence=row.fence, journal=journal,
                                     stopping=lambda: self._closing)

@@ -55,6 +55,8 @@ from agentflow.store import JournalRow, RunCommit, RunFinish, Store
 __all__ = ["Activation", "Step"]
 
 DEFAULT_STEP_TIMEOUT = 600.0
+_DEFAULT_RETRIES = RetryPolicy()
+_PLAIN = (str, int, float, bool, type(None))  # JSON round-trips these unchanged
 
 
 class Activation:
@@ -156,7 +158,7 @@ class Step:
             raise InvalidArgumentError(f"step.do({name!r}, fn): fn must be a zero-argument "
                                        f"callable, got {type(fn).__name__}; wrap a value in "
                                        f"a lambda")
-        policy = RetryPolicy.parse(retries)
+        policy = _DEFAULT_RETRIES if retries is None else RetryPolicy.parse(retries)
         attempt_timeout = (DEFAULT_STEP_TIMEOUT if timeout is None
                            else parse_duration(timeout, what=f"timeout of step {name!r}"))
         a = self._a
@@ -190,7 +192,7 @@ class Step:
             if failure is None:
                 await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
                                           result=text, finished_at=now))
-                return json.loads(text)
+                return value if type(value) in _PLAIN else json.loads(text)
             record = error_record(failure)
             final = (isinstance(failure, NonRetryableError | LimitExceededError
                                 | InvalidArgumentError) or attempts > policy.limit)

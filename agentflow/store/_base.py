@@ -55,6 +55,7 @@ class InstanceRow:
     lease_owner: str | None = None
     lease_until: float | None = None
     fence: int = 0
+    scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class NewInstance:
     workflow: str
     payload: str
     created_at: float
+    scope: str | None = None  # who it belongs to (an agent); listings can filter on it
 
 
 @dataclass(slots=True)
@@ -175,9 +177,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
-                             statuses: Sequence[str] | None = None, limit: int = 100,
+                             statuses: Sequence[str] | None = None,
+                             scopes: Sequence[str] | None = None, limit: int = 100,
                              offset: int = 0) -> list[InstanceRow]:
-        """Instances, newest first, filtered by workflow names and statuses."""
+        """Instances, newest first, filtered by workflow names, statuses and scopes."""
 
     @abc.abstractmethod
     async def transition(self, instance_id: str,

@@ -50,6 +50,37 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX events_pending ON events (instance_id, type, id) WHERE consumed_seq IS NULL",
     ]),
+    (2, [
+        # Who an instance belongs to (an agent, a tenant): listings and lookups are scoped.
+        "ALTER TABLE instances ADD COLUMN scope TEXT",
+        "CREATE INDEX instances_scope ON instances (scope, status, created_at)"
+        " WHERE scope IS NOT NULL",
+        # Immutable plan versions, identified by the hash of their source.
+        """CREATE TABLE plan_versions (
+            scope TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            source TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            PRIMARY KEY (scope, name, version)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE plans (
+            scope TEXT NOT NULL,
+            name TEXT NOT NULL,
+            current_version TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (scope, name)
+        ) WITHOUT ROWID""",
+        # Per-scope durable key-value storage (the `kv` capability).
+        """CREATE TABLE kv (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (scope, key)
+        ) WITHOUT ROWID""",
+    ]),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,21 +1,26 @@
 """The embedded default store: one SQLite file in WAL mode, through aiosqlite.
 
-Why it is shaped this way:
+Why it is shaped this way (each choice was measured; see ``bench/README.md``):
 
-- **One writer connection, group commit.** Every runner's step results, timers and
-  status changes go to one queue; a writer task drains the queue into a single
-  ``BEGIN IMMEDIATE ... COMMIT`` with ``synchronous=FULL``. A batch costs the same
-  handful of thread hops (one fenced ``SELECT``, one ``executemany`` per table) whatever
-  its size, so 200 instances share one fsync instead of paying 200. A runner's
-  `commit` returns only once its batch is on disk, so no instance starts step n+1
-  before step n is durable.
-- **A separate reader connection.** WAL lets reads (journal loads, statuses) proceed
-  while the writer holds the write lock.
-- **Contention is retried, never surfaced.** Several processes may share the file (a
-  worker, an MCP server, a notebook). ``busy_timeout`` waits for the lock inside SQLite;
-  tenacity retries what still comes back ``SQLITE_BUSY``/"database is locked".
-- **Due-time index.** The scheduler's queries read only due rows through a partial
-  index on ``due_at``, so a million sleeping instances cost disk, not memory or CPU.
+- **A write transaction is one thread hop.** aiosqlite runs every call on the
+  connection's own thread; each hop costs ~70-100 us of handoff, more than SQLite's own
+  work for a small statement. So every write transaction here is one plain function,
+  ``BEGIN IMMEDIATE`` to ``COMMIT``, handed to the writer connection's thread in a
+  single hop. Because that thread runs one function at a time, transactions never
+  interleave and need no lock on the event loop. (Four hops per step cost 577 us, one
+  hop 270 us, against a 180 us floor for plain sqlite3.)
+- **Group commit.** Runners' step results, timers and status changes go to one queue;
+  a writer task drains it into a single durable transaction (``synchronous=FULL``), so
+  200 instances share one fsync. A runner's `commit` returns once its batch is on disk:
+  no instance starts step n+1 before step n is durable.
+- **A separate reader connection.** WAL lets journal loads and statuses proceed on
+  their own thread while the writer holds the write lock.
+- **Contention is retried, never surfaced.** Several processes may share the file.
+  ``busy_timeout`` waits inside SQLite; what still comes back as ``SQLITE_BUSY`` /
+  "database is locked" is retried with tenacity, in the writer's thread, and only then:
+  the fast path pays nothing for it.
+- **Due-time index.** The scheduler reads only due rows through a partial index on
+  ``due_at``, so a million sleeping instances cost disk, not memory or CPU.
 - ``memory://`` is the same store on a private in-memory database (one connection).
 """
 
@@ -24,11 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import aiosqlite
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from agentflow.store._base import (
     CommitResult,
@@ -44,11 +49,15 @@ from agentflow.store._migrations import MIGRATIONS
 
 __all__ = ["SQLiteStore"]
 
+T = TypeVar("T")
+Db = sqlite3.Connection
+
 _INSTANCE_COLUMNS = ("id, workflow, status, payload, created_at, updated_at, output, error, "
-                     "waiting_on, due_at, lease_owner, lease_until, fence")
+                     "waiting_on, due_at, lease_owner, lease_until, fence, scope")
 _STEP_COLUMNS = ("seq, name, n, kind, status, attempts, started_at, result, error, "
                  "finished_at, wake_at")
 _MAX_VARS = 500  # bound on "?" per statement, well under SQLite's limit
+_BUSY_RETRY_SECONDS = 60.0
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -58,12 +67,37 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _retry_busy(fn: Callable[[], T]) -> T:
+    """Run ``fn``; only if SQLite says busy, retry it with tenacity's backoff."""
+    try:
+        return fn()
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+    for attempt in Retrying(retry=retry_if_exception(_is_busy), reraise=True,
+                            wait=wait_random_exponential(multiplier=0.005, max=0.25),
+                            stop=stop_after_delay(_BUSY_RETRY_SECONDS)):
+        with attempt:
+            return fn()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _chunks(items: Sequence[Any], size: int = _MAX_VARS) -> list[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
 def _instance(row: Sequence[Any]) -> InstanceRow:
     return InstanceRow(*row)
+
+
+def _get_instance(db: Db, instance_id: str) -> InstanceRow | None:
+    row = db.execute(f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = ?",
+                     (instance_id,)).fetchone()
+    return _instance(row) if row else None
 
 
 class SQLiteStore(Store):
@@ -82,7 +116,6 @@ class SQLiteStore(Store):
         self._busy_timeout = busy_timeout
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
         self._queue: list[tuple[RunCommit, asyncio.Future[CommitResult]]] = []
         self._queue_ready = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
@@ -91,7 +124,7 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         try:
             self._writer = await self._connect()
-            await self._migrate()
+            await self._write(self._migrate)
             self._reader = self._writer if self.path == ":memory:" else await self._connect()
         except BaseException:
             # aiosqlite's threads would keep the process alive: close what was opened
@@ -107,9 +140,8 @@ class SQLiteStore(Store):
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             if self.path != ":memory:":
-                async for attempt in self._retrying():
-                    with attempt:
-                        await conn.execute("PRAGMA journal_mode = WAL")
+                await self._hop(conn, lambda db: _retry_busy(
+                    lambda: db.execute("PRAGMA journal_mode = WAL").fetchone()))
             await conn.execute("PRAGMA synchronous = FULL")
         except BaseException:
             await conn.close()
@@ -129,127 +161,110 @@ class SQLiteStore(Store):
             await conn.close()
         self._reader = self._writer = None
 
-    @property
-    def _w(self) -> aiosqlite.Connection:
+    @staticmethod
+    async def _hop(conn: aiosqlite.Connection, fn: Callable[[Db], T]) -> T:
+        """Run ``fn(sqlite3_connection)`` on the connection's thread: one hop.
+
+        aiosqlite's ``_execute`` is how its own methods reach the thread; using it for a
+        whole function is what makes a transaction cost one handoff instead of one per
+        statement.
+        """
+        raw: Db = conn._conn
+        result: T = await conn._execute(fn, raw)
+        return result
+
+    async def _write(self, body: Callable[[Db], T]) -> T:
+        """One write transaction, run whole in the writer's thread, retried on BUSY."""
         if self._writer is None:
             raise RuntimeError("the store is not open")
-        return self._writer
 
-    @property
-    def _r(self) -> aiosqlite.Connection:
+        def transaction(db: Db) -> T:
+            def once() -> T:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    value = body(db)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                return value
+            return _retry_busy(once)
+
+        return await self._hop(self._writer, transaction)
+
+    async def _read(self, body: Callable[[Db], T]) -> T:
         if self._reader is None:
             raise RuntimeError("the store is not open")
-        return self._reader
+        return await self._hop(self._reader, lambda db: _retry_busy(lambda: body(db)))
 
-    def _retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(retry=retry_if_exception(_is_busy), reraise=True,
-                             wait=wait_random_exponential(multiplier=0.005, max=0.25),
-                             stop=stop_after_delay(60))
-
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; the caller's body must be safe to run again on BUSY."""
-        async with self._write_lock:
-            conn = self._w
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
-
-    async def _in_write_txn(self, body: Callable[[aiosqlite.Connection], Any]) -> Any:
-        async for attempt in self._retrying():
-            with attempt:
-                async with self._write() as conn:
-                    return await body(conn)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async for attempt in self._retrying():
-            with attempt:
-                return list(await self._r.execute_fetchall(sql, params))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _migrate(self) -> None:
-        async def body(conn: aiosqlite.Connection) -> None:
-            (version,), = list(await conn.execute_fetchall("PRAGMA user_version"))
-            for number, statements in MIGRATIONS:
-                if number > version:
-                    for statement in statements:
-                        await conn.execute(statement)
-                    await conn.execute(f"PRAGMA user_version = {number}")
-        await self._in_write_txn(body)
+    @staticmethod
+    def _migrate(db: Db) -> None:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        for number, statements in MIGRATIONS:
+            if number > version:
+                for statement in statements:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
 
     async def schema_version(self) -> int:
-        (version,), = await self._read("PRAGMA user_version")
-        return int(version)
+        return int(await self._read(lambda db: db.execute("PRAGMA user_version").fetchone()[0]))
 
     # -- instances -----------------------------------------------------------------
     async def create_instances(self, rows: Sequence[NewInstance]) -> list[str]:
-        async def body(conn: aiosqlite.Connection) -> list[str]:
+        def body(db: Db) -> list[str]:
             existing: set[str] = set()
             for chunk in _chunks([r.id for r in rows]):
-                marks = ",".join("?" * len(chunk))
-                found = await conn.execute_fetchall(
-                    f"SELECT id FROM instances WHERE id IN ({marks})", chunk)
+                found = db.execute(f"SELECT id FROM instances WHERE id IN ({_marks(chunk)})",
+                                   chunk).fetchall()
                 existing.update(r[0] for r in found)
             fresh: dict[str, NewInstance] = {}
             for r in rows:
                 if r.id not in existing and r.id not in fresh:
                     fresh[r.id] = r
-            await conn.executemany(
+            db.executemany(
                 "INSERT INTO instances (id, workflow, status, payload, created_at, updated_at,"
-                " due_at, fence) VALUES (?, ?, 'queued', ?, ?, ?, ?, 0)",
-                [(r.id, r.workflow, r.payload, r.created_at, r.created_at, r.created_at)
-                 for r in fresh.values()])
+                " due_at, fence, scope) VALUES (?, ?, 'queued', ?, ?, ?, ?, 0, ?)",
+                [(r.id, r.workflow, r.payload, r.created_at, r.created_at, r.created_at,
+                  r.scope) for r in fresh.values()])
             return list(fresh)
-        result: list[str] = await self._in_write_txn(body)
-        return result
+        return await self._write(body)
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
-        rows = await self._read(f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = ?",
-                                (instance_id,))
-        return _instance(rows[0]) if rows else None
+        return await self._read(lambda db: _get_instance(db, instance_id))
 
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
-                             statuses: Sequence[str] | None = None, limit: int = 100,
+                             statuses: Sequence[str] | None = None,
+                             scopes: Sequence[str] | None = None, limit: int = 100,
                              offset: int = 0) -> list[InstanceRow]:
         where: list[str] = []
         params: list[Any] = []
-        for column, values in (("workflow", workflows), ("status", statuses)):
+        for column, values in (("workflow", workflows), ("status", statuses),
+                               ("scope", scopes)):
             if values is not None:
-                where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
+                where.append(f"{column} IN ({_marks(values)})" if values else "0")
                 params.extend(values)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = await self._read(
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances {clause} "
-            "ORDER BY created_at DESC, id LIMIT ? OFFSET ?", [*params, limit, offset])
+        sql = (f"SELECT {_INSTANCE_COLUMNS} FROM instances {clause} "
+               "ORDER BY created_at DESC, id LIMIT ? OFFSET ?")
+        rows = await self._read(lambda db: db.execute(sql, [*params, limit, offset]).fetchall())
         return [_instance(r) for r in rows]
 
     async def transition(self, instance_id: str,
                          decide: Callable[[InstanceRow], InstanceChange | None]
                          ) -> InstanceRow | None:
-        async def body(conn: aiosqlite.Connection) -> InstanceRow | None:
-            rows = list(await conn.execute_fetchall(
-                f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = ?", (instance_id,)))
-            if not rows:
+        def body(db: Db) -> InstanceRow | None:
+            row = _get_instance(db, instance_id)
+            if row is None:
                 return None
-            row = _instance(rows[0])
             change = decide(row)
-            if change is not None:
-                await self._apply_change(conn, row, change)
-                rows = list(await conn.execute_fetchall(
-                    f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = ?", (instance_id,)))
-                row = _instance(rows[0])
-            return row
-        result: InstanceRow | None = await self._in_write_txn(body)
-        return result
+            if change is None:
+                return row
+            self._apply_change(db, row, change)
+            return _get_instance(db, instance_id)
+        return await self._write(body)
 
     @staticmethod
-    async def _apply_change(conn: aiosqlite.Connection, row: InstanceRow,
-                            change: InstanceChange) -> None:
+    def _apply_change(db: Db, row: InstanceRow, change: InstanceChange) -> None:
         sets: list[str] = ["updated_at = ?"]
         params: list[Any] = [max(row.updated_at, change.at)]
         for column in ("status", "payload"):
@@ -266,14 +281,12 @@ class SQLiteStore(Store):
             sets.append("fence = fence + 1")
         if change.clear_lease:
             sets.append("lease_owner = NULL, lease_until = NULL")
-        await conn.execute(f"UPDATE instances SET {', '.join(sets)} WHERE id = ?",
-                           [*params, row.id])
+        db.execute(f"UPDATE instances SET {', '.join(sets)} WHERE id = ?", [*params, row.id])
         if change.delete_steps_from is not None:
-            await conn.execute(
-                "DELETE FROM events WHERE instance_id = ? AND consumed_seq >= ?",
-                (row.id, change.delete_steps_from))
-            await conn.execute("DELETE FROM steps WHERE instance_id = ? AND seq >= ?",
-                               (row.id, change.delete_steps_from))
+            db.execute("DELETE FROM events WHERE instance_id = ? AND consumed_seq >= ?",
+                       (row.id, change.delete_steps_from))
+            db.execute("DELETE FROM steps WHERE instance_id = ? AND seq >= ?",
+                       (row.id, change.delete_steps_from))
 
     # -- scheduling ----------------------------------------------------------------
     async def claim_due_instances(self, *, owner: str, workflows: Sequence[str], now: float,
@@ -281,69 +294,64 @@ class SQLiteStore(Store):
                                   ) -> list[InstanceRow]:
         if not workflows or limit <= 0:
             return []
-        marks = ",".join("?" * len(workflows))
 
-        async def body(conn: aiosqlite.Connection) -> list[InstanceRow]:
-            due = await conn.execute_fetchall(
-                f"SELECT id, status FROM instances WHERE due_at <= ? AND workflow IN ({marks})"
+        def body(db: Db) -> list[InstanceRow]:
+            due = db.execute(
+                f"SELECT id, status FROM instances WHERE due_at <= ?"
+                f" AND workflow IN ({_marks(workflows)})"
                 " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?",
-                [now, *workflows, lease_now, limit])
+                [now, *workflows, lease_now, limit]).fetchall()
             pausing = [r[0] for r in due if r[1] == "waiting_for_pause"]
             claim = [r[0] for r in due if r[1] != "waiting_for_pause"]
             if pausing:  # its holder died before it could pause: pause it now
-                await conn.execute(
-                    f"UPDATE instances SET status = 'paused', due_at = NULL, updated_at = ?,"
-                    f" lease_owner = NULL, lease_until = NULL, fence = fence + 1"
-                    f" WHERE id IN ({','.join('?' * len(pausing))})", [now, *pausing])
+                db.execute(
+                    "UPDATE instances SET status = 'paused', due_at = NULL, updated_at = ?,"
+                    " lease_owner = NULL, lease_until = NULL, fence = fence + 1"
+                    f" WHERE id IN ({_marks(pausing)})", [now, *pausing])
             if not claim:
                 return []
-            rows = await conn.execute_fetchall(
-                f"UPDATE instances SET status = 'running', lease_owner = ?, lease_until = ?,"
-                f" fence = fence + 1, updated_at = ? WHERE id IN ({','.join('?' * len(claim))})"
-                f" RETURNING {_INSTANCE_COLUMNS}", [owner, lease_until, now, *claim])
+            rows = db.execute(
+                "UPDATE instances SET status = 'running', lease_owner = ?, lease_until = ?,"
+                f" fence = fence + 1, updated_at = ? WHERE id IN ({_marks(claim)})"
+                f" RETURNING {_INSTANCE_COLUMNS}", [owner, lease_until, now, *claim]).fetchall()
             return [_instance(r) for r in rows]
-        result: list[InstanceRow] = await self._in_write_txn(body)
-        return result
+        return await self._write(body)
 
     async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
         if not workflows:
             return None
-        marks = ",".join("?" * len(workflows))
-        rows = await self._read(
-            f"SELECT due_at FROM instances WHERE due_at IS NOT NULL"
-            f" AND workflow IN ({marks}) AND (lease_until IS NULL OR lease_until < ?)"
-            " ORDER BY due_at LIMIT 1",
-            [*workflows, lease_now])
-        return None if not rows or rows[0][0] is None else float(rows[0][0])
+        sql = (f"SELECT due_at FROM instances WHERE due_at IS NOT NULL"
+               f" AND workflow IN ({_marks(workflows)})"
+               " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT 1")
+        row = await self._read(lambda db: db.execute(sql, [*workflows, lease_now]).fetchone())
+        return None if row is None else float(row[0])
 
     async def renew_leases(self, *, owner: str, instance_ids: Sequence[str],
                            lease_until: float) -> None:
-        async def body(conn: aiosqlite.Connection) -> None:
+        def body(db: Db) -> None:
             for chunk in _chunks(list(instance_ids)):
-                await conn.execute(
-                    f"UPDATE instances SET lease_until = ? WHERE lease_owner = ?"
-                    f" AND id IN ({','.join('?' * len(chunk))})", [lease_until, owner, *chunk])
+                db.execute(f"UPDATE instances SET lease_until = ? WHERE lease_owner = ?"
+                           f" AND id IN ({_marks(chunk)})", [lease_until, owner, *chunk])
         if instance_ids:
-            await self._in_write_txn(body)
+            await self._write(body)
 
     async def release_leases(self, *, owner: str, instance_ids: Sequence[str],
                              now: float) -> None:
-        async def body(conn: aiosqlite.Connection) -> None:
+        def body(db: Db) -> None:
             for chunk in _chunks(list(instance_ids)):
-                await conn.execute(
+                db.execute(
                     "UPDATE instances SET lease_owner = NULL, lease_until = NULL,"
                     " fence = fence + 1, due_at = CASE WHEN status IN ('running',"
                     " 'waiting_for_pause') THEN ? ELSE due_at END,"
                     " status = CASE WHEN status = 'running' THEN 'queued' ELSE status END"
-                    f" WHERE lease_owner = ? AND id IN ({','.join('?' * len(chunk))})",
-                    [now, owner, *chunk])
+                    f" WHERE lease_owner = ? AND id IN ({_marks(chunk)})", [now, owner, *chunk])
         if instance_ids:
-            await self._in_write_txn(body)
+            await self._write(body)
 
     # -- journal and events --------------------------------------------------------
     async def load_journal(self, instance_id: str) -> list[JournalRow]:
-        rows = await self._read(f"SELECT {_STEP_COLUMNS} FROM steps WHERE instance_id = ?"
-                                " ORDER BY seq", (instance_id,))
+        sql = f"SELECT {_STEP_COLUMNS} FROM steps WHERE instance_id = ? ORDER BY seq"
+        rows = await self._read(lambda db: db.execute(sql, (instance_id,)).fetchall())
         return [JournalRow(*r) for r in rows]
 
     async def commit(self, commit: RunCommit) -> CommitResult:
@@ -362,101 +370,85 @@ class SQLiteStore(Store):
 
     async def _apply_batch(self, batch: list[tuple[RunCommit, asyncio.Future[CommitResult]]]
                            ) -> None:
+        commits = [c for c, _ in batch]
         try:
-            results: dict[int, CommitResult] = await self._in_write_txn(
-                lambda conn: self._write_batch(conn, [c for c, _ in batch]))
+            results = await self._write(lambda db: _write_batch(db, commits))
         except Exception as exc:  # the store is gone or broken: every waiter learns why
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        for i, (_, fut) in enumerate(batch):
+        for result, (_, fut) in zip(results, batch, strict=True):
             if not fut.done():
-                fut.set_result(results[i])
-
-    async def _write_batch(self, conn: aiosqlite.Connection,
-                           commits: list[RunCommit]) -> dict[int, CommitResult]:
-        current: dict[str, tuple[int, str]] = {}
-        ids = list({c.instance_id for c in commits})
-        for chunk in _chunks(ids):
-            rows = await conn.execute_fetchall(
-                f"SELECT id, fence, status FROM instances WHERE id IN"
-                f" ({','.join('?' * len(chunk))})", chunk)
-            current.update({r[0]: (r[1], r[2]) for r in rows})
-        results: dict[int, CommitResult] = {}
-        accepted: list[RunCommit] = []
-        for i, c in enumerate(commits):
-            fence, status = current.get(c.instance_id, (None, None))
-            if fence != c.fence:
-                results[i] = CommitResult(ok=False, status=status)
-            else:
-                accepted.append(c)
-        steps = [(c.instance_id, s.seq, s.name, s.n, s.kind, s.status, s.attempts, s.started_at,
-                  s.result, s.error, s.finished_at, s.wake_at)
-                 for c in accepted for s in c.steps]
-        if steps:
-            await conn.executemany(
-                f"INSERT OR REPLACE INTO steps (instance_id, {_STEP_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
-        consumed = [(seq, event_id) for c in accepted for event_id, seq in c.consumed_events]
-        if consumed:
-            await conn.executemany("UPDATE events SET consumed_seq = ? WHERE id = ?", consumed)
-        finishing = [c for c in accepted if c.finish is not None]
-        buffered: set[tuple[str, str]] = set()
-        waiters = [c.instance_id for c in finishing if c.finish and c.finish.wake_types]
-        for chunk in _chunks(waiters):
-            rows = await conn.execute_fetchall(
-                "SELECT DISTINCT instance_id, type FROM events WHERE consumed_seq IS NULL"
-                f" AND instance_id IN ({','.join('?' * len(chunk))})", chunk)
-            buffered.update((r[0], r[1]) for r in rows)
-        updates = []
-        for c in finishing:
-            f = c.finish
-            assert f is not None
-            status, due_at, waiting_on = f.status, f.due_at, f.waiting_on
-            if any((c.instance_id, t) in buffered for t in f.wake_types):
-                status, due_at = "queued", f.at  # an awaited event is already here: run again
-            if current[c.instance_id][1] == "waiting_for_pause" and status in ("waiting",
-                                                                                "queued"):
-                status, due_at = "paused", None
-            updates.append((status, f.output, f.error, waiting_on, due_at, f.at,
-                            c.instance_id, c.fence))
-            current[c.instance_id] = (c.fence, status)
-        if updates:
-            await conn.executemany(
-                "UPDATE instances SET status = ?, output = ?, error = ?, waiting_on = ?,"
-                " due_at = ?, updated_at = max(?, updated_at), lease_owner = NULL,"
-                " lease_until = NULL WHERE id = ? AND fence = ?", updates)
-        for i, c in enumerate(commits):
-            if i not in results:
-                results[i] = CommitResult(ok=True, status=current[c.instance_id][1])
-        return results
+                fut.set_result(result)
 
     async def add_event(self, instance_id: str, type: str, payload: str, now: float,
                         decide: Callable[[InstanceRow], InstanceChange | None]) -> bool:
-        async def body(conn: aiosqlite.Connection) -> bool:
-            rows = list(await conn.execute_fetchall(
-                f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = ?", (instance_id,)))
-            if not rows:
+        def body(db: Db) -> bool:
+            row = _get_instance(db, instance_id)
+            if row is None:
                 return False
-            row = _instance(rows[0])
             change = decide(row)
-            await conn.execute(
-                "INSERT INTO events (instance_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
-                (instance_id, type, payload, now))
+            db.execute("INSERT INTO events (instance_id, type, payload, created_at)"
+                       " VALUES (?, ?, ?, ?)", (instance_id, type, payload, now))
             if change is not None:
-                await self._apply_change(conn, row, change)
+                self._apply_change(db, row, change)
             return True
-        result: bool = await self._in_write_txn(body)
-        return result
+        return await self._write(body)
 
     async def pending_events(self, instance_id: str, type: str, *, exclude: Sequence[int] = (),
                              limit: int = 1) -> list[EventRow]:
-        marks = ",".join("?" * len(exclude))
-        skip = f" AND id NOT IN ({marks})" if exclude else ""
+        skip = f" AND id NOT IN ({_marks(exclude)})" if exclude else ""
+        sql = ("SELECT id, instance_id, type, payload, created_at FROM events"
+               f" WHERE instance_id = ? AND type = ? AND consumed_seq IS NULL{skip}"
+               " ORDER BY id LIMIT ?")
         rows = await self._read(
-            "SELECT id, instance_id, type, payload, created_at FROM events"
-            f" WHERE instance_id = ? AND type = ? AND consumed_seq IS NULL{skip}"
-            " ORDER BY id LIMIT ?", [instance_id, type, *exclude, limit])
+            lambda db: db.execute(sql, [instance_id, type, *exclude, limit]).fetchall())
         return [EventRow(*r) for r in rows]
 
+
+def _write_batch(db: Db, commits: list[RunCommit]) -> list[CommitResult]:
+    """Apply many runners' commits in the current transaction, each under its fence."""
+    current: dict[str, tuple[int, str]] = {}
+    ids = list({c.instance_id for c in commits})
+    for chunk in _chunks(ids):
+        rows = db.execute(f"SELECT id, fence, status FROM instances WHERE id IN"
+                          f" ({_marks(chunk)})", chunk).fetchall()
+        current.update({r[0]: (r[1], r[2]) for r in rows})
+    accepted = [c for c in commits if current.get(c.instance_id, (None,))[0] == c.fence]
+    steps = [(c.instance_id, s.seq, s.name, s.n, s.kind, s.status, s.attempts, s.started_at,
+              s.result, s.error, s.finished_at, s.wake_at)
+             for c in accepted for s in c.steps]
+    if steps:
+        db.executemany(f"INSERT OR REPLACE INTO steps (instance_id, {_STEP_COLUMNS})"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
+    consumed = [(seq, event_id) for c in accepted for event_id, seq in c.consumed_events]
+    if consumed:
+        db.executemany("UPDATE events SET consumed_seq = ? WHERE id = ?", consumed)
+    finishing = [c for c in accepted if c.finish is not None]
+    buffered: set[tuple[str, str]] = set()
+    waiters = [c.instance_id for c in finishing if c.finish and c.finish.wake_types]
+    for chunk in _chunks(waiters):
+        rows = db.execute("SELECT DISTINCT instance_id, type FROM events WHERE consumed_seq"
+                          f" IS NULL AND instance_id IN ({_marks(chunk)})", chunk).fetchall()
+        buffered.update((r[0], r[1]) for r in rows)
+    updates = []
+    for c in finishing:
+        f = c.finish
+        assert f is not None
+        status, due_at = f.status, f.due_at
+        if any((c.instance_id, t) in buffered for t in f.wake_types):
+            status, due_at = "queued", f.at  # an awaited event is already here: run again
+        if current[c.instance_id][1] == "waiting_for_pause" and status in ("waiting", "queued"):
+            status, due_at = "paused", None
+        updates.append((status, f.output, f.error, f.waiting_on, due_at, f.at,
+                        c.instance_id, c.fence))
+        current[c.instance_id] = (c.fence, status)
+    if updates:
+        db.executemany(
+            "UPDATE instances SET status = ?, output = ?, error = ?, waiting_on = ?,"
+            " due_at = ?, updated_at = max(?, updated_at), lease_owner = NULL,"
+            " lease_until = NULL WHERE id = ? AND fence = ?", updates)
+    return [CommitResult(ok=current.get(c.instance_id, (None,))[0] == c.fence,
+                         status=current.get(c.instance_id, (None, None))[1])
+            for c in commits]
