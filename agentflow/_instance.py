@@ -277,7 +277,8 @@ class WorkflowBinding:
             raise InstanceNotFoundError(f"no instance of workflow {self.name!r} with id {id!r}")
         return Instance(self._engine, row.id, self.name)
 
-    def _new(self, params: Any, instance_id: str | None) -> NewInstance:
+    def _new(self, params: Any, instance_id: str | None, *, scope: str | None = None
+             ) -> NewInstance:
         instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
         payload = encode_value(params, what=f"params of instance {instance_id!r}")
-        return NewInstance(instance_id, self.name, payload, self._engine.clock.now())
+        return NewInstance(instance_id, self.name, payload, self._engine.clock.now(), scope)

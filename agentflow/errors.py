@@ -12,7 +12,8 @@
     ├── WorkflowError                   the failure of a run, seen by plan code or in a status
     │   ├── StepError                   a step failed with an error of no known class
     │   ├── WorkflowTimeoutError        a step attempt or an event wait ran out of time
-    │   └── NonDeterminismError         a replay asked for a different step than the journal holds
+    │   ├── NonDeterminismError         a replay asked for a different step than the journal holds
+    │   └── MissingDispatcherMetadataError  a dynamic run's payload has no metadata envelope
     └── NonRetryableError               raised by plan code on purpose: do not retry this step
 
     BaseException
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidStateError",
     "LeaseLost",
     "LimitExceededError",
+    "MissingDispatcherMetadataError",
     "NonDeterminismError",
     "NonRetryableError",
     "NotFoundError",
@@ -117,6 +119,12 @@ class NonDeterminismError(WorkflowError):
     every replay. Branch on step results and `step.now()`/`step.random()`, never on the
     wall clock or other outside state.
     """
+
+
+class MissingDispatcherMetadataError(WorkflowError):
+    """A run of the dynamic entrypoint found no ``__dispatcher_metadata`` envelope in its
+    payload: the instance was created through the plain binding instead of the wrapped
+    one (`wrap_workflow_binding`), so there is no way to know whose code to run."""
 
 
 class NonRetryableError(AgentflowError):

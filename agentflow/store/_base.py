@@ -34,6 +34,7 @@ __all__ = [
     "InstanceRow",
     "JournalRow",
     "NewInstance",
+    "PlanRow",
     "RunCommit",
     "RunFinish",
     "Store",
@@ -82,6 +83,17 @@ class JournalRow:
     error: str | None = None
     finished_at: float | None = None
     wake_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    scope: str
+    name: str
+    version: str
+    source: str
+    created_at: float
+    created_by: str
+    current: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,3 +248,34 @@ class Store(abc.ABC):
     async def pending_events(self, instance_id: str, type: str, *, exclude: Sequence[int] = (),
                              limit: int = 1) -> list[EventRow]:
         """The oldest events of that type not yet consumed, FIFO."""
+
+    # -- plan versions and per-scope key-value (the agent layer) --------------------
+    @abc.abstractmethod
+    async def put_plan_version(self, plan: PlanRow) -> PlanRow:
+        """Store an immutable plan version (kept as is if that version exists) and make
+        it the plan's current version. Returns the stored row."""
+
+    @abc.abstractmethod
+    async def get_plan_version(self, scope: str, name: str, version: str | None = None
+                               ) -> PlanRow | None:
+        """A version of a plan, by default its current one."""
+
+    @abc.abstractmethod
+    async def list_plans(self, scope: str) -> list[PlanRow]:
+        """The current version of every plan in a scope, by name."""
+
+    @abc.abstractmethod
+    async def list_plan_versions(self, scope: str, name: str) -> list[PlanRow]:
+        """Every version of one plan, oldest first."""
+
+    @abc.abstractmethod
+    async def kv_get(self, scope: str, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def kv_set(self, scope: str, key: str, value: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    async def kv_delete(self, scope: str, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def kv_list(self, scope: str, prefix: str = "", limit: int = 1000) -> list[str]: ...

@@ -42,6 +42,7 @@ from agentflow.store._base import (
     InstanceRow,
     JournalRow,
     NewInstance,
+    PlanRow,
     RunCommit,
     Store,
 )
@@ -170,7 +171,7 @@ class SQLiteStore(Store):
         statement.
         """
         raw: Db = conn._conn
-        result: T = await conn._execute(fn, raw)
+        result: T = await conn._execute(fn, raw)  # type: ignore[no-untyped-call]
         return result
 
     async def _write(self, body: Callable[[Db], T]) -> T:
@@ -405,6 +406,83 @@ class SQLiteStore(Store):
         rows = await self._read(
             lambda db: db.execute(sql, [instance_id, type, *exclude, limit]).fetchall())
         return [EventRow(*r) for r in rows]
+
+
+    # -- plan versions and key-value -----------------------------------------------
+    async def put_plan_version(self, plan: PlanRow) -> PlanRow:
+        def body(db: Db) -> PlanRow:
+            db.execute("INSERT OR IGNORE INTO plan_versions (scope, name, version, source,"
+                       " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                       (plan.scope, plan.name, plan.version, plan.source, plan.created_at,
+                        plan.created_by))
+            db.execute("INSERT INTO plans (scope, name, current_version, updated_at)"
+                       " VALUES (?, ?, ?, ?) ON CONFLICT (scope, name) DO UPDATE SET"
+                       " current_version = excluded.current_version,"
+                       " updated_at = excluded.updated_at",
+                       (plan.scope, plan.name, plan.version, plan.created_at))
+            stored = _plan(db, plan.scope, plan.name, plan.version)
+            assert stored is not None
+            return stored
+        return await self._write(body)
+
+    async def get_plan_version(self, scope: str, name: str, version: str | None = None
+                               ) -> PlanRow | None:
+        return await self._read(lambda db: _plan(db, scope, name, version))
+
+    async def list_plans(self, scope: str) -> list[PlanRow]:
+        sql = (f"{_PLAN_SELECT} JOIN plans p ON p.scope = v.scope AND p.name = v.name"
+               " AND p.current_version = v.version WHERE v.scope = ? ORDER BY v.name")
+        rows = await self._read(lambda db: db.execute(sql, (scope,)).fetchall())
+        return [_plan_row(r) for r in rows]
+
+    async def list_plan_versions(self, scope: str, name: str) -> list[PlanRow]:
+        sql = (f"{_PLAN_SELECT} LEFT JOIN plans p ON p.scope = v.scope AND p.name = v.name"
+               " WHERE v.scope = ? AND v.name = ? ORDER BY v.created_at, v.version")
+        rows = await self._read(lambda db: db.execute(sql, (scope, name)).fetchall())
+        return [_plan_row(r) for r in rows]
+
+    async def kv_get(self, scope: str, key: str) -> str | None:
+        row = await self._read(lambda db: db.execute(
+            "SELECT value FROM kv WHERE scope = ? AND key = ?", (scope, key)).fetchone())
+        return None if row is None else str(row[0])
+
+    async def kv_set(self, scope: str, key: str, value: str, now: float) -> None:
+        await self._write(lambda db: db.execute(
+            "INSERT INTO kv (scope, key, value, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at", (scope, key, value, now)))
+
+    async def kv_delete(self, scope: str, key: str) -> bool:
+        count = await self._write(lambda db: db.execute(
+            "DELETE FROM kv WHERE scope = ? AND key = ?", (scope, key)).rowcount)
+        return bool(count)
+
+    async def kv_list(self, scope: str, prefix: str = "", limit: int = 1000) -> list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self._read(lambda db: db.execute(
+            "SELECT key FROM kv WHERE scope = ? AND key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
+            (scope, escaped + "%", limit)).fetchall())
+        return [str(r[0]) for r in rows]
+
+
+_PLAN_SELECT = ("SELECT v.scope, v.name, v.version, v.source, v.created_at, v.created_by,"
+                " coalesce(p.current_version = v.version, 0) FROM plan_versions v")
+
+
+def _plan_row(r: Sequence[Any]) -> PlanRow:
+    return PlanRow(r[0], r[1], r[2], r[3], r[4], r[5], current=bool(r[6]))
+
+
+def _plan(db: Db, scope: str, name: str, version: str | None) -> PlanRow | None:
+    if version is None:
+        row = db.execute(f"{_PLAN_SELECT} JOIN plans p ON p.scope = v.scope AND p.name = v.name"
+                         " AND p.current_version = v.version WHERE v.scope = ? AND v.name = ?",
+                         (scope, name)).fetchone()
+    else:
+        row = db.execute(f"{_PLAN_SELECT} LEFT JOIN plans p ON p.scope = v.scope"
+                         " AND p.name = v.name WHERE v.scope = ? AND v.name = ?"
+                         " AND v.version = ?", (scope, name, version)).fetchone()
+    return None if row is None else _plan_row(row)
 
 
 def _write_batch(db: Db, commits: list[RunCommit]) -> list[CommitResult]:

@@ -1,0 +1,46 @@
+"""The capability interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agentflow.errors import AgentflowError
+
+if TYPE_CHECKING:
+    from agentflow.store import Store
+
+__all__ = ["Capability", "CapabilityContext", "CapabilityError"]
+
+
+class CapabilityError(AgentflowError):
+    """A capability call was refused or failed: not granted, a host not allowed, a reply
+    too large, a method that does not exist. The plan sees it as a step error."""
+
+
+@dataclass(frozen=True)
+class CapabilityContext:
+    """Who is calling: the host passes it with every call."""
+
+    agent_id: str
+    instance_id: str
+    store: Store
+    now: float
+
+
+class Capability:
+    """A facade the host grants. ``methods`` lists what a plan may call."""
+
+    name: str = ""
+    methods: frozenset[str] = frozenset()
+
+    async def call(self, method: str, args: list[Any], kwargs: dict[str, Any],
+                   context: CapabilityContext) -> Any:
+        if method not in self.methods:
+            raise CapabilityError(f"env.{self.name} has no method {method!r}; it has "
+                                  f"{sorted(self.methods)}")
+        return await getattr(self, f"do_{method}")(context, *args, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        """What the grant allows, safe to show to a model (never secrets)."""
+        return {"name": self.name, "methods": sorted(self.methods)}

@@ -1,0 +1,41 @@
+"""``env.kv``: per-agent durable key-value storage in the store."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentflow._limits import encode_value
+from agentflow.capabilities._base import Capability, CapabilityContext, CapabilityError
+
+MAX_KEY = 512
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY:
+        raise CapabilityError(f"a kv key must be a string of 1 to {MAX_KEY} characters")
+    return key
+
+
+class KVCapability(Capability):
+    """``get(key, default=None)``, ``set(key, value)``, ``delete(key)``,
+    ``list(prefix="")``. Values are JSON, at most 1 MiB; each agent has its own space."""
+
+    name = "kv"
+    methods = frozenset({"get", "set", "delete", "list"})
+
+    async def do_get(self, ctx: CapabilityContext, key: str, default: Any = None) -> Any:
+        text = await ctx.store.kv_get(ctx.agent_id, _key(key))
+        return default if text is None else json.loads(text)
+
+    async def do_set(self, ctx: CapabilityContext, key: str, value: Any) -> None:
+        text = encode_value(value, what=f"kv value for {key!r}")
+        await ctx.store.kv_set(ctx.agent_id, _key(key), text, ctx.now)
+
+    async def do_delete(self, ctx: CapabilityContext, key: str) -> bool:
+        return await ctx.store.kv_delete(ctx.agent_id, _key(key))
+
+    async def do_list(self, ctx: CapabilityContext, prefix: str = "") -> list[str]:
+        if not isinstance(prefix, str):
+            raise CapabilityError("kv.list(prefix): prefix must be a string")
+        return await ctx.store.kv_list(ctx.agent_id, prefix)
