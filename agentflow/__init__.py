@@ -16,6 +16,7 @@ from agentflow.errors import (
     InvalidArgumentError,
     InvalidStateError,
     LimitExceededError,
+    MissingDispatcherMetadataError,
     NonDeterminismError,
     NonRetryableError,
     NotFoundError,
@@ -29,9 +30,41 @@ from agentflow.models import Event, InstanceStatus, StepRecord, WaitingOn
 
 __version__ = "0.1.0"
 
+# The agent layer imports the sandbox; load it only when asked for, so that importing the
+# engine stays light and never pulls in RestrictedPython (DESIGN.md section 1).
+_LAZY = {
+    "AgentFlow": "agentflow.agents",
+    "Agent": "agentflow.agents",
+    "AgentInstance": "agentflow.agents",
+    "PlanVersion": "agentflow.agents",
+    "PendingEvent": "agentflow.agents",
+    "PlanNotFoundError": "agentflow.agents",
+    "PlanValidationError": "agentflow.agents",
+    "ValidationReport": "agentflow.agents",
+    "Diagnostic": "agentflow.agents",
+    "wrap_workflow_binding": "agentflow.dispatch",
+    "create_dynamic_entrypoint": "agentflow.dispatch",
+    "dispatch_workflow": "agentflow.dispatch",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentflow' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
+    "Agent",
+    "AgentFlow",
+    "AgentInstance",
     "AgentflowError",
     "Clock",
+    "Diagnostic",
     "Engine",
     "EngineNotStartedError",
     "Event",
@@ -42,20 +75,29 @@ __all__ = [
     "InvalidStateError",
     "LimitExceededError",
     "ManualClock",
+    "MissingDispatcherMetadataError",
     "NonDeterminismError",
     "NonRetryableError",
     "NotFoundError",
+    "PendingEvent",
+    "PlanNotFoundError",
+    "PlanValidationError",
+    "PlanVersion",
     "RetryPolicy",
     "Step",
     "StepError",
     "StepRecord",
     "SystemClock",
     "UsageError",
+    "ValidationReport",
     "WaitingOn",
     "WorkflowBinding",
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
     "__version__",
+    "create_dynamic_entrypoint",
+    "dispatch_workflow",
     "parse_duration",
+    "wrap_workflow_binding",
 ]

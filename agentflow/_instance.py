@@ -161,6 +161,9 @@ class Instance:
         Raises:
             InvalidArgumentError: no step of that name is in the journal.
         """
+        await self._restart(from_step)
+
+    async def _restart(self, from_step: str | None, *, payload: str | None = None) -> None:
         first = 1
         if from_step is not None:
             journal = await self._engine.store.load_journal(self.id)
@@ -176,7 +179,7 @@ class Instance:
         def decide(row: InstanceRow) -> InstanceChange | None:
             return InstanceChange(at=now, status="queued", due_at=now, output=None, error=None,
                                   waiting_on=None, bump_fence=True, clear_lease=True,
-                                  delete_steps_from=first)
+                                  delete_steps_from=first, payload=payload)
 
         await self._transition(decide)
 

@@ -298,7 +298,9 @@ class SQLiteStore(Store):
 
         def body(db: Db) -> list[InstanceRow]:
             due = db.execute(
-                f"SELECT id, status FROM instances WHERE due_at <= ?"
+                # INDEXED BY: with many sleepers the planner would otherwise pick the
+                # listing index on workflow and sort every row of it (seen: +75 ms).
+                f"SELECT id, status FROM instances INDEXED BY instances_due WHERE due_at <= ?"
                 f" AND workflow IN ({_marks(workflows)})"
                 " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?",
                 [now, *workflows, lease_now, limit]).fetchall()
@@ -321,7 +323,7 @@ class SQLiteStore(Store):
     async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
         if not workflows:
             return None
-        sql = (f"SELECT due_at FROM instances WHERE due_at IS NOT NULL"
+        sql = (f"SELECT due_at FROM instances INDEXED BY instances_due WHERE due_at IS NOT NULL"
                f" AND workflow IN ({_marks(workflows)})"
                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT 1")
         row = await self._read(lambda db: db.execute(sql, [*workflows, lease_now]).fetchone())
