@@ -48,11 +48,14 @@ class Log:
         by_instance: dict[str, list[tuple[float, int]]] = defaultdict(list)
         if path.exists():
             for line in path.read_text().splitlines():
-                pid, inst, i, phase, nonce, t = line.split()
+                fields = line.split()
+                if len(fields) != 6:  # a line still being written as we read
+                    continue
+                pid, inst, i, phase, nonce, t = fields
                 key = (inst, int(i))
                 if phase == "start":
                     runs[key][nonce] = Execution(int(pid), nonce, float(t))
-                else:
+                elif nonce in runs[key]:
                     runs[key][nonce].end = float(t)
                 by_instance[inst].append((float(t), int(pid)))
         return cls({k: sorted(v.values(), key=lambda e: e.start) for k, v in runs.items()},
@@ -119,3 +122,51 @@ def check_invariants(log: Log, committed: dict[tuple[str, int], str], killed: se
             if not order or order[-1] != pid:
                 assert pid not in order, f"instance {inst} ran in two processes at once"
                 order.append(pid)
+
+
+async def run_chaos(directory: Path, *, instances: int, steps: int, kills: int,
+                    workers: int = 3, seed: int = 7, timeout: float = 90.0) -> dict[str, int]:
+    """Several workers on one file, random SIGKILLs while they run, then the checks of
+    `check_invariants`. Returns counts for a report."""
+    import random
+
+    from agentflow import Engine
+    from tests.engine.workloads import chain
+
+    db = directory / "chaos.db"
+    log_path = directory / "steps.log"
+    url = f"sqlite:///{db}"
+    engine = Engine(url, run_scheduler=False)
+    engine.register("chain", chain)
+    async with engine:
+        await engine.binding("chain").create_batch(
+            [{"id": f"c{i}", "params": {"steps": steps}} for i in range(instances)])
+    rng = random.Random(seed)
+    procs: list[subprocess.Popen[bytes]] = [start_worker(url, log_path) for _ in range(workers)]
+    killed: set[int] = set()
+    try:
+        for k in range(kills):
+            target = Log.read(log_path).starts() + rng.randint(40, 90)
+            await wait_for(lambda t=target: Log.read(log_path).starts() >= t
+                           or all(s == "complete" for s, _ in statuses(db).values()),
+                           timeout, f"progress before kill {k}")
+            victim = procs.pop(rng.randrange(len(procs)))
+            kill(victim)
+            killed.add(victim.pid)
+            procs.append(start_worker(url, log_path))
+        await wait_for(lambda: all(s == "complete" for s, _ in statuses(db).values()),
+                       timeout, "all instances to complete")
+    finally:
+        for w in procs:
+            w.send_signal(signal.SIGTERM)
+        for w in procs:  # a worker killed before its handler is set up exits by signal
+            assert w.wait(timeout=10) in (0, -signal.SIGTERM)
+    final = statuses(db)
+    assert len(final) == instances
+    assert all(out == str(sum(range(steps))) for _, out in final.values())
+    committed = committed_steps(db)
+    assert len(committed) == instances * steps
+    log = Log.read(log_path)
+    check_invariants(log, committed, killed)
+    return {"instances": instances, "steps": instances * steps, "kills": len(killed),
+            "body_runs": log.starts(), "reruns": log.starts() - instances * steps}

@@ -3,10 +3,8 @@ finishes every instance without running a committed step again."""
 
 from __future__ import annotations
 
-import random
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from tests.engine.harness import (
     check_invariants,
     committed_steps,
     kill,
+    run_chaos,
     start_worker,
     statuses,
     wait_for,
@@ -69,35 +68,8 @@ async def test_sigkill_mid_step_then_a_fresh_process_finishes(tmp_path: Path) ->
 
 async def test_chaos_several_workers_random_kills(tmp_path: Path) -> None:
     """Three workers share one file; random SIGKILLs hit them while they run."""
-    db = tmp_path / "chaos.db"
-    log_path = tmp_path / "steps.log"
-    url = f"sqlite:///{db}"
-    count, steps, kills = 30, 20, 4
-    await create_chains(url, count, steps)
-    rng = random.Random(7)
-    workers: list[subprocess.Popen[bytes]] = [start_worker(url, log_path) for _ in range(3)]
-    killed: set[int] = set()
-    try:
-        for k in range(kills):
-            target = Log.read(log_path).starts() + rng.randint(40, 90)
-            await wait_for(lambda t=target: Log.read(log_path).starts() >= t, 60,
-                           f"progress before kill {k}")
-            victim = workers.pop(rng.randrange(len(workers)))
-            kill(victim)
-            killed.add(victim.pid)
-            workers.append(start_worker(url, log_path))
-        await wait_for(lambda: all(s == "complete" for s, _ in statuses(db).values()), 90,
-                       "all instances to complete")
-    finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:  # a worker killed before its handler is set up exits by signal
-            assert w.wait(timeout=10) in (0, -signal.SIGTERM)
-    final = statuses(db)
-    assert all(out == str(sum(range(steps))) for _, out in final.values())
-    committed = committed_steps(db)
-    assert len(committed) == count * steps
-    check_invariants(Log.read(log_path), committed, killed)
+    report = await run_chaos(tmp_path, instances=30, steps=20, kills=4)
+    assert report["kills"] == 4
 
 
 async def test_sigterm_stops_a_busy_worker_within_a_second_and_hands_claims_back(
