@@ -64,7 +64,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             created_at REAL NOT NULL,
             created_by TEXT NOT NULL,
             PRIMARY KEY (scope, name, version)
-        ) WITHOUT ROWID""",
+        )""",  # a rowid table: versions list in the order they were submitted
         """CREATE TABLE plans (
             scope TEXT NOT NULL,
             name TEXT NOT NULL,

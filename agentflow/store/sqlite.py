@@ -439,7 +439,7 @@ class SQLiteStore(Store):
 
     async def list_plan_versions(self, scope: str, name: str) -> list[PlanRow]:
         sql = (f"{_PLAN_SELECT} LEFT JOIN plans p ON p.scope = v.scope AND p.name = v.name"
-               " WHERE v.scope = ? AND v.name = ? ORDER BY v.created_at, v.version")
+               " WHERE v.scope = ? AND v.name = ? ORDER BY v.created_at, v.rowid")
         rows = await self._read(lambda db: db.execute(sql, (scope, name)).fetchall())
         return [_plan_row(r) for r in rows]
 
