@@ -20,7 +20,8 @@ from agentflow.testing import ManualClock
 T0 = 1_800_000_000.0
 PLAN = '''
 async def run(event, step):
-    ticket = await step.do("open ticket", lambda: env.tools.call("open_ticket", event.payload["title"]))
+    title = event.payload["title"]
+    ticket = await step.do("open ticket", lambda: env.tools.call("open_ticket", title))
     await step.do("remember", lambda: env.kv.set("last", ticket))
     await step.sleep("cool off", "3 days")
     decision = await step.wait_for_event("approval", type="approval", timeout="7 days")

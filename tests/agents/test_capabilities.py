@@ -32,7 +32,8 @@ async def run(event, step):
 def api(request: httpx2.Request) -> httpx2.Response:
     if request.url.path == "/big":
         return httpx2.Response(200, content=b"[" + b"1," * 5000 + b"1]")
-    return httpx2.Response(200, json={"auth": request.headers.get("authorization") == f"Bearer {SECRET}"})
+    authorized = request.headers.get("authorization") == f"Bearer {SECRET}"
+    return httpx2.Response(200, json={"auth": authorized})
 
 
 def http(**options: Any) -> HttpCapability:
