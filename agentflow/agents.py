@@ -295,7 +295,7 @@ class AgentInstance(Instance):
         self.plan: str = metadata["plan"]
         self.version: str = metadata["version"]
 
-    async def restart(self, from_step: str | None = None, *,  # type: ignore[override]
+    async def restart(self, from_step: str | None = None, *,
                       upgrade: bool = False) -> None:
         """Run again from the top (or from a step). ``upgrade=True`` moves the instance
         to its plan's current version first; otherwise it keeps the version it started

@@ -38,13 +38,13 @@ def test_db_from_environment(tmp_path: Path) -> None:
 
 
 def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
-    out = agentflow("worker", "--db", f"sqlite:///{tmp_path}/w.db", cwd=tmp_path)
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0
-    assert "--app" in out.stderr
     out = agentflow("worker", "--app", "no_such_module:engine", cwd=tmp_path)
     assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
     assert "cannot import 'no_such_module'" in out.stderr
+    out = agentflow("worker", "--app", "json:dumps", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "neither an agentflow Engine nor an AgentFlow" in out.stderr
     out = agentflow("demo", "--db", "mysql://nope", cwd=tmp_path)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr

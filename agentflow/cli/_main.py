@@ -12,9 +12,12 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from agentflow.cli import _demo, _worker
+from agentflow.cli import _demo, _ops, _worker
 from agentflow.errors import AgentflowError, NotFoundError, UsageError
+from agentflow.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 from agentflow.store import default_url
+
+STATUSES = ACTIVE_STATUSES | TERMINAL_STATUSES | {"paused"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,9 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = add("worker", "drive due instances until stopped (SIGTERM/SIGINT stop it "
                            "gracefully)")
-    worker.add_argument("--app", action="append", default=[], metavar="MODULE:ENGINE",
-                        help="import MODULE and run the workflows registered on its Engine "
-                             "object ENGINE (repeatable)")
+    worker.add_argument("--app", action="append", default=[], metavar="MODULE:OBJECT",
+                        help="also run the workflows of an Engine, or the capability grants "
+                             "of an AgentFlow, that MODULE defines (repeatable)")
+    worker.add_argument("--isolation", choices=["process", "inline"], default="process",
+                        help="how agent plans run (inline is NOT a security boundary)")
     worker.add_argument("--concurrency", type=int, default=256,
                         help="instances run at once (default 256)")
     worker.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
@@ -44,6 +49,60 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--poll", type=float, default=0.2, metavar="SECONDS",
                         help="how often to look for work made due by other processes")
     worker.set_defaults(handler=_worker.run)
+
+    def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+        return p
+
+    p = with_json(add("plans", "list plans and their current versions"))
+    p.add_argument("--agent", help="only this agent's plans")
+    p.set_defaults(handler=_ops.plans)
+
+    p = with_json(add("instances", "list instances and what each waiting one waits on"))
+    p.add_argument("--agent", help="only this agent's instances")
+    p.add_argument("--status", choices=sorted(STATUSES), help="only instances in this status")
+    p.add_argument("--workflow", help="only instances of this workflow")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(handler=_ops.instances)
+
+    p = with_json(add("show", "status, output or error, and the timeline of an instance"))
+    p.add_argument("id")
+    p.set_defaults(handler=_ops.show)
+
+    p = with_json(add("wait", "wait for an instance to finish (exit 0 complete, 1 errored or "
+                              "terminated, 4 timeout, 5 waiting with --until-waiting)"))
+    p.add_argument("id")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("--until-waiting", action="store_true",
+                   help="also return when it waits for a sleep, an event or a retry")
+    p.set_defaults(handler=_ops.wait)
+
+    for verb, text in (("approve", "approve a pending approval as a human"),
+                       ("reject", "reject a pending approval as a human")):
+        p = with_json(add(verb, text))
+        p.add_argument("id")
+        p.add_argument("--comment", default="")
+        p.add_argument("--type", default="approval", help="the event type (default approval)")
+        p.set_defaults(handler=_ops.control(verb))
+
+    p = with_json(add("send-event", "send an event to an instance"))
+    p.add_argument("id")
+    p.add_argument("type")
+    p.add_argument("payload", nargs="?", help="JSON payload")
+    p.set_defaults(handler=_ops.control("send-event"))
+
+    for verb in ("pause", "resume", "terminate"):
+        p = with_json(add(verb, f"{verb} an instance"))
+        p.add_argument("id")
+        p.set_defaults(handler=_ops.control(verb))
+
+    p = with_json(add("restart", "run an instance again from the top or from a step"))
+    p.add_argument("id")
+    p.add_argument("--from-step", default=None, metavar="NAME")
+    p.set_defaults(handler=_ops.control("restart"))
+
+    p = with_json(add("doctor", "which sandbox layers this machine applies, and why not"))
+    p.set_defaults(handler=_ops.doctor)
     return parser
 
 

@@ -1,9 +1,13 @@
 """``agentflow worker``: a long-running process that drives due instances.
 
 Several workers, MCP servers and notebooks may share one database; claims with leases
-and fencing tokens keep each instance in one place at a time. SIGTERM or SIGINT stops
-the worker within about a second: it stops claiming, cancels its runs in flight (a
-step that had not committed will run again), and hands its claims back at once.
+and fencing tokens keep each instance in one place at a time. It always runs agent
+plans (the dynamic workflow ``agentflow.plan``); ``--app`` adds the trusted workflows
+registered on an `Engine`, or an `AgentFlow` whose agents' capability grants then apply
+in this worker too (grants are process configuration, never stored). SIGTERM or SIGINT
+stops the worker within about a second: it stops claiming, lets runs reach their next
+step boundary (a step still running after the grace period is cancelled and will run
+again), and hands its claims back at once.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from agentflow._engine import Engine
 from agentflow.errors import InvalidArgumentError
 
 
-def load_app(spec: str) -> Engine:
-    """Import ``module:attribute`` and return the `Engine` it names."""
+def load_app(spec: str) -> object:
+    """Import ``module:attribute`` and return the `Engine` or `AgentFlow` it names."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise InvalidArgumentError(f"--app {spec!r} must look like package.module:engine")
@@ -32,28 +36,36 @@ def load_app(spec: str) -> Engine:
         raise InvalidArgumentError(f"--app {spec!r}: cannot import {module_name!r}: {exc}"
                                    ) from None
     app = getattr(module, attr, None)
-    if not isinstance(app, Engine):
-        raise InvalidArgumentError(f"--app {spec!r}: {attr!r} is not an agentflow Engine")
+    from agentflow.agents import AgentFlow
+
+    if not isinstance(app, Engine | AgentFlow):
+        raise InvalidArgumentError(f"--app {spec!r}: {attr!r} is neither an agentflow Engine "
+                                   "nor an AgentFlow")
     return app
 
 
 async def run(args: argparse.Namespace) -> int:
-    engine = Engine(args.db, max_concurrency=args.concurrency, lease_seconds=args.lease,
-                    poll_interval=args.poll)
+    from agentflow.agents import AgentFlow
+
+    flow = AgentFlow(args.db, isolation=args.isolation, engine_options={
+        "max_concurrency": args.concurrency, "lease_seconds": args.lease,
+        "poll_interval": args.poll})
     for spec in args.app:
         app = load_app(spec)
+        if isinstance(app, AgentFlow):  # its agents' capability grants apply here too
+            flow._grants.update(app._grants)
+            app = app.engine
+        assert isinstance(app, Engine)
         for name in app.workflows:
-            engine.register(name, app._workflows[name])
-    if not engine.workflows:
-        raise InvalidArgumentError("the worker has no workflows to run: pass --app "
-                                   "module:engine")
+            if name not in flow.engine.workflows:
+                flow.engine.register(name, app._workflows[name])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with engine:
-        print(f"agentflow worker {engine.owner} on {args.db}: {', '.join(engine.workflows)}",
-              file=sys.stderr, flush=True)
+    async with flow:
+        print(f"agentflow worker {flow.engine.owner} on {args.db}: "
+              f"{', '.join(flow.engine.workflows)}", file=sys.stderr, flush=True)
         await stop.wait()
     print("agentflow worker stopped", file=sys.stderr, flush=True)
     return 0

@@ -261,8 +261,8 @@ class Store(abc.ABC):
         """A version of a plan, by default its current one."""
 
     @abc.abstractmethod
-    async def list_plans(self, scope: str) -> list[PlanRow]:
-        """The current version of every plan in a scope, by name."""
+    async def list_plans(self, scope: str | None) -> list[PlanRow]:
+        """The current version of every plan in a scope (None: every scope), by name."""
 
     @abc.abstractmethod
     async def list_plan_versions(self, scope: str, name: str) -> list[PlanRow]:

@@ -431,10 +431,12 @@ class SQLiteStore(Store):
                                ) -> PlanRow | None:
         return await self._read(lambda db: _plan(db, scope, name, version))
 
-    async def list_plans(self, scope: str) -> list[PlanRow]:
+    async def list_plans(self, scope: str | None) -> list[PlanRow]:
+        where = "WHERE v.scope = ?" if scope is not None else ""
         sql = (f"{_PLAN_SELECT} JOIN plans p ON p.scope = v.scope AND p.name = v.name"
-               " AND p.current_version = v.version WHERE v.scope = ? ORDER BY v.name")
-        rows = await self._read(lambda db: db.execute(sql, (scope,)).fetchall())
+               f" AND p.current_version = v.version {where} ORDER BY v.scope, v.name")
+        params = (scope,) if scope is not None else ()
+        rows = await self._read(lambda db: db.execute(sql, params).fetchall())
         return [_plan_row(r) for r in rows]
 
     async def list_plan_versions(self, scope: str, name: str) -> list[PlanRow]:

@@ -1,0 +1,265 @@
+"""Read and steer commands: ``plans``, ``instances``, ``show``, ``wait``, ``approve``,
+``reject``, ``send-event``, ``pause``, ``resume``, ``terminate``, ``restart``, ``doctor``.
+
+They open the database as a client (no scheduler): reading and steering never runs a
+plan. Operators act on any instance, whichever agent it belongs to: this is the
+operator's side, where a human approves what an agent may not approve itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from agentflow._engine import Engine
+from agentflow._instance import Instance
+from agentflow.dispatch import ENVELOPE_KEY
+from agentflow.errors import InvalidArgumentError, NotFoundError
+from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord
+from agentflow.store import SQLiteStore, Store, open_store
+
+EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT, EXIT_NOT_FINISHED = 0, 1, 4, 5
+
+
+def existing_store(url: str) -> Store:
+    """The store a read or steer command opens: it must exist (never create one)."""
+    store = open_store(url)
+    if isinstance(store, SQLiteStore) and store.path != ":memory:" and not os.path.exists(
+            store.path):
+        raise NotFoundError(f"no agentflow database at {store.path!r}; pass --db or set "
+                            "$AGENTFLOW_DB")
+    return store
+
+
+@asynccontextmanager
+async def client(args: argparse.Namespace) -> AsyncIterator[Engine]:
+    engine = Engine(existing_store(args.db), run_scheduler=False)
+    async with engine:
+        yield engine
+
+
+def out(args: argparse.Namespace) -> Console:
+    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+
+
+def emit_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _ago(when: datetime) -> str:
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            amount = f"{abs(seconds) / size:.0f}{unit}"
+            return f"{amount} ago" if seconds > 0 else f"in {amount}"
+    return f"{seconds:.0f}s ago" if seconds >= 0 else f"in {-seconds:.0f}s"
+
+
+def waits_on(status: InstanceStatus) -> str:
+    w = status.waiting_on
+    if w is None:
+        return ""
+    until = w.until.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if w.kind == "event":
+        return f"event {w.type!r} (step {w.step!r}) until {until}"
+    if w.kind == "retry":
+        return f"retry {w.attempt} of {w.step!r} at {until}"
+    return f"sleep {w.step!r} until {until}"
+
+
+async def _agent_and_plan(engine: Engine, status: InstanceStatus) -> tuple[str, str]:
+    row = await engine.store.get_instance(status.id)
+    if row is None or not row.scope:
+        return "", status.workflow
+    try:
+        meta = json.loads(row.payload)[ENVELOPE_KEY]
+        return row.scope, f"{meta['plan']}@{meta['version'][:8]}"
+    except (KeyError, TypeError, ValueError):
+        return row.scope, status.workflow
+
+
+# -- reading --------------------------------------------------------------------------
+async def instances(args: argparse.Namespace) -> int:
+    async with client(args) as engine:
+        statuses = [args.status] if args.status else None
+        rows = await engine.store.list_instances(
+            statuses=statuses, scopes=[args.agent] if args.agent else None,
+            workflows=[args.workflow] if args.workflow else None, limit=args.limit)
+        from agentflow._instance import instance_status
+        items = [instance_status(r) for r in rows]
+        extra = [await _agent_and_plan(engine, s) for s in items]
+    if args.json:
+        emit_json([{**s.model_dump(mode="json"), "agent": a or None, "plan": p}
+                   for s, (a, p) in zip(items, extra, strict=True)])
+        return EXIT_OK
+    table = Table("id", "agent", "plan / workflow", "status", "waiting on", "updated")
+    for s, (agent, plan) in zip(items, extra, strict=True):
+        table.add_row(s.id, agent, plan, s.status, waits_on(s), _ago(s.updated_at))
+    out(args).print(table if items else "no instances")
+    return EXIT_OK
+
+
+async def plans(args: argparse.Namespace) -> int:
+    async with client(args) as engine:
+        rows = await engine.store.list_plans(args.agent)
+    if args.json:
+        emit_json([{"agent": r.scope, "name": r.name, "version": r.version,
+                    "created_at": datetime.fromtimestamp(r.created_at, UTC).isoformat()}
+                   for r in rows])
+        return EXIT_OK
+    table = Table("agent", "plan", "current version", "submitted")
+    for r in rows:
+        table.add_row(r.scope, r.name, r.version,
+                      _ago(datetime.fromtimestamp(r.created_at, UTC)))
+    out(args).print(table if rows else "no plans")
+    return EXIT_OK
+
+
+def timeline(history: list[StepRecord]) -> Table:
+    table = Table("#", "kind", "step", "status", "attempts", "took", "result / error / wait")
+    for h in history:
+        took = ((h.finished_at - h.started_at).total_seconds() if h.finished_at else None)
+        if h.error:
+            detail = f"{h.error['name']}: {h.error['message']}"
+        elif h.status in ("waiting", "retrying") and h.wake_at:
+            detail = f"until {h.wake_at:%Y-%m-%d %H:%M:%S} UTC"
+        else:
+            detail = json.dumps(h.result)
+        table.add_row(str(h.seq), h.kind, h.name, h.status, str(h.attempts),
+                      "" if took is None else f"{took:.3f}s", detail[:80])
+    return table
+
+
+async def show(args: argparse.Namespace) -> int:
+    async with client(args) as engine:
+        inst = await engine.get_instance(args.id)
+        status = await inst.status()
+        history = await inst.history()
+        agent, plan = await _agent_and_plan(engine, status)
+    if args.json:
+        emit_json({"status": status.model_dump(mode="json"), "agent": agent or None,
+                   "plan": plan, "history": [h.model_dump(mode="json") for h in history]})
+        return EXIT_OK
+    console = out(args)
+    console.print(f"[bold]{status.id}[/]  {plan}" + (f"  agent {agent}" if agent else ""))
+    console.print(f"status: [bold]{status.status}[/]  created {_ago(status.created_at)}, "
+                  f"updated {_ago(status.updated_at)}")
+    if status.waiting_on:
+        console.print(f"waiting on: {waits_on(status)}")
+    if status.output is not None:
+        console.print(f"output: {json.dumps(status.output)}")
+    if status.error:
+        console.print(f"error: {status.error['name']}: {status.error['message']}")
+    console.print(timeline(history) if history else "no steps yet")
+    return EXIT_OK
+
+
+def exit_code_for(status: InstanceStatus) -> int:
+    if status.status == "complete":
+        return EXIT_OK
+    if status.status in TERMINAL_STATUSES:
+        return EXIT_FAILED
+    return EXIT_NOT_FINISHED
+
+
+async def wait(args: argparse.Namespace) -> int:
+    """Wait until the instance finishes (exit 0 complete, 1 errored/terminated, 4 timeout);
+    with ``--until-waiting`` also return when it waits (exit 5)."""
+    deadline = time.monotonic() + args.timeout
+    async with client(args) as engine:
+        inst = await engine.get_instance(args.id)
+        status = await inst.status()
+        live = None if args.json or not sys.stdout.isatty() else Live(console=out(args))
+        try:
+            if live:
+                live.start()
+            while True:
+                if live:
+                    live.update(f"{status.id}: {status.status} {waits_on(status)}")
+                if status.status in TERMINAL_STATUSES or (
+                        args.until_waiting and status.status in ("waiting", "paused")):
+                    break
+                if time.monotonic() > deadline:
+                    print(f"agentflow: instance {args.id!r} still {status.status} after "
+                          f"{args.timeout:g}s", file=sys.stderr)
+                    return EXIT_TIMEOUT
+                await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                status = await inst.status()
+        finally:
+            if live:
+                live.stop()
+    if args.json:
+        emit_json(status.model_dump(mode="json"))
+    else:
+        print(f"{status.id}: {status.status}" + (
+            f" output={json.dumps(status.output)}" if status.output is not None else "") + (
+            f" error={status.error['name']}: {status.error['message']}" if status.error else ""))
+    return exit_code_for(status)
+
+
+# -- steering -------------------------------------------------------------------------
+def parse_payload(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"the payload is not valid JSON ({exc.msg} at column "
+                                   f"{exc.colno}); quote it, e.g. '{{\"approved\": true}}'"
+                                   ) from None
+
+
+async def _act(args: argparse.Namespace, action: str) -> Instance:
+    async with client(args) as engine:
+        inst = await engine.get_instance(args.id)
+        if action == "send-event":
+            await inst.send_event(args.type, parse_payload(args.payload))
+        elif action in ("approve", "reject"):
+            await inst.send_event(args.type, {"approved": action == "approve",
+                                              "comment": args.comment or "", "by": "human"})
+        elif action == "restart":
+            await inst.restart(args.from_step)
+        else:
+            await getattr(inst, action)()
+        return inst
+
+
+def control(action: str) -> Any:
+    async def run(args: argparse.Namespace) -> int:
+        await _act(args, action)
+        done = {"send-event": f"sent {getattr(args, 'type', '')!r} to",
+                "approve": "approved", "reject": "rejected", "pause": "paused",
+                "resume": "resumed", "terminate": "terminated", "restart": "restarted"}
+        if getattr(args, "json", False):
+            emit_json({"id": args.id, "action": action, "ok": True})
+        else:
+            print(f"{done[action]} {args.id}")
+        return EXIT_OK
+    return run
+
+
+async def doctor(args: argparse.Namespace) -> int:
+    from sandbox import doctor as sandbox_doctor
+
+    layers = sandbox_doctor()
+    if args.json:
+        emit_json([{"layer": s.name, "available": s.available, "detail": s.detail}
+                   for s in layers])
+    else:
+        table = Table("layer", "available", "detail")
+        for s in layers:
+            table.add_row(s.name, "yes" if s.available else "[red]NO[/]", s.detail)
+        out(args).print(table)
+    return EXIT_OK if all(s.available for s in layers) else EXIT_FAILED

@@ -1,0 +1,137 @@
+"""The read and steer commands through real subprocesses, as an operator runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentflow import AgentFlow, Engine, Event, Step
+
+PLAN = '''
+async def run(event, step):
+    decision = await step.wait_for_event("approval", type="approval", timeout="7 days")
+    if not decision["payload"]["approved"]:
+        return {"status": "rejected", "comment": decision["payload"]["comment"]}
+    return {"status": "approved", "by": decision["payload"]["by"]}
+'''
+
+
+def cli(*args: str, db: Path | None = None) -> subprocess.CompletedProcess[str]:
+    extra = ["--db", f"sqlite:///{db}"] if db is not None else []
+    return subprocess.run([sys.executable, "-m", "agentflow.cli", *args, *extra],
+                          capture_output=True, text=True, timeout=60)
+
+
+async def _setup(db: Path) -> None:
+    af = AgentFlow(f"sqlite:///{db}", isolation="inline")
+    async with af:
+        agent = af.agent("ops-agent")
+        await agent.submit_plan("approval", PLAN)
+        for iid in ("yes", "no"):
+            await (await agent.start("approval", id=iid)).wait(timeout=10)
+    engine = Engine(f"sqlite:///{db}")
+
+    @engine.workflow("nap")
+    async def nap(event: Event, step: Step) -> str:
+        await step.sleep("nap", "1 hour")
+        return "rested"
+
+    async with engine:
+        await (await engine.binding("nap").create(id="napper")).wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "ops.db"
+    asyncio.run(_setup(path))
+    return path
+
+
+@pytest.fixture
+def worker(db: Path) -> Iterator[None]:
+    proc = subprocess.Popen([sys.executable, "-m", "agentflow.cli", "worker", "--db",
+                             f"sqlite:///{db}", "--isolation", "inline", "--poll", "0.05"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_listing_plans_and_instances(db: Path) -> None:
+    plans = json.loads(cli("plans", "--json", db=db).stdout)
+    assert [(p["agent"], p["name"]) for p in plans] == [("ops-agent", "approval")]
+    waiting = json.loads(cli("instances", "--agent", "ops-agent", "--status", "waiting",
+                             "--json", db=db).stdout)
+    assert sorted(i["id"] for i in waiting) == ["no", "yes"]
+    assert all(i["waiting_on"]["type"] == "approval" for i in waiting)
+    assert all(i["plan"].startswith("approval@") for i in waiting)
+    table = cli("instances", db=db)
+    assert table.returncode == 0
+    assert "event 'approval'" in table.stdout
+    assert "napper" in table.stdout
+
+
+def test_show_gives_status_and_timeline(db: Path) -> None:
+    shown = json.loads(cli("show", "napper", "--json", db=db).stdout)
+    assert shown["status"]["status"] == "waiting"
+    assert [h["name"] for h in shown["history"]] == ["nap"]
+    text = cli("show", "napper", db=db)
+    assert "sleep 'nap' until" in text.stdout
+
+
+def test_wait_exit_codes(db: Path) -> None:
+    assert cli("wait", "napper", "--timeout", "0.3", db=db).returncode == 4
+    assert cli("wait", "napper", "--until-waiting", db=db).returncode == 5
+
+
+def test_errors_are_one_line(db: Path, tmp_path: Path) -> None:
+    for args, code, text in [
+        (("show", "missing"), 3, "no instance with id 'missing'"),
+        (("send-event", "napper", "poke", "{not json"), 2, "not valid JSON"),
+        (("send-event", "napper", "bad type!", "{}"), 2, "event type"),
+        (("restart", "napper", "--from-step", "zzz"), 2, "no step named 'zzz'"),
+    ]:
+        out = cli(*args, db=db)
+        assert out.returncode == code, (args, out.stderr)
+        assert out.stderr.startswith("agentflow: ")
+        assert text in out.stderr
+        assert out.stderr.count("\n") == 1
+    missing = cli("instances", db=tmp_path / "nowhere.db")
+    assert missing.returncode == 3
+    assert "no agentflow database" in missing.stderr
+    assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_pause_resume_terminate_restart(db: Path) -> None:
+    assert cli("pause", "napper", db=db).stdout.strip() == "paused napper"
+    assert json.loads(cli("show", "napper", "--json", db=db).stdout)["status"]["status"] == (
+        "paused")
+    assert cli("resume", "napper", "--json", db=db).returncode == 0
+    assert cli("terminate", "napper", db=db).returncode == 0
+    assert cli("wait", "napper", db=db).returncode == 1  # terminated
+    assert cli("resume", "napper", db=db).returncode == 2  # cannot resume a finished one
+    assert cli("restart", "napper", db=db).stdout.strip() == "restarted napper"
+
+
+def test_approve_and_reject_as_a_human(db: Path, worker: None) -> None:
+    assert cli("approve", "yes", db=db).stdout.strip() == "approved yes"
+    assert cli("reject", "no", "--comment", "too risky", db=db).returncode == 0
+    done = cli("wait", "yes", "--json", "--timeout", "30", db=db)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["output"] == {"status": "approved", "by": "human"}
+    rejected = json.loads(cli("wait", "no", "--json", "--timeout", "30", db=db).stdout)
+    assert rejected["output"] == {"status": "rejected", "comment": "too risky"}
+
+
+def test_doctor_reports_every_layer() -> None:
+    out = cli("doctor", "--json")
+    layers = {layer["layer"]: layer for layer in json.loads(out.stdout)}
+    assert {"validator", "restricted_python", "rlimits", "seccomp", "landlock"} <= set(layers)
+    assert out.returncode == (0 if all(v["available"] for v in layers.values()) else 1)
