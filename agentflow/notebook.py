@@ -1,0 +1,76 @@
+"""Notebook helpers: an instance's history as a timeline you can look at.
+
+Example:
+    from agentflow.notebook import Timeline
+    Timeline(await inst.history(), await inst.status())   # renders as an HTML table
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+
+from agentflow.models import InstanceStatus, StepRecord
+
+__all__ = ["Timeline"]
+
+_COLORS = {"ok": "#2e7d32", "error": "#c62828", "retrying": "#ef6c00", "waiting": "#1565c0"}
+
+
+class Timeline:
+    """A history rendered as a table: HTML in a notebook, text elsewhere."""
+
+    def __init__(self, history: Sequence[StepRecord], status: InstanceStatus | None = None
+                 ) -> None:
+        self.history = list(history)
+        self.status = status
+
+    def rows(self) -> list[dict[str, str]]:
+        out = []
+        for h in self.history:
+            took = ((h.finished_at - h.started_at).total_seconds() if h.finished_at else None)
+            if h.error:
+                detail = f"{h.error['name']}: {h.error['message']}"
+            elif h.status in ("waiting", "retrying") and h.wake_at:
+                detail = f"until {h.wake_at:%Y-%m-%d %H:%M:%S} UTC"
+            else:
+                detail = json.dumps(h.result)
+            out.append({"#": str(h.seq), "kind": h.kind, "step": h.name, "status": h.status,
+                        "attempts": str(h.attempts),
+                        "started": f"{h.started_at:%Y-%m-%d %H:%M:%S}",
+                        "took": "" if took is None else _human(took), "detail": detail})
+        return out
+
+    def _repr_html_(self) -> str:
+        rows = self.rows()
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in (rows[0] if rows else {"#": ""}))
+        body = []
+        for r in rows:
+            color = _COLORS.get(r["status"], "inherit")
+            cells = "".join(
+                f'<td style="color:{color}">{html.escape(v)}</td>' if k == "status"
+                else f"<td>{html.escape(v[:200])}</td>" for k, v in r.items())
+            body.append(f"<tr>{cells}</tr>")
+        caption = ""
+        if self.status is not None:
+            caption = (f"<caption>{html.escape(self.status.id)}: "
+                       f"<b>{html.escape(self.status.status)}</b></caption>")
+        return (f'<table class="agentflow-timeline">{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(body)}</tbody></table>")
+
+    def __str__(self) -> str:
+        lines = [f"{r['#']:>3} {r['kind']:<6} {r['step']:<20} {r['status']:<8} "
+                 f"x{r['attempts']} {r['took']:>8}  {r['detail'][:60]}" for r in self.rows()]
+        if self.status is not None:
+            lines.insert(0, f"{self.status.id}: {self.status.status}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.3f}s"
