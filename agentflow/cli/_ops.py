@@ -28,6 +28,7 @@ from agentflow._instance import Instance
 from agentflow.dispatch import ENVELOPE_KEY
 from agentflow.errors import InvalidArgumentError, NotFoundError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord
+from agentflow.notebook import Timeline
 from agentflow.store import SQLiteStore, Store, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT, EXIT_NOT_FINISHED = 0, 1, 4, 5
@@ -129,16 +130,9 @@ async def plans(args: argparse.Namespace) -> int:
 
 def timeline(history: list[StepRecord]) -> Table:
     table = Table("#", "kind", "step", "status", "attempts", "took", "result / error / wait")
-    for h in history:
-        took = ((h.finished_at - h.started_at).total_seconds() if h.finished_at else None)
-        if h.error:
-            detail = f"{h.error['name']}: {h.error['message']}"
-        elif h.status in ("waiting", "retrying") and h.wake_at:
-            detail = f"until {h.wake_at:%Y-%m-%d %H:%M:%S} UTC"
-        else:
-            detail = json.dumps(h.result)
-        table.add_row(str(h.seq), h.kind, h.name, h.status, str(h.attempts),
-                      "" if took is None else f"{took:.3f}s", detail[:80])
+    for r in Timeline(history).rows():
+        table.add_row(r["#"], r["kind"], r["step"], r["status"], r["attempts"], r["took"],
+                      r["detail"][:80])
     return table
 
 
