@@ -17,6 +17,11 @@ def test_exported_names_are_pinned() -> None:
         "NotFoundError", "RetryPolicy", "Step", "StepError", "StepRecord", "SystemClock",
         "UsageError", "WaitingOn", "WorkflowBinding", "WorkflowError", "WorkflowNotFoundError",
         "WorkflowTimeoutError", "__version__", "parse_duration",
+        # The agent layer, loaded lazily so that the engine never imports the sandbox.
+        "Agent", "AgentFlow", "AgentInstance", "Diagnostic", "MissingDispatcherMetadataError",
+        "PendingEvent", "PlanNotFoundError", "PlanValidationError", "PlanVersion",
+        "ValidationReport", "create_dynamic_entrypoint", "dispatch_workflow",
+        "wrap_workflow_binding",
     ])
     for name in agentflow.__all__:
         assert hasattr(agentflow, name), name

@@ -1,0 +1,307 @@
+"""The host's side of one run: answers a worker's step and capability calls.
+
+A `RunDriver` turns each ``step`` message into ``await host.step(op, args, run_body)``
+and each ``cap`` message into ``await host.capability(...)``, in their own tasks, so a
+plan may have several calls in flight (``gather``). Every message from the worker is
+untrusted: fields are type-checked, and a malformed message raises `ProtocolError`,
+which makes the connection kill the worker.
+
+Suspension: when ``host.step`` raises a `BaseException` that is not an `Exception`
+(the engine's suspension signal), the driver abandons the run (cancels its other host
+calls, tells the worker to cancel the plan, waits for the acknowledgement) and
+re-raises that same object from `wait`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any, Protocol
+
+from sandbox._errors import PlanRuntimeError, RemoteError, WorkerCrashedError
+from sandbox._protocol import ProtocolError, error_payload, pack_value, read_error, unpack_value
+from sandbox._validate import STEP_METHODS
+
+__all__ = ["PlanHost", "RunDriver"]
+
+Send = Callable[[dict[str, Any]], None]
+
+#: A run with more host calls than this in flight is killed (a flooding worker).
+MAX_CALLS_IN_FLIGHT = 1024
+_METHOD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+class PlanHost(Protocol):
+    """What the sandbox asks of its host (implemented by the agent layer).
+
+    ``step`` receives ``op`` (``"do"``, ``"sleep"``, ``"sleep_until"``,
+    ``"wait_for_event"``, ``"now"``, ``"random"``, ``"uuid"``) and ``args``:
+
+    - do: ``{"name", "retries", "timeout"}``, with ``run_body``, an async callable
+      that runs the step's ``fn`` in the sandbox and returns its JSON result or raises
+      `RemoteError`; call it as many times as attempts are made, or never.
+    - sleep: ``{"name", "duration"}``; sleep_until: ``{"name", "when"}`` (``when`` is a
+      ``datetime`` or a number); wait_for_event: ``{"name", "type", "timeout"}``;
+      now/random/uuid: ``{}``.
+
+    Its return value (JSON, or a ``datetime``) becomes the value of the plan's
+    ``await``. An `Exception` it raises is raised in the plan under the same class
+    name. A `BaseException` that is not an `Exception` abandons the run and leaves
+    `WorkerPool.run_plan` as is. Values and names arriving here come from untrusted
+    code: validate them as any user input.
+    """
+
+    async def step(self, op: str, args: dict[str, Any],
+                   run_body: Callable[[], Awaitable[Any]] | None) -> Any: ...
+
+    async def capability(self, name: str, method: str, args: list[Any],
+                         kwargs: dict[str, Any]) -> Any: ...
+
+
+def _need(message: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = message.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ProtocolError(f"message {message.get('t')!r} needs {key!r} of type {kind}")
+    return value
+
+
+class RunDriver:
+    """Host side of one run of a plan in one worker (or inline `PlanSide`)."""
+
+    def __init__(self, run_id: int, host: PlanHost, send: Send,
+                 capabilities: frozenset[str] = frozenset()) -> None:
+        self.run_id = run_id
+        self._host = host
+        self._send = send
+        self._capabilities = capabilities
+        self._finished: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._step_tasks: dict[int, asyncio.Task[None]] = {}
+        self._bodies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._calls_in_body: dict[int, int] = {}  # step call -> bodies in flight
+        self._body_ids = itertools.count(1)
+        self._suspension: BaseException | None = None
+        self._lost: WorkerCrashedError | None = None
+        self._closing = False
+
+    # -- messages from the worker --------------------------------------------------------
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        """Handle one message for this run. Raises `ProtocolError`."""
+        kind = message["t"]
+        if kind in ("step", "cap") and len(self._tasks) >= MAX_CALLS_IN_FLIGHT:
+            raise ProtocolError(f"more than {MAX_CALLS_IN_FLIGHT} calls in flight")
+        if kind == "step":
+            call = _need(message, "call", int)
+            op = _need(message, "op", str)
+            args = _need(message, "args", dict)
+            if op not in STEP_METHODS:
+                raise ProtocolError(f"unknown step op {op!r}")
+            if STEP_METHODS[op] and not isinstance(args.get("name"), str):
+                raise ProtocolError(f"step {op!r} needs a str name")
+            args = _decode_datetimes(message, args)
+            self._step_tasks[call] = self._spawn(self._serve_step(call, op, args))
+        elif kind == "cap":
+            call = _need(message, "call", int)
+            name, method = _need(message, "name", str), _need(message, "method", str)
+            args, kwargs = _need(message, "args", list), _need(message, "kwargs", dict)
+            # The plan's stubs only allow these; a worker that sends others has escaped.
+            if name not in self._capabilities or not _METHOD.match(method):
+                raise ProtocolError(f"capability call {name}.{method} was not granted")
+            if not self._bodies:  # e.g. a task a finished body left behind
+                self._reply({"t": "cap_err", "call": call, "error": error_payload(
+                    RuntimeError(f"env.{name}.{method}() was called after its step body "
+                                 f"ended"))})
+                return
+            self._spawn(self._serve_capability(call, name, method, args, kwargs))
+        elif kind in ("body_ok", "body_err"):
+            future = self._bodies.get(_need(message, "body", int))
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif kind == "done":
+            self._settle(value=unpack_value(message))
+        elif kind == "fail":
+            name, text, _error_name, _args = read_error(message.get("error"))
+            self._settle(error=PlanRuntimeError(name, text))
+        elif kind == "cancelled":
+            self._settle(error=PlanRuntimeError("CancelledError", "the run was abandoned"))
+        else:
+            raise ProtocolError(f"unexpected message {kind!r}")
+
+    def on_worker_lost(self, error: WorkerCrashedError) -> None:
+        """The worker died: fail the bodies in flight and end the run with ``error``."""
+        if self._lost is not None:
+            return
+        self._lost = error
+        for future in self._bodies.values():
+            if not future.done():
+                future.set_exception(error)
+        # A step whose body just failed finishes by itself: the host records the failed
+        # attempt and may suspend (to retry later in a fresh worker). Every other host
+        # call is moot.
+        keep = {self._step_tasks.get(call) for call in self._calls_in_body}
+        self._closing = True  # the cancellations below are ours, not the host's signal
+        for task in self._tasks:
+            if task not in keep:
+                task.cancel()
+        self._settle(error=error)
+
+    # -- serving calls -------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _reply(self, message: dict[str, Any]) -> None:
+        if self._lost is not None or self._closing:
+            return
+        try:
+            self._send({**message, "run": self.run_id})
+        except WorkerCrashedError:
+            pass  # on_worker_lost does the rest
+        except (TypeError, ValueError) as exc:  # the host's value is not JSON or too big
+            if message["t"].endswith("_ok"):
+                self._reply({"t": message["t"][:-3] + "_err", "call": message["call"],
+                             "error": error_payload(TypeError(str(exc)))})
+
+    async def _serve_step(self, call: int, op: str, args: dict[str, Any]) -> None:
+        run_body, expire = self._make_run_body(call) if op == "do" else (None, None)
+        try:
+            value = await self._host.step(op, args, run_body)
+        except Exception as exc:
+            self._reply({"t": "step_err", "call": call, "error": error_payload(exc)})
+        except BaseException as exc:  # the host's suspension signal
+            if not (self._closing and isinstance(exc, asyncio.CancelledError)):
+                self._abandon(exc)
+        else:
+            self._reply({"t": "step_ok", "call": call, **pack_value(value)})
+        finally:
+            self._step_tasks.pop(call, None)
+            if expire is not None:
+                expire()
+
+    async def _serve_capability(self, call: int, name: str, method: str, args: list[Any],
+                                kwargs: dict[str, Any]) -> None:
+        try:
+            value = await self._host.capability(name, method, args, kwargs)
+        except Exception as exc:
+            self._reply({"t": "cap_err", "call": call, "error": error_payload(exc)})
+        except BaseException as exc:
+            if not (self._closing and isinstance(exc, asyncio.CancelledError)):
+                self._abandon(exc)
+        else:
+            self._reply({"t": "cap_ok", "call": call, **pack_value(value)})
+
+    def _make_run_body(self, call: int
+                       ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+        expired = False
+
+        async def run_body() -> Any:
+            if expired:
+                raise RuntimeError("run_body() was called after host.step() returned")
+            if self._lost is not None:
+                raise self._lost
+            body = next(self._body_ids)
+            future: asyncio.Future[dict[str, Any]] = (
+                asyncio.get_running_loop().create_future())
+            self._bodies[body] = future
+            self._calls_in_body[call] = self._calls_in_body.get(call, 0) + 1
+            try:
+                self._send({"t": "body", "run": self.run_id, "call": call, "body": body})
+                reply = await future
+            except asyncio.CancelledError:  # e.g. the host's per-attempt timeout
+                if self._lost is None:
+                    with contextlib.suppress(Exception):
+                        self._send({"t": "body_cancel", "run": self.run_id, "body": body})
+                raise
+            finally:
+                self._bodies.pop(body, None)
+                self._calls_in_body[call] -= 1
+                if not self._calls_in_body[call]:
+                    del self._calls_in_body[call]
+            if reply["t"] == "body_err":
+                name, text, error_name, _args = read_error(reply.get("error"))
+                raise RemoteError(error_name or name, text)
+            return unpack_value(reply)
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+
+        return run_body, expire
+
+    # -- ending --------------------------------------------------------------------------
+
+    def _settle(self, *, value: Any = None, error: BaseException | None = None) -> None:
+        if self._finished.done():
+            return
+        if error is not None:
+            self._finished.set_exception(error)
+        else:
+            self._finished.set_result(value)
+
+    def _cancel_tasks(self, *, but: asyncio.Task[Any] | None = None) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            if task is not but:
+                task.cancel()
+
+    def _abandon(self, signal: BaseException) -> None:
+        if self._suspension is not None:
+            return
+        self._suspension = signal
+        self._cancel_tasks(but=asyncio.current_task())
+        if self._lost is None:
+            try:
+                self._send({"t": "cancel", "run": self.run_id})
+            except Exception:
+                self._settle(error=WorkerCrashedError("the worker could not be told to "
+                                                      "cancel the run"))
+
+    async def wait(self) -> Any:
+        """Wait for the run's end; return its value or raise (see the module doc)."""
+        try:
+            await asyncio.wait([self._finished])
+        except asyncio.CancelledError:
+            # Our caller was cancelled: abandon the run in the worker, without waiting.
+            self._cancel_tasks()
+            if self._lost is None and self._suspension is None:
+                with contextlib.suppress(Exception):
+                    self._send({"t": "cancel", "run": self.run_id})
+            self._close()
+            raise
+        try:
+            if self._lost is not None:
+                pending = [task for task in self._tasks if not task.done()]
+                if pending:
+                    await asyncio.wait(pending)
+            if self._suspension is not None:
+                raise self._suspension
+            return self._finished.result()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self._cancel_tasks()
+        if not self._finished.done():
+            self._finished.cancel()
+        elif not self._finished.cancelled():
+            self._finished.exception()  # mark it retrieved
+
+
+def _decode_datetimes(message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    fields = message.get("dt") or []
+    if not isinstance(fields, list):
+        raise ProtocolError("'dt' must be a list of field names")
+    if "when" in fields and isinstance(args.get("when"), str):
+        try:
+            args = {**args, "when": datetime.fromisoformat(args["when"])}
+        except ValueError:
+            raise ProtocolError("'when' is not ISO datetime text") from None
+    return args

@@ -1,0 +1,383 @@
+"""The plan's side of the protocol: runs plans and turns their calls into messages.
+
+`PlanSide` runs inside a confined worker (process isolation) or in the host's event loop
+(inline isolation); either way it only speaks messages, through a ``send`` callable that
+encodes them as JSON frames. One `PlanSide` serves all concurrent runs of one agent.
+
+What plan code gets:
+
+- ``event``: `PlanEvent` with ``payload``, ``timestamp`` (an aware ``datetime`` when the
+  ISO text parses, else the text) and ``instance_id``.
+- ``step``: `PlanStep`. Every method is a coroutine that sends a ``step`` message and
+  waits for the host's answer; ``step.do`` keeps ``fn`` here and runs it when the host
+  asks (``body``), as often as the host asks.
+- ``env``: `PlanEnv` with one `CapabilityStub` per granted capability. A capability
+  method returns an awaitable and may only be called while a step body runs (so its
+  effects are journaled): ``await step.do("get", lambda: env.http.get_json(url))``.
+
+Plan code runs in a task wrapped so that no exception, `BaseException` included, leaves
+it: `SystemExit`, `KeyboardInterrupt` and `GeneratorExit` would otherwise escape
+``exec`` or break out of the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import itertools
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sandbox._compile import CompiledPlan, compile_plan
+from sandbox._errors import PlanValidationError
+from sandbox._namespace import (
+    PLAN_EXCEPTIONS,
+    StepError,
+    plan_globals,
+    register_plan_type,
+)
+from sandbox._protocol import ProtocolError, error_payload, pack_value, read_error, unpack_value
+
+__all__ = ["PlanSide"]
+
+Send = Callable[[dict[str, Any]], None]
+
+# Set (to the run) inside the task that executes a step body.
+_BODY_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("sandbox_body",
+                                                                        default=None)
+
+
+def rebuild_error(payload: object) -> Exception:
+    """The exception plan code sees for an error sent by the host."""
+    try:
+        name, message, error_name, args = read_error(payload)
+    except ProtocolError as exc:
+        return StepError(str(exc))
+    if name == "StepError":
+        return StepError(message, error_name=error_name or "StepError")
+    cls = PLAN_EXCEPTIONS.get(name)
+    if cls is None:
+        return StepError(message, error_name=name)
+    try:
+        return cls(*args) if args is not None else cls(message)
+    except Exception:
+        return StepError(message, error_name=name)
+
+
+class PlanEvent:
+    """``event`` inside a plan."""
+
+    __slots__ = ("instance_id", "payload", "timestamp")
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.payload = raw.get("payload")
+        timestamp = raw.get("timestamp")
+        self.timestamp: datetime | Any = timestamp
+        if isinstance(timestamp, str):
+            with contextlib.suppress(ValueError):
+                self.timestamp = datetime.fromisoformat(timestamp)
+        self.instance_id = raw.get("instance_id")
+
+
+def _check_name(method: str, name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"step.{method}: the step name must be a str, got "
+                        f"{type(name).__name__}")
+    return name
+
+
+class PlanStep:
+    """``step`` inside a plan: each method asks the host and awaits its answer."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    async def do(self, name: str, fn: Callable[[], Any], *, retries: Any = None,
+                 timeout: Any = None) -> Any:
+        if not callable(fn):
+            raise TypeError(f"step.do({name!r}, fn): fn must be a zero-argument callable, "
+                            f"e.g. `lambda: ...`")
+        args = {"name": _check_name("do", name), "retries": retries, "timeout": timeout}
+        return await self._run.step_call("do", args, fn)
+
+    async def sleep(self, name: str, duration: Any) -> Any:
+        args = {"name": _check_name("sleep", name), "duration": duration}
+        return await self._run.step_call("sleep", args)
+
+    async def sleep_until(self, name: str, when: Any) -> Any:
+        args = {"name": _check_name("sleep_until", name), "when": when}
+        return await self._run.step_call("sleep_until", args)
+
+    async def wait_for_event(self, name: str, *, type: str,
+                             timeout: Any = "24 hours") -> Any:
+        args = {"name": _check_name("wait_for_event", name), "type": type,
+                "timeout": timeout}
+        return await self._run.step_call("wait_for_event", args)
+
+    async def now(self) -> Any:
+        return await self._run.step_call("now", {})
+
+    async def random(self) -> Any:
+        return await self._run.step_call("random", {})
+
+    async def uuid(self) -> Any:
+        return await self._run.step_call("uuid", {})
+
+
+class CapabilityMethod:
+    """``env.<capability>.<method>``: calling it returns an awaitable of the result."""
+
+    __slots__ = ("_capability", "_method")
+
+    def __init__(self, capability: CapabilityStub, method: str) -> None:
+        self._capability = capability
+        self._method = method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = self._capability._name
+        run = _BODY_RUN.get()
+        if run is None or run is not self._capability._run:
+            raise RuntimeError(
+                f"env.{name}.{self._method}() can only be called inside a step body, "
+                f"e.g. await step.do(\"call {name}\", lambda: env.{name}.{self._method}(...))")
+        return run.capability_call(name, self._method, list(args), dict(kwargs))
+
+
+class CapabilityStub:
+    """``env.<capability>``: any public attribute is a method forwarded to the host."""
+
+    __slots__ = ("_name", "_run")
+
+    def __init__(self, run: _Run, name: str) -> None:
+        self._run = run
+        self._name = name
+
+
+class PlanEnv:
+    """``env``: the capabilities granted to this agent, and nothing else."""
+
+    __slots__ = ("_capabilities",)
+
+    def __init__(self, run: _Run, names: list[str]) -> None:
+        self._capabilities = {name: CapabilityStub(run, name) for name in names}
+
+
+def _env_attribute(env: PlanEnv, name: str) -> CapabilityStub:
+    stub = env._capabilities.get(name)
+    if stub is None:
+        granted = ", ".join(sorted(env._capabilities)) or "none"
+        raise AttributeError(f"capability {name!r} was not granted to this agent "
+                             f"(granted: {granted})")
+    return stub
+
+
+register_plan_type(PlanEvent, frozenset({"payload", "timestamp", "instance_id"}))
+register_plan_type(PlanStep, frozenset({"do", "sleep", "sleep_until", "wait_for_event",
+                                        "now", "random", "uuid"}))
+register_plan_type(PlanEnv, _env_attribute)
+register_plan_type(CapabilityStub, CapabilityMethod)
+
+
+class _Run:
+    """One run of a plan: its task, its pending calls and its step bodies."""
+
+    def __init__(self, side: PlanSide, run_id: int) -> None:
+        self.side = side
+        self.id = run_id
+        self.task: asyncio.Task[None] | None = None
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.bodies: dict[int, Callable[[], Any]] = {}
+        self.body_tasks: dict[int, asyncio.Task[None]] = {}
+        self.cancelling = False
+        self._ids = itertools.count(1)
+
+    async def _request(self, message: dict[str, Any],
+                       fn: Callable[[], Any] | None = None) -> dict[str, Any]:
+        if self.cancelling:
+            raise asyncio.CancelledError("the run was abandoned by the host")
+        call = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[call] = future
+        if fn is not None:
+            self.bodies[call] = fn
+        try:
+            self.side.send({**message, "run": self.id, "call": call})
+            return await future
+        finally:
+            self.pending.pop(call, None)
+            self.bodies.pop(call, None)
+
+    async def step_call(self, op: str, args: dict[str, Any],
+                        fn: Callable[[], Any] | None = None) -> Any:
+        if _BODY_RUN.get() is not None:
+            raise RuntimeError(f"step.{op}() cannot be called inside a step body")
+        message: dict[str, Any] = {"t": "step", "op": op, "args": args}
+        if isinstance(args.get("when"), datetime):
+            message["args"] = {**args, "when": args["when"].isoformat()}
+            message["dt"] = ["when"]
+        reply = await self._request(message, fn)
+        return _reply_value(reply)
+
+    async def capability_call(self, name: str, method: str, args: list[Any],
+                              kwargs: dict[str, Any]) -> Any:
+        reply = await self._request({"t": "cap", "name": name, "method": method,
+                                     "args": args, "kwargs": kwargs})
+        return _reply_value(reply)
+
+
+def _reply_value(reply: dict[str, Any]) -> Any:
+    if reply["t"].endswith("_err"):
+        raise rebuild_error(reply.get("error"))
+    return unpack_value(reply)
+
+
+class PlanSide:
+    """Runs plans for one agent and answers the host's messages.
+
+    Args:
+        send: encodes and sends one message to the host; raises `MessageTooLargeError`,
+            `TypeError` or `ValueError` when the message cannot be sent.
+        on_fatal: called when plan code hit `MemoryError` (after a ``fatal`` message
+            to the host); a worker then exits, since its heap may be left unusable.
+    """
+
+    def __init__(self, send: Send, *, on_fatal: Callable[[], None] | None = None) -> None:
+        self.send = send
+        self._on_fatal = on_fatal
+        self.runs: dict[int, _Run] = {}
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """Dispatch one message from the host. Raises `ProtocolError`."""
+        kind = message.get("t")
+        if kind == "run":
+            self._start_run(message)
+            return
+        run = self.runs.get(message.get("run"))  # type: ignore[arg-type]
+        if run is None:
+            return  # a late message for a run that already ended
+        if kind in ("step_ok", "step_err", "cap_ok", "cap_err"):
+            future = run.pending.get(message.get("call"))  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif kind == "body":
+            self._start_body(run, message)
+        elif kind == "body_cancel":
+            task = run.body_tasks.pop(message.get("body"), None)  # type: ignore[arg-type]
+            if task is not None:
+                task.cancel()
+        elif kind == "cancel":
+            run.cancelling = True
+            for task in run.body_tasks.values():
+                task.cancel()
+            if run.task is not None:
+                run.task.cancel()
+        else:
+            raise ProtocolError(f"unknown message type {kind!r}")
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def _start_run(self, message: dict[str, Any]) -> None:
+        run_id, source = message.get("run"), message.get("source")
+        filename, event = message.get("filename", "<plan>"), message.get("event")
+        caps = message.get("caps", [])
+        if (not isinstance(run_id, int) or run_id in self.runs or not isinstance(source, str)
+                or not isinstance(filename, str) or not isinstance(event, dict)
+                or not isinstance(caps, list) or not all(isinstance(c, str) for c in caps)):
+            raise ProtocolError("malformed run message")
+        run = _Run(self, run_id)
+        self.runs[run_id] = run
+        run.task = asyncio.get_running_loop().create_task(
+            self._drive(run, source, filename, event, caps))
+
+    async def _drive(self, run: _Run, source: str, filename: str, event: dict[str, Any],
+                     caps: list[str]) -> None:
+        try:
+            plan: CompiledPlan = compile_plan(source, filename=filename)
+            namespace = plan_globals(PlanEnv(run, caps))
+            exec(plan.code, namespace)
+            value = await namespace["run"](PlanEvent(event), PlanStep(run))
+            self._finish(run, {"t": "done", **pack_value(value)}, "the plan's return value")
+        except asyncio.CancelledError:
+            if run.cancelling:
+                self._send_quietly({"t": "cancelled", "run": run.id})
+            else:
+                self._fail(run, RuntimeError("the plan was cancelled"))
+        except PlanValidationError as exc:
+            self._fail(run, exc)
+        except BaseException as exc:  # plan code: nothing may escape the worker loop
+            if isinstance(exc, MemoryError):
+                self._fatal(exc)
+            self._fail(run, exc)
+        finally:
+            self._end(run)
+
+    def _finish(self, run: _Run, message: dict[str, Any], what: str) -> None:
+        try:
+            self.send({**message, "run": run.id})
+        except (TypeError, ValueError) as exc:  # not JSON, or over the size cap
+            self._fail(run, TypeError(f"{what} cannot be sent to the host: {exc}"))
+
+    def _fail(self, run: _Run, exc: BaseException) -> None:
+        payload = error_payload(exc)
+        if isinstance(exc, StepError):
+            payload["name"] = exc.error_name
+        self._send_quietly({"t": "fail", "run": run.id, "error": payload})
+
+    def _send_quietly(self, message: dict[str, Any]) -> None:
+        # If even this cannot be sent, the host's watchdog or EOF takes over.
+        with contextlib.suppress(Exception):
+            self.send(message)
+
+    def _end(self, run: _Run) -> None:
+        self.runs.pop(run.id, None)
+        for future in run.pending.values():
+            future.cancel()
+        for task in run.body_tasks.values():
+            task.cancel()
+
+    # -- step bodies ---------------------------------------------------------------------
+
+    def _start_body(self, run: _Run, message: dict[str, Any]) -> None:
+        call, body = message.get("call"), message.get("body")
+        if not isinstance(call, int) or not isinstance(body, int) or body in run.body_tasks:
+            raise ProtocolError("malformed body message")
+        fn = run.bodies.get(call)
+        context = contextvars.copy_context()
+        context.run(_BODY_RUN.set, run)
+        run.body_tasks[body] = asyncio.get_running_loop().create_task(
+            self._run_body(run, call, body, fn), context=context)
+
+    async def _run_body(self, run: _Run, call: int, body: int,
+                        fn: Callable[[], Any] | None) -> None:
+        reply: dict[str, Any] = {"run": run.id, "call": call, "body": body}
+        try:
+            if fn is None:
+                raise RuntimeError(f"no step body is pending for call {call}")
+            value = fn()
+            if inspect.isawaitable(value):
+                value = await value
+            try:
+                self.send({**reply, "t": "body_ok", **pack_value(value)})
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"the step result cannot be sent to the host: {exc}") from None
+        except asyncio.CancelledError:
+            return  # the host gave up on this attempt (timeout) or the run
+        except BaseException as exc:  # plan code
+            if isinstance(exc, MemoryError):
+                self._fatal(exc)
+            self._send_quietly({**reply, "t": "body_err", "error": error_payload(exc)})
+        finally:
+            run.body_tasks.pop(body, None)
+
+    def _fatal(self, exc: BaseException) -> None:
+        # Said before the error itself, so the host retires this worker before it
+        # hands it another run.
+        self._send_quietly({"t": "fatal", "reason": f"{type(exc).__name__} in plan code; "
+                                                    f"the worker is replaced"})
+        if self._on_fatal is not None:
+            self._on_fatal()
