@@ -1,0 +1,81 @@
+"""agentflow's agent API as tools: one definition for every front end.
+
+Each tool has a typed pydantic argument model, a structured result model (with a plain
+``summary`` a model reads first) and one handler, ``async (agent, args, context=None)``.
+The MCP server (``mcp_server``) and the model adapters (OpenAI, Anthropic) all use
+`TOOLS`, so the rules hold the same everywhere, in particular the human-only event
+rule: ``send_event`` refuses the types in `ToolContext.human_only` (by default
+``approval``), and ``approve`` delivers a decision only when a person made it through
+`ToolContext.ask_human`.
+
+This package imports neither ``mcp`` nor any model SDK.
+
+Example:
+    from agentflow.tools import TOOLS, call_tool
+
+    outcome = await call_tool(agent, "validate_plan", {"source": source})
+    print(outcome.text)             # a summary, or "Error: ..."
+    schema = TOOLS["validate_plan"].args_model.model_json_schema()
+"""
+
+from agentflow.tools._context import (
+    DEFAULT_HUMAN_ONLY,
+    ApprovalRequest,
+    AskHuman,
+    HumanAnswer,
+    HumanOnlyEventError,
+    ProgressCallback,
+    ToolContext,
+    is_human_only,
+)
+from agentflow.tools._handlers import (
+    approval_request,
+    how_a_person_answers,
+    instance_info,
+)
+from agentflow.tools._models import (
+    DiagnosticInfo,
+    HumanDecision,
+    InstanceInfo,
+    PendingEventInfo,
+    PlanInfo,
+    StepInfo,
+    ToolArgs,
+    ToolResult,
+)
+from agentflow.tools._prompts import load_prompt
+from agentflow.tools._registry import (
+    TOOLS,
+    ToolOutcome,
+    ToolSpec,
+    call_tool,
+    format_validation_error,
+)
+
+__all__ = [
+    "DEFAULT_HUMAN_ONLY",
+    "TOOLS",
+    "ApprovalRequest",
+    "AskHuman",
+    "DiagnosticInfo",
+    "HumanAnswer",
+    "HumanDecision",
+    "HumanOnlyEventError",
+    "InstanceInfo",
+    "PendingEventInfo",
+    "PlanInfo",
+    "ProgressCallback",
+    "StepInfo",
+    "ToolArgs",
+    "ToolContext",
+    "ToolOutcome",
+    "ToolResult",
+    "ToolSpec",
+    "approval_request",
+    "call_tool",
+    "format_validation_error",
+    "how_a_person_answers",
+    "instance_info",
+    "is_human_only",
+    "load_prompt",
+]

@@ -1,0 +1,367 @@
+"""The tools' typed arguments and structured results: the one schema every front end uses.
+
+The MCP server publishes these as input and output schemas; the OpenAI and Anthropic
+adapters turn the same models into their tool definitions. Field descriptions are what a
+model reads to fill an argument, so they say what to pass and what happens, not only
+what the field is.
+
+Every result carries ``summary``: one or two plain sentences that say what happened and
+what to do next. It is also the text a client shows when it ignores structured output.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentflow.models import StatusName, WaitingOn
+
+__all__ = [
+    "EVENT_TYPE_PATTERN",
+    "INSTANCE_ID_PATTERN",
+    "MAX_SOURCE_CHARS",
+    "PLAN_NAME_PATTERN",
+    "ApproveArgs",
+    "ApproveResult",
+    "DiagnosticInfo",
+    "GetHistoryArgs",
+    "GetHistoryResult",
+    "GetInstanceArgs",
+    "GetInstanceResult",
+    "HumanDecision",
+    "InstanceInfo",
+    "ListInstancesArgs",
+    "ListInstancesResult",
+    "ListPendingEventsArgs",
+    "ListPendingEventsResult",
+    "ListPlansArgs",
+    "ListPlansResult",
+    "PauseInstanceArgs",
+    "PauseInstanceResult",
+    "PendingEventInfo",
+    "PlanInfo",
+    "RestartInstanceArgs",
+    "RestartInstanceResult",
+    "ResumeInstanceArgs",
+    "ResumeInstanceResult",
+    "SendEventArgs",
+    "SendEventResult",
+    "StartInstanceArgs",
+    "StartInstanceResult",
+    "StepInfo",
+    "SubmitPlanArgs",
+    "SubmitPlanResult",
+    "TerminateInstanceArgs",
+    "TerminateInstanceResult",
+    "ToolArgs",
+    "ToolResult",
+    "ValidatePlanArgs",
+    "ValidatePlanResult",
+    "WaitForInstanceArgs",
+    "WaitForInstanceResult",
+]
+
+#: The largest source the tools accept at all. The validator's own limit is lower and
+#: answers with diagnostic AF002; this cap only keeps absurd inputs out of memory.
+MAX_SOURCE_CHARS = 1_000_000
+PLAN_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+INSTANCE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$"
+
+
+# --- building blocks --------------------------------------------------------------------
+
+class ToolArgs(BaseModel):
+    """Base of every tool's arguments: unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolResult(BaseModel):
+    """Base of every tool's result."""
+
+    summary: str = Field(description="What happened and what to do next, in plain words.")
+
+
+def _instance_id(what: str = "The instance id") -> Any:
+    return Field(description=f"{what} (as returned by start_instance or list_instances).",
+                 pattern=INSTANCE_ID_PATTERN)
+
+
+def _plan_name(what: str) -> Any:
+    return Field(description=what, pattern=PLAN_NAME_PATTERN)
+
+
+class DiagnosticInfo(BaseModel):
+    """One problem the validator found in a plan."""
+
+    line: int = Field(description="1-based line of the problem.")
+    col: int = Field(description="1-based column.")
+    code: str = Field(description="Stable code, e.g. AF301 (see agentflow://docs/plan-api).")
+    message: str = Field(description="What is wrong.")
+    hint: str = Field(description="How to fix it.")
+
+
+class PlanInfo(BaseModel):
+    """A stored, immutable plan version."""
+
+    name: str
+    version: str = Field(description="Content hash of the source; new instances use the "
+                                     "current version, running ones keep theirs.")
+    created_at: datetime
+    current: bool = Field(description="Whether new instances start on this version.")
+
+
+class InstanceInfo(BaseModel):
+    """A snapshot of one instance of a plan."""
+
+    id: str
+    plan: str
+    version: str = Field(description="The plan version this instance runs.")
+    status: StatusName
+    output: Any = Field(None, description="The return value of run(), once complete.")
+    error: dict[str, str] | None = Field(None, description="{name, message} once errored.")
+    waiting_on: WaitingOn | None = Field(
+        None, description="When status is waiting: a sleep, an event type or a retry, "
+                          "with the step name and the time it ends.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class PendingEventInfo(BaseModel):
+    """An instance that waits for an event."""
+
+    instance_id: str
+    plan: str
+    type: str = Field(description="The event type it waits for.")
+    step: str = Field(description="The name of the wait_for_event step.")
+    deadline: datetime = Field(description="When the wait times out.")
+    human_only: bool = Field(description="Only a person may answer: use approve, not "
+                                         "send_event.")
+
+
+class StepInfo(BaseModel):
+    """One entry of an instance's journal."""
+
+    seq: int
+    name: str
+    n: int = Field(description="Counts calls with the same name in one run, from 1.")
+    kind: str = Field(description="do, sleep, event, now, random or uuid.")
+    status: str = Field(description="ok, error, retrying or waiting.")
+    attempts: int
+    result: Any = None
+    result_truncated: bool = Field(False, description="The result was too long and is "
+                                                      "shown as a shortened JSON string.")
+    error: dict[str, str] | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    wake_at: datetime | None = None
+
+
+class HumanDecision(BaseModel):
+    """What a person answers to an approval request (the elicitation form)."""
+
+    approved: bool = Field(title="Approve", description="Check to approve; leave unchecked "
+                                                        "to reject.")
+    comment: str = Field("", title="Comment", max_length=2000,
+                         description="Optional; the plan receives it with the decision.")
+
+
+# --- plans ------------------------------------------------------------------------------
+
+class ValidatePlanArgs(ToolArgs):
+    source: str = Field(description="The full plan source: a Python module that defines "
+                                    "`async def run(event, step):`.",
+                        max_length=MAX_SOURCE_CHARS)
+
+
+class ValidatePlanResult(ToolResult):
+    ok: bool = Field(description="True when the plan can be submitted as it is.")
+    diagnostics: list[DiagnosticInfo] = Field(
+        description="Every problem found, with line, column, code and a fix hint.")
+
+
+class SubmitPlanArgs(ToolArgs):
+    name: str = _plan_name("The plan's name: 1-100 letters, digits, '_', '.', '-'. "
+                           "Submitting the same name again makes a new current version.")
+    source: str = Field(description="The full plan source (validated first; nothing is "
+                                    "stored when it is invalid).",
+                        max_length=MAX_SOURCE_CHARS)
+
+
+class SubmitPlanResult(ToolResult):
+    ok: bool = Field(description="True when the plan was stored.")
+    plan: PlanInfo | None = Field(None, description="The stored version, when ok.")
+    diagnostics: list[DiagnosticInfo] = Field(
+        description="Why it was rejected, when not ok: fix each and submit again.")
+
+
+class ListPlansArgs(ToolArgs):
+    name: str | None = Field(None, pattern=PLAN_NAME_PATTERN,
+                             description="Give a name to list every version of that plan; "
+                                         "omit it to list the current version of each plan.")
+
+
+class ListPlansResult(ToolResult):
+    plans: list[PlanInfo]
+
+
+# --- instances --------------------------------------------------------------------------
+
+class StartInstanceArgs(ToolArgs):
+    plan: str = _plan_name("The name of a submitted plan; the instance runs its current "
+                           "version and stays on it.")
+    params: dict[str, Any] | None = Field(
+        None, description="A JSON object the plan reads as event.payload (at most 1 MiB). "
+                          "Omit it for an empty object.")
+    id: str | None = Field(None, pattern=INSTANCE_ID_PATTERN,
+                           description="Optional instance id (1-100 letters, digits, '_', "
+                                       "'-'); one is generated when omitted.")
+
+
+class StartInstanceResult(ToolResult):
+    instance: InstanceInfo
+
+
+class GetInstanceArgs(ToolArgs):
+    instance_id: str = _instance_id()
+
+
+class GetInstanceResult(ToolResult):
+    instance: InstanceInfo
+
+
+class ListInstancesArgs(ToolArgs):
+    status: list[StatusName] | None = Field(
+        None, description="Only instances with one of these statuses; omit for all.")
+    limit: int = Field(20, ge=1, le=100, description="At most this many, newest first.")
+    offset: int = Field(0, ge=0, le=1_000_000, description="Skip this many (for paging).")
+
+
+class ListInstancesResult(ToolResult):
+    instances: list[InstanceInfo]
+    has_more: bool = Field(description="More instances follow: call again with a larger "
+                                       "offset.")
+
+
+class WaitForInstanceArgs(ToolArgs):
+    instance_id: str = _instance_id()
+    timeout_seconds: float = Field(
+        30.0, ge=0, le=50,
+        description="Wait at most this long (0 to 50 seconds) for the instance to finish, "
+                    "pause, or start waiting on a sleep, an event or a retry.")
+
+
+class WaitForInstanceResult(ToolResult):
+    instance: InstanceInfo
+    settled: bool = Field(description="False when the time ran out while it was still "
+                                      "queued or running: call again or check later.")
+    waited_seconds: float
+
+
+class SendEventArgs(ToolArgs):
+    instance_id: str = _instance_id()
+    type: str = Field(pattern=EVENT_TYPE_PATTERN,
+                      description="The event type the plan waits for with "
+                                  "step.wait_for_event(..., type=...). Human-only types "
+                                  "(such as approval) are refused: use approve.")
+    payload: Any = Field(None, description="Any JSON value (at most 1 MiB); the plan "
+                                           "receives it as result['payload'].")
+
+
+class SendEventResult(ToolResult):
+    instance_id: str
+    type: str
+    woke: bool = Field(description="True when the instance was waiting for this type and "
+                                   "now runs on; false when the event was buffered until "
+                                   "the plan waits for it.")
+    instance: InstanceInfo
+
+
+class ListPendingEventsArgs(ToolArgs):
+    pass
+
+
+class ListPendingEventsResult(ToolResult):
+    pending: list[PendingEventInfo]
+
+
+class ApproveArgs(ToolArgs):
+    instance_id: str = _instance_id("The instance that waits for the approval")
+    note: str = Field("", max_length=2000,
+                      description="Optional context for the person who decides (what the "
+                                  "plan will do once approved). Shown to them as written "
+                                  "by you.")
+
+
+class ApproveResult(ToolResult):
+    instance_id: str
+    type: str = Field(description="The human-only event type the instance waits for.")
+    step: str = Field(description="The wait step that receives the decision.")
+    outcome: Literal["approved", "rejected", "pending_human", "declined", "cancelled",
+                     "stale"] = Field(
+        description="approved/rejected: a person decided and the plan received "
+                    "{approved, comment, by: 'human'}. pending_human: no person could be "
+                    "asked here; the instance keeps waiting (see summary for how a person "
+                    "answers). declined/cancelled: the person closed the request without "
+                    "deciding; nothing was sent. stale: the instance changed while the "
+                    "person was asked; nothing was sent, ask again.")
+    delivered: bool = Field(description="Whether a decision was sent to the instance.")
+    payload: dict[str, Any] | None = Field(None, description="The event payload sent, if "
+                                                             "any.")
+    instance: InstanceInfo
+
+
+class PauseInstanceArgs(ToolArgs):
+    instance_id: str = _instance_id()
+
+
+class PauseInstanceResult(ToolResult):
+    instance: InstanceInfo
+
+
+class ResumeInstanceArgs(ToolArgs):
+    instance_id: str = _instance_id()
+
+
+class ResumeInstanceResult(ToolResult):
+    instance: InstanceInfo
+
+
+class TerminateInstanceArgs(ToolArgs):
+    instance_id: str = _instance_id()
+
+
+class TerminateInstanceResult(ToolResult):
+    instance: InstanceInfo
+
+
+class RestartInstanceArgs(ToolArgs):
+    instance_id: str = _instance_id()
+    from_step: str | None = Field(
+        None, min_length=1, max_length=256,
+        description="Keep the journal before the first step of this name and run again "
+                    "from it; omit to run from the top. Steps before it are not repeated.")
+    upgrade: bool = Field(False, description="Move the instance to its plan's current "
+                                             "version first (after you submitted a fix).")
+
+
+class RestartInstanceResult(ToolResult):
+    instance: InstanceInfo
+    previous_version: str = Field(description="The version it ran before the restart.")
+
+
+class GetHistoryArgs(ToolArgs):
+    instance_id: str = _instance_id()
+    offset: int = Field(0, ge=0, le=10_000, description="Skip this many journal entries.")
+    limit: int = Field(100, ge=1, le=500, description="At most this many entries.")
+
+
+class GetHistoryResult(ToolResult):
+    instance: InstanceInfo
+    steps: list[StepInfo] = Field(description="Journal entries in the order the run "
+                                              "reached them.")
+    total_steps: int
+    has_more: bool

@@ -1,0 +1,147 @@
+"""``agentflow-mcp`` (also ``python -m mcp_server``): serve agentflow over MCP.
+
+stdio (the default) serves one agent, named by ``--agent`` or ``$AGENTFLOW_AGENT``.
+``--http HOST:PORT`` serves streamable HTTP at ``/mcp``; bearer tokens name the agents
+(``--token TOKEN=AGENT``, repeatable, or ``$AGENTFLOW_MCP_TOKENS='{"TOKEN": "AGENT"}'``,
+which keeps tokens out of the process list). A request without a valid token gets 401.
+
+While it runs, the server's engine drives due instances; an ``agentflow worker`` on the
+same database keeps them going between sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from agentflow.agents import AgentFlow
+from agentflow.errors import AgentflowError, UsageError
+from agentflow.store import default_url
+from mcp_server._config import ServerConfig, parse_tokens
+from mcp_server._server import build_server
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentflow-mcp",
+        description="Serve agentflow's tools (author, run and steer durable plans) over MCP.")
+    parser.add_argument("--agent", metavar="ID",
+                        help="the agent served on stdio (default: $AGENTFLOW_AGENT)")
+    parser.add_argument("--http", metavar="HOST:PORT",
+                        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    parser.add_argument("--token", action="append", default=[], metavar="TOKEN=AGENT",
+                        help="with --http: a bearer token and the agent it names (repeatable;"
+                             " also $AGENTFLOW_MCP_TOKENS as a JSON object)")
+    parser.add_argument("--db", metavar="URL",
+                        help="database URL (default: $AGENTFLOW_DB, else sqlite:///agentflow.db)")
+    parser.add_argument("--isolation", choices=["process", "inline"], default="process",
+                        help="process: each agent's plans run in a confined worker (default); "
+                             "inline: in this process, NOT a security boundary")
+    parser.add_argument("--human-only", action="append", default=[], metavar="TYPE",
+                        help="an event type only a person may send, besides 'approval' "
+                             "(repeatable)")
+    return parser
+
+
+@dataclass(frozen=True)
+class Options:
+    db: str
+    isolation: Literal["process", "inline"]
+    config: ServerConfig
+    http: tuple[str, int] | None
+
+
+def parse_http(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--http {value!r} must look like HOST:PORT, e.g. 127.0.0.1:8765")
+    return host, int(port)
+
+
+def options(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> Options:
+    """Check the command line against the environment.
+
+    Raises:
+        UsageError: a combination that cannot work, with what to do instead.
+    """
+    http = parse_http(args.http) if args.http else None
+    human_only = frozenset(args.human_only)
+    if http is None:
+        if args.token:
+            raise UsageError("--token applies to --http; on stdio, --agent names the agent")
+        agent = args.agent or env.get("AGENTFLOW_AGENT")
+        if not agent:
+            raise UsageError("name the agent this server acts for: --agent ID or "
+                             "$AGENTFLOW_AGENT")
+        config = ServerConfig(agent_id=agent, human_only=human_only)
+    else:
+        if args.agent:
+            raise UsageError("--agent applies to stdio; over --http each bearer token names "
+                             "its agent (--token TOKEN=AGENT)")
+        tokens = parse_tokens(args.token, env.get("AGENTFLOW_MCP_TOKENS"))
+        if not tokens:
+            raise UsageError("--http needs at least one bearer token: --token TOKEN=AGENT or "
+                             "$AGENTFLOW_MCP_TOKENS='{\"TOKEN\": \"AGENT\"}'")
+        config = ServerConfig(tokens=tokens, human_only=human_only)
+    return Options(db=args.db or env.get("AGENTFLOW_DB") or default_url(),
+                   isolation=args.isolation, config=config, http=http)
+
+
+async def serve(opts: Options) -> None:
+    """Run the server until stdin closes (stdio) or a signal arrives."""
+    af = AgentFlow(opts.db, isolation=opts.isolation)
+    if opts.http is None:
+        server = build_server(af, opts.config)
+        # SIGTERM cancels the serving task, so the store and the workers close cleanly.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        async with af:
+            print(f"agentflow-mcp: agent {opts.config.agent_id!r} on stdio, database "
+                  f"{opts.db}, isolation {opts.isolation}", file=sys.stderr, flush=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await server.run_stdio_async()
+        return
+    host, port = opts.http
+    server = build_server(af, opts.config, host=host, port=port)
+    # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal with the
+    # handler it found; a no-op handler lets `async with af` close the store afterwards.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    async with af:
+        print(f"agentflow-mcp: http://{host}:{port}/mcp for agents "
+              f"{sorted(set(opts.config.tokens.values()))}, database {opts.db}, isolation "
+              f"{opts.isolation}", file=sys.stderr, flush=True)
+        await server.run_streamable_http_async(host=host, port=port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script. Exit codes: 0 stopped, 1 failed, 2 bad usage."""
+    args = build_parser().parse_args(argv)
+    try:
+        opts = options(args, os.environ)
+    except AgentflowError as exc:
+        print(f"agentflow-mcp: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(opts))
+    except KeyboardInterrupt:
+        return 130
+    except (AgentflowError, OSError) as exc:
+        print(f"agentflow-mcp: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""`build_server`: agentflow's tools, resources and prompts on one `MCPServer`."""
+
+from __future__ import annotations
+
+import json
+
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+
+from agentflow import __version__
+from agentflow.agents import AgentFlow
+from agentflow.errors import AgentflowError
+from agentflow.tools import TOOLS, ToolContext, call_tool, load_prompt
+from mcp_server._approve import approve_function
+from mcp_server._config import SCOPE, ServerConfig, StaticTokenVerifier
+from mcp_server._identity import Identity
+from mcp_server._tools import annotations_for, tool_function
+
+__all__ = ["INSTRUCTIONS", "build_server"]
+
+INSTRUCTIONS = """\
+agentflow runs durable plans: Python `async def run(event, step)` functions that survive
+restarts, sleep for days, retry failing steps and wait for events and human approvals.
+Read agentflow://docs/plan-api before writing a plan. Then: validate_plan (fix every
+diagnostic), submit_plan, start_instance, wait_for_instance or get_instance.
+Approval events come from people, not from you: call approve, which asks a person.
+"""
+
+
+def build_server(af: AgentFlow, config: ServerConfig, *, host: str = "127.0.0.1",
+                 port: int = 8000) -> MCPServer:
+    """An MCP server for ``af`` (which the caller starts and closes).
+
+    Args:
+        af: the agent layer on the store the tools act on.
+        config: identities and human-only event types.
+        host: the HTTP host, for the issuer URL of token auth (HTTP only).
+        port: the HTTP port, likewise.
+
+    Returns:
+        The server. Run it with ``run_stdio_async()`` or
+        ``run_streamable_http_async(...)``, or connect ``mcp.Client(server)`` in memory.
+    """
+    verifier, auth = None, None
+    if config.tokens:  # HTTP: every request needs a token; the SDK answers 401 otherwise
+        verifier = StaticTokenVerifier(config.tokens)
+        auth = AuthSettings(issuer_url=f"http://{host}:{port}/",  # type: ignore[arg-type]
+                            resource_server_url=None, required_scopes=[SCOPE])
+    server: MCPServer = MCPServer("agentflow", instructions=INSTRUCTIONS, version=__version__,
+                                  log_level="WARNING", token_verifier=verifier, auth=auth)
+    identity = Identity(af, config)
+    for spec in TOOLS.values():
+        fn = approve_function(identity) if spec.name == "approve" else tool_function(
+            spec, identity)
+        server.add_tool(fn, name=spec.name, description=spec.description,
+                        annotations=annotations_for(spec))
+    _add_resources(server, identity)
+    _add_prompts(server, identity)
+    return server
+
+
+def _add_resources(server: MCPServer, identity: Identity) -> None:
+    @server.resource("agentflow://docs/plan-api", name="plan-api", mime_type="text/markdown",
+                     description="How to write a plan: the event and step API, the rules "
+                                 "the validator enforces (with codes), patterns.")
+    def plan_api() -> str:
+        return load_prompt("plan-authoring")
+
+    @server.resource("agentflow://plans/{name}", name="plan-source", mime_type="text/x-python",
+                     description="The source of the current version of one of your plans.")
+    async def plan_source(name: str) -> str:
+        try:
+            return await identity.agent().plan_source(name)
+        except AgentflowError as exc:
+            raise ResourceError(str(exc)) from None
+
+    @server.resource("agentflow://instances/{id}", name="instance",
+                     mime_type="application/json",
+                     description="One of your instances: its status and its journal.")
+    async def instance(id: str) -> str:
+        outcome = await call_tool(identity.agent(), "get_history",
+                                  {"instance_id": id, "limit": 500},
+                                  ToolContext(human_only=identity.config.human_only))
+        if outcome.result is None:
+            raise ResourceError(outcome.error or "not found")
+        return outcome.result.model_dump_json(indent=1)
+
+
+def _add_prompts(server: MCPServer, identity: Identity) -> None:
+    @server.prompt("author_plan", description="Write, validate, submit and start a durable "
+                                              "plan for a goal.")
+    def author_plan(goal: str) -> str:
+        return (f"{load_prompt('plan-authoring')}\n\n---\n\n"
+                f"Goal: {goal}\n\n"
+                "Write a plan for this goal. Call validate_plan and fix every diagnostic "
+                "until it is ok, then submit_plan, start_instance with the params it "
+                "needs, and wait_for_instance. If it waits for an approval, call approve.")
+
+    @server.prompt("debug_instance", description="Find out why an instance errored or is "
+                                                 "stuck, and fix it.")
+    async def debug_instance(instance_id: str) -> str:
+        outcome = await call_tool(identity.agent(), "get_history",
+                                  {"instance_id": instance_id, "limit": 200},
+                                  ToolContext(human_only=identity.config.human_only))
+        if outcome.result is None:
+            raise ValueError(outcome.error)
+        data = outcome.result.model_dump(mode="json")
+        return (f"{load_prompt('debug-instance')}\n\n---\n\n"
+                f"Instance {instance_id}:\n\n```json\n{json.dumps(data, indent=1)}\n```")

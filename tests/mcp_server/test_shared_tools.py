@@ -1,0 +1,165 @@
+"""The shared tool layer (`agentflow.tools`) without MCP: what the model adapters use."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from agentflow import AgentFlow
+from agentflow.tools import (
+    TOOLS,
+    ApprovalRequest,
+    HumanAnswer,
+    HumanDecision,
+    ToolContext,
+    call_tool,
+    load_prompt,
+)
+from sandbox import validate
+from tests.mcp_server.conftest import APPROVAL_PLAN, REPO
+
+
+async def test_call_tool_takes_json_text_and_reports_mistakes(af: AgentFlow) -> None:
+    agent = af.agent("alice")
+    ok = await call_tool(agent, "validate_plan", json.dumps({"source": APPROVAL_PLAN}))
+    assert not ok.is_error and ok.result is not None and "valid" in ok.text
+    for name, arguments, expected in [
+        ("nope", {}, "unknown tool 'nope'"),
+        ("validate_plan", "{not json", "not valid JSON"),
+        ("validate_plan", "[1]", "must be a JSON object"),
+        ("validate_plan", {"source": 1}, "invalid arguments for validate_plan: source:"),
+        ("list_pending_events", {"extra": 1}, "extra: Extra inputs are not permitted"),
+        ("get_instance", {"instance_id": "missing"}, "no instance with id 'missing'"),
+    ]:
+        outcome = await call_tool(agent, name, arguments)
+        assert outcome.is_error and outcome.result is None
+        assert expected in outcome.text, outcome.text
+        assert outcome.text.startswith("Error: ")
+
+
+def test_every_tool_has_a_handler_and_described_models() -> None:
+    for name, spec in TOOLS.items():
+        assert spec.name == name and spec.description and len(spec.description) < 600
+        assert spec.handler.__name__ == f"handle_{name}"
+        schema = spec.args_model.model_json_schema()
+        for field, prop in schema.get("properties", {}).items():
+            assert prop.get("description"), (name, field)
+        assert "summary" in spec.result_model.model_fields
+
+
+async def approval_waiting(af: AgentFlow) -> str:
+    agent = af.agent("alice")
+    await agent.submit_plan("p", APPROVAL_PLAN)
+    inst = await agent.start("p", params={"numbers": [2, 3]})
+    await inst.wait(timeout=5)
+    return inst.id
+
+
+async def test_approve_without_a_person_sends_nothing(af: AgentFlow) -> None:
+    instance_id = await approval_waiting(af)
+    agent = af.agent("alice")
+    outcome = await call_tool(agent, "approve", {"instance_id": instance_id})
+    assert outcome.result is not None and outcome.result.outcome == "pending_human"  # type: ignore[attr-defined]
+    assert f"agentflow approve {instance_id}" in outcome.text
+    assert (await agent.status(instance_id)).status == "waiting"
+    refused = await call_tool(agent, "send_event", {"instance_id": instance_id,
+                                                    "type": "approval", "payload": {}})
+    assert refused.is_error and "human-only" in refused.text
+
+
+async def test_approve_delivers_only_the_persons_answer_to_the_request_they_saw(
+        af: AgentFlow) -> None:
+    instance_id = await approval_waiting(af)
+    agent = af.agent("alice")
+    asked: list[ApprovalRequest] = []
+
+    async def stale_person(request: ApprovalRequest) -> HumanAnswer:
+        asked.append(request)
+        older = request.model_copy(update={"deadline": request.deadline - timedelta(1)})
+        return HumanAnswer(action="accept", decision=HumanDecision(approved=True),
+                           request=older)
+
+    stale = await call_tool(agent, "approve", {"instance_id": instance_id, "note": "n"},
+                            ToolContext(ask_human=stale_person))
+    assert stale.result is not None and stale.result.outcome == "stale"  # type: ignore[attr-defined]
+    assert asked[0].note == "n" and asked[0].type == "approval" and asked[0].plan == "p"
+    assert (await agent.status(instance_id)).status == "waiting"
+
+    async def person(request: ApprovalRequest) -> HumanAnswer:
+        return HumanAnswer(action="accept", request=request,
+                           decision=HumanDecision(approved=True, comment="fine"))
+
+    approved = await call_tool(agent, "approve", {"instance_id": instance_id},
+                               ToolContext(ask_human=person))
+    assert approved.result is not None and approved.result.outcome == "approved"  # type: ignore[attr-defined]
+    status = await agent.wait(instance_id, timeout=5)
+    assert status.output == {"status": "approved", "total": 5, "by": "human"}
+
+
+async def test_another_agent_sees_nothing(af: AgentFlow) -> None:
+    instance_id = await approval_waiting(af)
+    bob = af.agent("bob")
+    for name, arguments in [("get_instance", {"instance_id": instance_id}),
+                            ("get_history", {"instance_id": instance_id}),
+                            ("approve", {"instance_id": instance_id}),
+                            ("terminate_instance", {"instance_id": instance_id})]:
+        theirs = await call_tool(bob, name, arguments)
+        missing = await call_tool(bob, name, {**arguments, "instance_id": "missing"})
+        assert theirs.text.replace(instance_id, "X") == missing.text.replace("missing", "X")
+    assert (await call_tool(bob, "list_plans", {})).result.plans == []  # type: ignore[union-attr]
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, re.S)
+
+
+@pytest.mark.parametrize("name", ["plan-authoring", "debug-instance"])
+def test_prompt_examples_validate(name: str) -> None:
+    text = load_prompt(name)
+    for block in python_blocks(text):
+        report = validate(block)
+        assert report.ok, (block, report.diagnostics)
+    codes = set(re.findall(r"AF\d{3}", text))
+    from sandbox import DIAGNOSTIC_CODES
+
+    assert codes <= set(DIAGNOSTIC_CODES), codes - set(DIAGNOSTIC_CODES)
+    for tool in re.findall(r"`([a-z_]+)`", text):
+        if tool.endswith(("_plan", "_instance", "_events", "_history")) or tool == "approve":
+            assert tool in TOOLS, tool
+
+
+def test_plan_authoring_guide_names_every_validator_rule_family() -> None:
+    text = load_prompt("plan-authoring")
+    assert len(python_blocks(text)) >= 5
+    for family in ("AF0", "AF1", "AF2", "AF3", "AF4", "AF5"):
+        assert family in text, family
+    with pytest.raises(FileNotFoundError, match="plan-authoring"):
+        load_prompt("nope")
+
+
+def test_layering_agentflow_imports_no_mcp_and_nothing_imports_mcp_server() -> None:
+    code = ("import sys, json, agentflow.tools\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    loaded = set(json.loads(out.stdout))
+    for banned in ("mcp", "mcp_server", "openai", "anthropic"):
+        assert not any(m == banned or m.startswith(banned + ".") for m in loaded), banned
+    for package in ("agentflow", "sandbox"):
+        for path in (REPO / package).rglob("*.py"):
+            source = path.read_text()
+            assert not re.search(r"^\s*(from|import)\s+mcp_server", source, re.M), path
+            if package == "agentflow":
+                assert not re.search(r"^\s*(from|import)\s+mcp\b", source, re.M), path
+
+
+def test_prompts_ship_beside_the_packages() -> None:
+    assert (REPO / "prompts" / "plan-authoring.md").is_file()
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'prompts = ["*.md"]' in pyproject
+    assert 'agentflow-mcp = "mcp_server.__main__:main"' in pyproject
