@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,22 +111,16 @@ def test_the_module_runs_as_a_command() -> None:
     assert out.returncode == 0 and "--http HOST:PORT" in out.stdout
 
 
-# The client configuration the README shows for MCP clients other than Claude Code.
-CLIENT_CONFIG = """{
-  "mcpServers": {
-    "agentflow": {
-      "command": "agentflow-mcp",
-      "env": {
-        "AGENTFLOW_AGENT": "my-agent",
-        "AGENTFLOW_DB": "sqlite:////absolute/path/to/agentflow.db"
-      }
-    }
-  }
-}"""
+def readme_client_config() -> str:
+    """The JSON config the README shows for MCP clients other than Claude Code."""
+    blocks = re.findall(r"```json\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    configs = [b for b in blocks if '"mcpServers"' in b]
+    assert len(configs) == 1, "README.md should show one mcpServers JSON config"
+    return configs[0]
 
 
 async def test_the_json_client_config_starts_the_console_script(tmp_path: Path) -> None:
-    entry = json.loads(CLIENT_CONFIG)["mcpServers"]["agentflow"]
+    entry = json.loads(readme_client_config())["mcpServers"]["agentflow"]
     command = shutil.which(entry["command"])
     assert command, "agentflow-mcp is not on PATH: pip install -e ."
     env = {**os.environ, **entry["env"], "PYTHONWARNINGS": "ignore",
