@@ -15,11 +15,14 @@ Any id that belongs to another agent is answered exactly as a missing one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import re
+import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -38,6 +41,7 @@ from agentflow.errors import (
     NonRetryableError,
     NotFoundError,
     StepError,
+    UsageError,
     WorkflowTimeoutError,
     rebuild_error,
 )
@@ -151,14 +155,61 @@ class AgentFlow:
         self._compiled: OrderedDict[tuple[str, str, str], CompiledPlan] = OrderedDict()
         self._compiled_cache_size = compiled_cache_size
         self._binding = self.engine.binding(PLAN_WORKFLOW)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         await self.pool.start()
         await self.engine.start()
+        self._loop = asyncio.get_running_loop()
 
     async def close(self) -> None:
+        self._loop = None
         await self.engine.close()
         await self.pool.close()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this AgentFlow runs on while started, else None. Sync code in
+        other threads submits work to it (see `in_thread` and the sync tool adapters)."""
+        return self._loop
+
+    async def _close_loop(self) -> None:
+        """Close, then end what is left on the loop, as `asyncio.run` does."""
+        await self.close()
+        current = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not current]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+        await asyncio.get_running_loop().shutdown_asyncgens()
+
+    @contextlib.contextmanager
+    def in_thread(self) -> Iterator[AgentFlow]:
+        """Run this AgentFlow on an event loop in a background thread, for sync code.
+
+        Inside the block the engine drives instances, and the sync tool adapters and
+        `agentflow.tools.author_plan` (with a sync OpenAI or Anthropic client) reach the
+        agents through it. Leaving the block closes it (running steps finish first).
+
+        Example:
+            with AgentFlow("sqlite:///agentflow.db").in_thread() as af:
+                result = author_plan(openai.OpenAI(), "gpt-4.1", af.agent("a1"), goal)
+        """
+        if self._loop is not None:
+            raise UsageError("this AgentFlow is already started; in_thread() starts it")
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="agentflow", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self.start(), loop).result()
+            try:
+                yield self
+            finally:
+                asyncio.run_coroutine_threadsafe(self._close_loop(), loop).result()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
 
     async def __aenter__(self) -> AgentFlow:
         await self.start()
@@ -326,6 +377,11 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"Agent({self.id!r})"
+
+    @property
+    def flow(self) -> AgentFlow:
+        """The AgentFlow this agent belongs to."""
+        return self._af
 
     @property
     def capabilities(self) -> dict[str, Capability]:

@@ -18,6 +18,12 @@ Example:
     schema = TOOLS["validate_plan"].args_model.model_json_schema()
 """
 
+from agentflow.tools._author import (
+    AuthoringResult,
+    ToolCallRecord,
+    author_plan,
+    author_plan_async,
+)
 from agentflow.tools._context import (
     DEFAULT_HUMAN_ONLY,
     ApprovalRequest,
@@ -51,12 +57,15 @@ from agentflow.tools._registry import (
     call_tool,
     format_validation_error,
 )
+from agentflow.tools._toolbox import AUTHORING_TOOLS, Toolbox
 
 __all__ = [
+    "AUTHORING_TOOLS",
     "DEFAULT_HUMAN_ONLY",
     "TOOLS",
     "ApprovalRequest",
     "AskHuman",
+    "AuthoringResult",
     "DiagnosticInfo",
     "HumanAnswer",
     "HumanDecision",
@@ -67,11 +76,15 @@ __all__ = [
     "ProgressCallback",
     "StepInfo",
     "ToolArgs",
+    "ToolCallRecord",
     "ToolContext",
     "ToolOutcome",
     "ToolResult",
     "ToolSpec",
+    "Toolbox",
     "approval_request",
+    "author_plan",
+    "author_plan_async",
     "call_tool",
     "format_validation_error",
     "how_a_person_answers",

@@ -1,0 +1,38 @@
+"""Sync front ends call the async agent API on the loop its AgentFlow runs on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from agentflow.agents import Agent
+from agentflow.errors import UsageError
+
+__all__ = ["run_sync"]
+
+T = TypeVar("T")
+
+
+def run_sync(agent: Agent, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the loop of ``agent``'s AgentFlow and wait for its result.
+
+    Raises:
+        UsageError: the AgentFlow is not started, or this thread is its loop's own
+            thread (blocking it would deadlock: use the async variant there).
+    """
+    loop = agent.flow.loop
+    if loop is None or loop.is_closed():
+        coro.close()
+        raise UsageError("the agent's AgentFlow is not running: start it for sync code with "
+                         "`with AgentFlow(url).in_thread() as af:`, or use the async variant "
+                         "inside `async with af:`")
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        coro.close()
+        raise UsageError("a sync tool call on the AgentFlow's own event loop would block it: "
+                         "in async code use the async variant (await it)")
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()

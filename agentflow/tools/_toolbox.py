@@ -1,0 +1,84 @@
+"""What the model-API adapters share: a chosen set of tools, run for one agent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from agentflow.agents import Agent
+from agentflow.errors import InvalidArgumentError
+from agentflow.tools._context import ToolContext
+from agentflow.tools._registry import TOOLS, ToolOutcome, ToolSpec, call_tool
+from agentflow.tools._sync import run_sync
+
+__all__ = ["AUTHORING_TOOLS", "Toolbox", "field", "input_schema", "result_content"]
+
+#: The tools an authoring loop offers by default: write, check, store, start, look.
+AUTHORING_TOOLS = ("validate_plan", "submit_plan", "list_plans", "start_instance",
+                   "get_instance")
+
+
+def input_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments, as every model API takes it."""
+    schema: dict[str, Any] = spec.args_model.model_json_schema()
+    schema.pop("title", None)
+    return schema
+
+
+def result_content(outcome: ToolOutcome) -> str:
+    """The text a model gets back: the structured result as JSON (its ``summary`` first),
+    or ``Error: ...``."""
+    if outcome.result is None:
+        return outcome.text
+    return outcome.result.model_dump_json(exclude_none=True)
+
+
+def field(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj[name]`` for dicts, ``obj.name`` for SDK objects."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+class Toolbox:
+    """Some of `TOOLS`, run for one agent under one `ToolContext`.
+
+    Args:
+        agent: whose plans and instances the tools act on.
+        tools: the tool names to offer (default: all of them).
+        context: the operator's rules; the default refuses ``approval`` in
+            ``send_event`` and has no person to ask, so ``approve`` leaves the instance
+            waiting and says how a person answers.
+    """
+
+    def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
+                 context: ToolContext | None = None) -> None:
+        names = list(TOOLS) if tools is None else list(tools)
+        unknown = [n for n in names if n not in TOOLS]
+        if unknown:
+            raise InvalidArgumentError(f"unknown tools {unknown}; the tools are {list(TOOLS)}")
+        self.agent = agent
+        self.specs = [TOOLS[n] for n in dict.fromkeys(names)]
+        self.context = context or ToolContext()
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.specs]
+
+    async def run(self, name: str, arguments: Mapping[str, Any] | str | None) -> ToolOutcome:
+        """Run one call; a tool not offered is an error result like any bad input."""
+        if name not in self.names:
+            return ToolOutcome(name, error=f"tool {name!r} is not offered here; use one of "
+                                           f"{', '.join(self.names)}")
+        return await call_tool(self.agent, name, arguments, self.context)
+
+    def run_sync(self, name: str, arguments: Mapping[str, Any] | str | None) -> ToolOutcome:
+        return run_sync(self.agent, self.run(name, arguments))
+
+
+def arguments_text(arguments: Any) -> str:
+    """Tool-call arguments as JSON text, whatever shape they came in."""
+    if isinstance(arguments, str):
+        return arguments
+    return json.dumps(arguments if arguments is not None else {})
