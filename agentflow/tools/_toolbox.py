@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -67,11 +68,19 @@ class Toolbox:
         return [spec.name for spec in self.specs]
 
     async def run(self, name: str, arguments: Mapping[str, Any] | str | None) -> ToolOutcome:
-        """Run one call; a tool not offered is an error result like any bad input."""
+        """Run one call; a tool not offered is an error result like any bad input.
+
+        Called on another event loop than the AgentFlow's (a framework that runs its
+        own), the call is carried over to the AgentFlow's loop.
+        """
         if name not in self.names:
             return ToolOutcome(name, error=f"tool {name!r} is not offered here; use one of "
                                            f"{', '.join(self.names)}")
-        return await call_tool(self.agent, name, arguments, self.context)
+        call = call_tool(self.agent, name, arguments, self.context)
+        home = self.agent.flow.loop
+        if home is None or home is asyncio.get_running_loop() or home.is_closed():
+            return await call
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, home))
 
     def run_sync(self, name: str, arguments: Mapping[str, Any] | str | None) -> ToolOutcome:
         return run_sync(self.agent, self.run(name, arguments))
