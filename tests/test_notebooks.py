@@ -46,3 +46,12 @@ def test_agent_plan_notebook(tmp_path: Path) -> None:
     assert "PendingEvent(" in text
     assert "{'released': True, 'version': '2.0.0', 'run': 1}" in text
     assert 'class="agentflow-timeline"' in text
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_model_writes_a_plan_notebook(tmp_path: Path) -> None:
+    text = outputs(run("03_model_writes_a_plan.ipynb", tmp_path))
+    assert "'AF301'" in text and "'AF201'" in text  # the draft's two mistakes, diagnosed
+    assert "ok: True" in text
+    assert "complete {'total': 6}" in text
+    assert 'class="agentflow-timeline"' in text
