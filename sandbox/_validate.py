@@ -26,7 +26,7 @@ __all__ = ["MAX_DEPTH", "MAX_DIAGNOSTICS", "MAX_NODES", "MAX_SOURCE_CHARS", "STE
            "check_source", "parse_quietly"]
 
 MAX_SOURCE_CHARS = 100_000
-MAX_NODES = 10_000
+MAX_NODES = 40_000
 MAX_DEPTH = 100
 MAX_DIAGNOSTICS = 50
 
