@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sandbox import validate  # noqa: E402
+from sandbox import validate
 
 MISTAKES = [
     "    import json",

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from agentflow.tools import AUTHORING_TOOLS, load_prompt  # noqa: E402
-from agentflow.tools._author import instructions  # noqa: E402
-from agentflow.tools.anthropic import messages_tools  # noqa: E402
-from agentflow.tools.openai import chat_completions_tools  # noqa: E402
+from agentflow.tools import AUTHORING_TOOLS, load_prompt
+from agentflow.tools._author import instructions
+from agentflow.tools.anthropic import messages_tools
+from agentflow.tools.openai import chat_completions_tools
 
 COUNT_JS = """
 const { Tiktoken } = require("js-tiktoken/lite");
