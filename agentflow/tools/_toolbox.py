@@ -13,11 +13,25 @@ from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import TOOLS, ToolOutcome, ToolSpec, call_tool
 from agentflow.tools._sync import run_sync
 
-__all__ = ["AUTHORING_TOOLS", "Toolbox", "field", "input_schema", "result_content"]
+__all__ = ["AUTHORING_TOOLS", "Toolbox", "field", "input_schema", "result_content",
+           "specs_named"]
 
 #: The tools an authoring loop offers by default: write, check, store, start, look.
 AUTHORING_TOOLS = ("validate_plan", "submit_plan", "list_plans", "start_instance",
                    "get_instance")
+
+
+def specs_named(tools: Iterable[str] | None) -> list[ToolSpec[Any, Any]]:
+    """The specs of ``tools`` (default: all), in order.
+
+    Raises:
+        InvalidArgumentError: a name that is not a tool (a ValueError).
+    """
+    names = list(TOOLS) if tools is None else list(dict.fromkeys(tools))
+    unknown = [n for n in names if n not in TOOLS]
+    if unknown:
+        raise InvalidArgumentError(f"unknown tools {unknown}; the tools are {list(TOOLS)}")
+    return [TOOLS[n] for n in names]
 
 
 def input_schema(spec: ToolSpec[Any, Any]) -> dict[str, Any]:
@@ -55,12 +69,8 @@ class Toolbox:
 
     def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
                  context: ToolContext | None = None) -> None:
-        names = list(TOOLS) if tools is None else list(tools)
-        unknown = [n for n in names if n not in TOOLS]
-        if unknown:
-            raise InvalidArgumentError(f"unknown tools {unknown}; the tools are {list(TOOLS)}")
         self.agent = agent
-        self.specs = [TOOLS[n] for n in dict.fromkeys(names)]
+        self.specs = specs_named(tools)
         self.context = context or ToolContext()
 
     @property

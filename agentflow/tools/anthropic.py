@@ -30,21 +30,16 @@ from typing import Any
 
 from agentflow.agents import Agent
 from agentflow.tools._context import ToolContext
-from agentflow.tools._registry import TOOLS
 from agentflow.tools._sync import run_sync
-from agentflow.tools._toolbox import Toolbox, field, input_schema, result_content
+from agentflow.tools._toolbox import Toolbox, field, input_schema, result_content, specs_named
 
 __all__ = ["AnthropicTools", "assistant_message", "messages_tools"]
 
 
 def messages_tools(tools: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Messages API tool definitions: ``{"name", "description", "input_schema"}``."""
-    names = list(TOOLS) if tools is None else list(tools)
-    unknown = [n for n in names if n not in TOOLS]
-    if unknown:
-        raise ValueError(f"unknown tools {unknown}; the tools are {list(TOOLS)}")
-    return [{"name": n, "description": TOOLS[n].description,
-             "input_schema": input_schema(TOOLS[n])} for n in names]
+    return [{"name": spec.name, "description": spec.description,
+             "input_schema": input_schema(spec)} for spec in specs_named(tools)]
 
 
 def assistant_message(reply: Any) -> dict[str, Any]:

@@ -31,9 +31,16 @@ from typing import Any
 
 from agentflow.agents import Agent
 from agentflow.tools._context import ToolContext
-from agentflow.tools._registry import TOOLS, ToolOutcome
+from agentflow.tools._registry import ToolOutcome
 from agentflow.tools._sync import run_sync
-from agentflow.tools._toolbox import Toolbox, arguments_text, field, input_schema, result_content
+from agentflow.tools._toolbox import (
+    Toolbox,
+    arguments_text,
+    field,
+    input_schema,
+    result_content,
+    specs_named,
+)
 
 __all__ = [
     "OpenAITools",
@@ -52,22 +59,14 @@ def chat_completions_tools(tools: Iterable[str] | None = None) -> list[dict[str,
     return [{"type": "function",
              "function": {"name": spec.name, "description": spec.description,
                           "parameters": input_schema(spec), "strict": False}}
-            for spec in _specs(tools)]
+            for spec in specs_named(tools)]
 
 
 def responses_tools(tools: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Responses API tool definitions: ``{"type": "function", "name": ..., ...}``."""
     return [{"type": "function", "name": spec.name, "description": spec.description,
              "parameters": input_schema(spec), "strict": False}
-            for spec in _specs(tools)]
-
-
-def _specs(tools: Iterable[str] | None) -> list[Any]:
-    names = list(TOOLS) if tools is None else list(tools)
-    unknown = [n for n in names if n not in TOOLS]
-    if unknown:
-        raise ValueError(f"unknown tools {unknown}; the tools are {list(TOOLS)}")
-    return [TOOLS[n] for n in names]
+            for spec in specs_named(tools)]
 
 
 def assistant_message(message: Any) -> dict[str, Any]:
