@@ -433,7 +433,17 @@ class Agent:
     # -- instances -------------------------------------------------------------------
     async def start(self, name: str, params: Any = None, *, id: str | None = None
                     ) -> AgentInstance:
-        """Start an instance of the plan's current version (it stays pinned to it)."""
+        """Start an instance of the plan's current version (it stays pinned to it).
+
+        ``id`` is optional; a generated one is a random UUID. Instance ids are unique
+        in the whole store, so an explicit id that is taken (by this agent or any
+        other) is refused with the same error either way; nothing else about the other
+        instance is revealed. Let agentflow generate ids where ids must not be guessed.
+
+        Raises:
+            PlanNotFoundError: this agent has no plan of that name.
+            InvalidArgumentError: a malformed or taken id, or params that are not JSON.
+        """
         plan = await self._current(name)
         binding = wrap_workflow_binding(self._af._binding, {
             "agent_id": self.id, "plan": name, "version": plan.version})
