@@ -140,6 +140,11 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 
     Errors that carry the name of an original error (``error_name``, as the sandbox's
     `RemoteError`/`PlanRuntimeError` and the engine's `StepError` do) keep it.
+
+    Never raises, and the result always encodes as a frame: the exception may be the
+    plan's, and a run whose error cannot be reported would leave the host waiting
+    forever (``str(exc)`` can raise, e.g. RecursionError for a deeply nested argument
+    or ValueError for a huge int; ``float("nan")`` is not JSON).
     """
     name = type(exc).__name__
     error_name = getattr(exc, "error_name", None)
@@ -147,16 +152,28 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
         name = exc.error_name  # a body's or plan's error passed through: keep its class
     message = getattr(exc, "message", None)
     if not isinstance(message, str):
-        message = str(exc)
+        try:
+            message = str(exc)
+        except Exception:
+            message = f"<the message of this {name} cannot be shown>"
     payload: dict[str, Any] = {"name": name, "message": message[:_MAX_MESSAGE_TEXT]}
     if isinstance(error_name, str) and _NAME.match(error_name):
         payload["error_name"] = error_name
     args = (message,) if isinstance(exc, RemoteError | PlanRuntimeError) else exc.args
     if (isinstance(args, tuple) and len(args) <= 4 and all(
             isinstance(a, str | int | float | bool) or a is None for a in args)
-            and sum(len(a) for a in args if isinstance(a, str)) <= _MAX_MESSAGE_TEXT):
+            and sum(len(a) for a in args if isinstance(a, str)) <= _MAX_MESSAGE_TEXT
+            and _encodes(list(args))):
         payload["args"] = list(args)
     return payload
+
+
+def _encodes(value: list[Any]) -> bool:
+    try:
+        _ENCODER.encode(value)
+    except ValueError:  # NaN or infinity, an int over the digit limit
+        return False
+    return True
 
 
 def read_error(payload: object) -> tuple[str, str, str | None, list[Any] | None]:

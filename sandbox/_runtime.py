@@ -323,10 +323,21 @@ class PlanSide:
             self._fail(run, TypeError(f"{what} cannot be sent to the host: {exc}"))
 
     def _fail(self, run: _Run, exc: BaseException) -> None:
+        self._send_error({"t": "fail", "run": run.id}, exc)
+
+    def _send_error(self, message: dict[str, Any], exc: BaseException) -> None:
+        """Send ``message`` with ``exc`` as its error, or with a bare error if that
+        cannot be sent: the host must hear how every run and body ended, since a worker
+        that answers pings is never killed by the watchdog."""
         payload = error_payload(exc)
-        if isinstance(exc, StepError):
-            payload["name"] = exc.error_name
-        self._send_quietly({"t": "fail", "run": run.id, "error": payload})
+        if isinstance(exc, StepError) and "error_name" in payload:
+            payload["name"] = payload["error_name"]  # checked there: a plan may pass any
+        try:
+            self.send({**message, "error": payload})
+        except Exception:
+            self._send_quietly({**message, "error": {
+                "name": "RuntimeError",
+                "message": f"the plan's {type(exc).__name__} cannot be sent to the host"}})
 
     def _send_quietly(self, message: dict[str, Any]) -> None:
         # If even this cannot be sent, the host's watchdog or EOF takes over.
@@ -370,7 +381,7 @@ class PlanSide:
         except BaseException as exc:  # plan code
             if isinstance(exc, MemoryError):
                 self._fatal(exc)
-            self._send_quietly({**reply, "t": "body_err", "error": error_payload(exc)})
+            self._send_error({**reply, "t": "body_err"}, exc)
         finally:
             run.body_tasks.pop(body, None)
 
