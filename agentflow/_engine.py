@@ -89,14 +89,17 @@ class Engine:
         lease_seconds: how long a claim lasts without renewal; a crashed process's
             instances are taken over this long after it died.
         poll_interval: seconds between looks at the store for work that other processes
-            made due (work made due in this process is seen at once).
+            made due (work made due in this process is seen at once). Default 0.2; on a
+            store that pushes changes (PostgreSQL's LISTEN/NOTIFY wakes the scheduler at
+            once) the poll only finds leases of crashed holders, so it defaults to
+            ``lease_seconds / 2``, at most 5 s.
         run_scheduler: False makes a client-only engine that creates and steers
             instances but runs none (another process's worker runs them).
     """
 
     def __init__(self, url: str | Store | None = None, *, clock: Clock | None = None,
                  max_concurrency: int = 256, lease_seconds: float = 30.0,
-                 poll_interval: float = 0.2, run_scheduler: bool = True) -> None:
+                 poll_interval: float | None = None, run_scheduler: bool = True) -> None:
         if max_concurrency < 1:
             raise InvalidArgumentError("max_concurrency must be at least 1")
         if lease_seconds <= 0:
@@ -105,6 +108,9 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.max_concurrency = max_concurrency
         self.lease_seconds = lease_seconds
+        if poll_interval is None:
+            poll_interval = (min(5.0, lease_seconds / 2) if self._store.pushes_changes
+                             else 0.2)
         self.poll_interval = poll_interval
         self.run_scheduler = run_scheduler
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -270,9 +276,12 @@ class Engine:
             await self._idle(names if capacity > 0 else [])
 
     async def _idle(self, names: list[str]) -> None:
-        """Sleep until the next due time, a nudge, or the poll interval."""
+        """Sleep until the next due time, a nudge, a change another process made (on a
+        store that pushes them), or the poll interval."""
         assert self._wake is not None
-        waits: list[asyncio.Task[Any]] = [asyncio.create_task(self._wake.wait())]
+        waits: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._wake.wait()),
+            asyncio.create_task(self._store.wait_for_change(self.poll_interval))]
         if names:
             try:
                 due = await self._store.next_due_at(names, lease_now=time.time())
@@ -281,8 +290,7 @@ class Engine:
             if due is not None:
                 waits.append(asyncio.create_task(self.clock.sleep_until(due)))
         try:
-            await asyncio.wait(waits, timeout=self.poll_interval,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()

@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="instances run at once (default 256)")
     worker.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
                         help="claim lease; a dead worker's instances move after this long")
-    worker.add_argument("--poll", type=float, default=0.2, metavar="SECONDS",
-                        help="how often to look for work made due by other processes")
+    worker.add_argument("--poll", type=float, default=None, metavar="SECONDS",
+                        help="how often to look for work made due by other processes "
+                             "(default 0.2; on PostgreSQL, which wakes workers itself, "
+                             "half the lease, at most 5)")
     worker.set_defaults(handler=_worker.run)
 
     def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -18,11 +18,17 @@ run against every backend):
   transaction, but returns to a runner only once its own commit is durable.
 - **Atomic control.** `transition` reads an instance and applies the change the engine
   computes from it in one transaction; so do `create_instances` and `add_event`.
+- **Change feed (optional).** `wait_for_change` returns when another process may have
+  made work due (new instances, an event, a timer moved, claims handed back), or after
+  its timeout. A store that cannot hear other processes (SQLite) just sleeps, and the
+  engine's poll is how it sees their work; one that can (PostgreSQL's LISTEN/NOTIFY)
+  sets `pushes_changes`, and the engine then polls only for leases that expired.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +172,8 @@ class Store(abc.ABC):
     """Backend-neutral storage for the engine. See the module docstring for the contract."""
 
     url: str
+    #: True if `wait_for_change` hears changes made by other processes.
+    pushes_changes: bool = False
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -218,6 +226,14 @@ class Store(abc.ABC):
     async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
         """The earliest due time among instances of these workflows not leased at
         ``lease_now``."""
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when another process may have made work due, or after ``timeout``
+        seconds, whichever is first. One caller (the engine's scheduler) waits at a time.
+
+        This default cannot tell, so it sleeps the whole timeout.
+        """
+        await asyncio.sleep(timeout)
 
     @abc.abstractmethod
     async def renew_leases(self, *, owner: str, instance_ids: Sequence[str],
