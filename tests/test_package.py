@@ -36,7 +36,8 @@ def modules_after_import(code: str) -> set[str]:
 
 def test_engine_imports_no_sandbox_mcp_or_model_sdks() -> None:
     loaded = modules_after_import("import agentflow, agentflow.testing, agentflow.store")
-    for banned in ("sandbox", "mcp", "mcp_server", "openai", "anthropic", "RestrictedPython"):
+    for banned in ("sandbox", "mcp", "mcp_server", "openai", "anthropic", "RestrictedPython",
+                   "psycopg", "psycopg_pool"):
         assert not any(m == banned or m.startswith(banned + ".") for m in loaded), banned
 
 

@@ -46,7 +46,9 @@ def open_store(url: str | Store | None = None) -> Store:
 
     - ``memory://``: a private in-memory database, gone when closed;
     - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; a bare path
-      ending in ``.db``/``.sqlite`` is taken as a SQLite file too.
+      ending in ``.db``/``.sqlite`` is taken as a SQLite file too;
+    - ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``): PostgreSQL,
+      for workers on several machines (needs ``pip install "agentflow[postgres]"``).
     """
     if isinstance(url, Store):
         return url
@@ -60,10 +62,14 @@ def open_store(url: str | Store | None = None) -> Store:
                                        "write sqlite:///agentflow.db")
         return SQLiteStore(path)
     if url.startswith(("postgresql://", "postgres://")):
-        raise InvalidArgumentError(
-            f"database URL {url[:url.find('://') + 3]}... needs the PostgreSQL store, which "
-            "this version does not ship yet; use sqlite:///path.db or memory://")
+        try:  # imported here: `import agentflow` must not import psycopg
+            from agentflow.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise InvalidArgumentError(
+                f"database URL {url[:url.find('://') + 3]}... needs the PostgreSQL driver: "
+                f'pip install "agentflow[postgres]" ({exc})') from None
+        return PostgresStore(url)
     if "://" not in url and url.endswith((".db", ".sqlite", ".sqlite3")):
         return SQLiteStore(url)
-    raise InvalidArgumentError(f"database URL {url!r} is not understood: use memory:// or "
-                               "sqlite:///path/to/file.db")
+    raise InvalidArgumentError(f"database URL {url!r} is not understood: use memory://, "
+                               "sqlite:///path/to/file.db or postgresql://host/dbname")

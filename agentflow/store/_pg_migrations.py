@@ -1,0 +1,95 @@
+"""Versioned schema of the PostgreSQL store, mirroring the SQLite one version for version
+(``_migrations.py``). Append, never edit: each entry runs once, in order, inside one
+transaction, and the one-row table ``agentflow_schema`` records how far a database got.
+A migration must keep every existing row (nothing is lost on upgrade).
+
+Dialect notes: times are ``double precision`` epoch seconds, as in SQLite; values stay
+``text`` (the engine encodes and decodes JSON itself); keys are ``COLLATE "C"`` so that
+orderings (listings, key prefixes) match SQLite's byte order whatever the database's
+locale; ``plan_versions.seq`` stands in for SQLite's rowid (versions list in the order
+they were submitted).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE instances (
+            id text COLLATE "C" PRIMARY KEY,
+            workflow text COLLATE "C" NOT NULL,
+            status text NOT NULL,
+            payload text NOT NULL,
+            created_at double precision NOT NULL,
+            updated_at double precision NOT NULL,
+            output text,
+            error text,
+            waiting_on text,
+            due_at double precision,
+            lease_owner text,
+            lease_until double precision,
+            fence bigint NOT NULL DEFAULT 0
+        )""",
+        # The scheduler reads only due rows: sleeping instances cost no memory or CPU.
+        "CREATE INDEX instances_due ON instances (due_at) WHERE due_at IS NOT NULL",
+        "CREATE INDEX instances_listing ON instances (workflow, status, created_at)",
+        "CREATE INDEX instances_lease ON instances (lease_owner) WHERE lease_owner IS NOT NULL",
+        """CREATE TABLE steps (
+            instance_id text COLLATE "C" NOT NULL,
+            seq integer NOT NULL,
+            name text NOT NULL,
+            n integer NOT NULL,
+            kind text NOT NULL,
+            status text NOT NULL,
+            attempts integer NOT NULL,
+            started_at double precision NOT NULL,
+            result text,
+            error text,
+            finished_at double precision,
+            wake_at double precision,
+            PRIMARY KEY (instance_id, seq)
+        )""",
+        """CREATE TABLE events (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            instance_id text COLLATE "C" NOT NULL,
+            type text COLLATE "C" NOT NULL,
+            payload text NOT NULL,
+            created_at double precision NOT NULL,
+            consumed_seq integer
+        )""",
+        "CREATE INDEX events_pending ON events (instance_id, type, id) WHERE consumed_seq IS NULL",
+    ]),
+    (2, [
+        # Who an instance belongs to (an agent, a tenant): listings and lookups are scoped.
+        'ALTER TABLE instances ADD COLUMN scope text COLLATE "C"',
+        "CREATE INDEX instances_scope ON instances (scope, status, created_at)"
+        " WHERE scope IS NOT NULL",
+        # Immutable plan versions, identified by the hash of their source.
+        """CREATE TABLE plan_versions (
+            scope text COLLATE "C" NOT NULL,
+            name text COLLATE "C" NOT NULL,
+            version text COLLATE "C" NOT NULL,
+            source text NOT NULL,
+            created_at double precision NOT NULL,
+            created_by text NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            PRIMARY KEY (scope, name, version)
+        )""",
+        """CREATE TABLE plans (
+            scope text COLLATE "C" NOT NULL,
+            name text COLLATE "C" NOT NULL,
+            current_version text COLLATE "C" NOT NULL,
+            updated_at double precision NOT NULL,
+            PRIMARY KEY (scope, name)
+        )""",
+        # Per-scope durable key-value storage (the `kv` capability).
+        """CREATE TABLE kv (
+            scope text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            value text NOT NULL,
+            updated_at double precision NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+    ]),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
