@@ -1,4 +1,5 @@
-"""Real worker processes on one SQLite file: start them, kill them, read what they did."""
+"""Real worker processes on one database (a SQLite file or PostgreSQL): start them, kill
+them, read what they did."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,24 +67,30 @@ class Log:
         return sum(len(v) for v in self.runs.values())
 
 
-def committed_steps(db_path: Path) -> dict[tuple[str, int], str]:
-    """(instance, step index) -> nonce of the execution whose result was journaled."""
-    conn = sqlite3.connect(db_path)
+def query(db: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on a SQLite file (a path or ``sqlite:///`` URL) or on a
+    PostgreSQL URL, read with a connection of its own."""
+    if isinstance(db, str) and db.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as pg:
+            return pg.execute(sql).fetchall()
+    path = db[len("sqlite:///"):] if isinstance(db, str) and db.startswith("sqlite:///") else db
+    conn = sqlite3.connect(path)
     try:
-        rows = conn.execute("SELECT instance_id, name, result FROM steps WHERE status = 'ok'"
-                            ).fetchall()
+        return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def committed_steps(db: Path | str) -> dict[tuple[str, int], str]:
+    """(instance, step index) -> nonce of the execution whose result was journaled."""
+    rows = query(db, "SELECT instance_id, name, result FROM steps WHERE status = 'ok'")
     return {(inst, int(name[1:])): json.loads(result)[1] for inst, name, result in rows}
 
 
-def statuses(db_path: Path) -> dict[str, tuple[str, str | None]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return {r[0]: (r[1], r[2]) for r in
-                conn.execute("SELECT id, status, output FROM instances").fetchall()}
-    finally:
-        conn.close()
+def statuses(db: Path | str) -> dict[str, tuple[str, str | None]]:
+    return {r[0]: (r[1], r[2]) for r in query(db, "SELECT id, status, output FROM instances")}
 
 
 async def wait_for(predicate: object, timeout: float, what: str) -> None:
@@ -125,17 +133,18 @@ def check_invariants(log: Log, committed: dict[tuple[str, int], str], killed: se
 
 
 async def run_chaos(directory: Path, *, instances: int, steps: int, kills: int,
-                    workers: int = 3, seed: int = 7, timeout: float = 90.0) -> dict[str, int]:
-    """Several workers on one file, random SIGKILLs while they run, then the checks of
-    `check_invariants`. Returns counts for a report."""
+                    workers: int = 3, seed: int = 7, timeout: float = 90.0,
+                    url: str | None = None) -> dict[str, int]:
+    """Several workers on one database (``url``, default a SQLite file in ``directory``),
+    random SIGKILLs while they run, then the checks of `check_invariants`. Returns
+    counts for a report."""
     import random
 
     from agentflow import Engine
     from tests.engine.workloads import chain
 
-    db = directory / "chaos.db"
     log_path = directory / "steps.log"
-    url = f"sqlite:///{db}"
+    db = url = url or f"sqlite:///{directory / 'chaos.db'}"
     engine = Engine(url, run_scheduler=False)
     engine.register("chain", chain)
     async with engine:

@@ -1,10 +1,10 @@
 """Crashes of real processes: SIGKILL in the middle of steps, and a fresh process
-finishes every instance without running a committed step again."""
+finishes every instance without running a committed step again. Each test runs on a
+SQLite file and on PostgreSQL (the `db_url` fixture)."""
 
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from tests.engine.harness import (
     check_invariants,
     committed_steps,
     kill,
+    query,
     run_chaos,
     start_worker,
     statuses,
@@ -30,13 +31,14 @@ async def create_chains(db_url: str, count: int, steps: int) -> None:
             [{"id": f"c{i}", "params": {"steps": steps}} for i in range(count)])
 
 
-async def test_sigkill_mid_step_then_a_fresh_process_finishes(tmp_path: Path) -> None:
-    db = tmp_path / "crash.db"
+async def test_sigkill_mid_step_then_a_fresh_process_finishes(tmp_path: Path,
+                                                              db_url: str) -> None:
+    db = db_url
     log_path = tmp_path / "steps.log"
     count, steps = 20, 30
-    await create_chains(f"sqlite:///{db}", count, steps)
+    await create_chains(db, count, steps)
 
-    first = start_worker(f"sqlite:///{db}", log_path)
+    first = start_worker(db, log_path)
     await wait_for(lambda: Log.read(log_path).starts() >= 150, 30, "steps to run")
     kill(first)
     before = committed_steps(db)
@@ -45,7 +47,7 @@ async def test_sigkill_mid_step_then_a_fresh_process_finishes(tmp_path: Path) ->
     in_flight = [k for k, runs in log_before.runs.items() if k not in before]
     assert in_flight, "some step must have been running (uncommitted) at the kill"
 
-    second = start_worker(f"sqlite:///{db}", log_path)
+    second = start_worker(db, log_path)
     try:
         await wait_for(lambda: all(s == "complete" for s, _ in statuses(db).values()), 60,
                        "all instances to complete")
@@ -66,17 +68,16 @@ async def test_sigkill_mid_step_then_a_fresh_process_finishes(tmp_path: Path) ->
     check_invariants(log, after, killed={first.pid})
 
 
-async def test_chaos_several_workers_random_kills(tmp_path: Path) -> None:
-    """Three workers share one file; random SIGKILLs hit them while they run."""
-    report = await run_chaos(tmp_path, instances=30, steps=20, kills=4)
+async def test_chaos_several_workers_random_kills(tmp_path: Path, db_url: str) -> None:
+    """Three workers share one database; random SIGKILLs hit them while they run."""
+    report = await run_chaos(tmp_path, instances=30, steps=20, kills=4, url=db_url)
     assert report["kills"] == 4
 
 
 async def test_sigterm_stops_a_busy_worker_within_a_second_and_hands_claims_back(
-        tmp_path: Path) -> None:
-    db = tmp_path / "term.db"
+        tmp_path: Path, db_url: str) -> None:
+    db = url = db_url
     log_path = tmp_path / "steps.log"
-    url = f"sqlite:///{db}"
     await create_chains(url, 10, 200)
     worker = start_worker(url, log_path, lease=30.0)
     await wait_for(lambda: Log.read(log_path).starts() >= 50, 30, "steps to run")
@@ -85,14 +86,8 @@ async def test_sigterm_stops_a_busy_worker_within_a_second_and_hands_claims_back
     assert worker.wait(timeout=5) == 0
     elapsed = time.monotonic() - started
     assert elapsed < 1.0, elapsed
-    conn = sqlite3.connect(db)
-    try:
-        leased = conn.execute("SELECT count(*) FROM instances WHERE lease_owner IS NOT NULL"
-                              ).fetchone()[0]
-        running = conn.execute("SELECT count(*) FROM instances WHERE status = 'running'"
-                               ).fetchone()[0]
-    finally:
-        conn.close()
+    [(leased,)] = query(db, "SELECT count(*) FROM instances WHERE lease_owner IS NOT NULL")
+    [(running,)] = query(db, "SELECT count(*) FROM instances WHERE status = 'running'")
     assert leased == 0
     assert running == 0
     # With a 30 s lease, only the hand-back lets the next worker go on at once.

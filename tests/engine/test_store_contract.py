@@ -15,13 +15,19 @@ from agentflow.store import (
     RunFinish,
     SQLiteStore,
     Store,
+    open_store,
 )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/contract.db"
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store = SQLiteStore(":memory:") if request.param == "memory" else SQLiteStore(
-        str(tmp_path / "contract.db"))
+    s = open_store(store_url(request, tmp_path))
     await s.open()
     try:
         yield s
@@ -142,6 +148,45 @@ async def test_release_hands_claims_back(store: Store) -> None:
     assert r is not None
     assert (r.status, r.lease_owner, r.due_at, r.fence) == ("queued", None, 7.0, 2)
     assert await claim(store, "B") == ["r"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that several stores (as in several processes) can open at once."""
+    return store_url(request, tmp_path)
+
+
+async def test_concurrent_claimers_split_the_work_without_overlap(shared_url: str) -> None:
+    stores = [open_store(shared_url) for _ in range(4)]
+    for s in stores:
+        await s.open()
+    try:
+        await stores[0].create_instances([NewInstance(f"i{n:03}", "w", "null", 1.0)
+                                          for n in range(200)])
+
+        async def claim_all(s: Store, owner: str) -> list[str]:
+            got: list[str] = []
+            while batch := await claim(s, owner, limit=7):
+                got += batch
+            return got
+        import asyncio
+        claimed = await asyncio.gather(*(claim_all(s, f"W{k}") for k, s in
+                                         enumerate(stores)))
+        every = [i for batch in claimed for i in batch]
+        assert sorted(every) == [f"i{n:03}" for n in range(200)]  # each exactly once
+        for k, batch in enumerate(claimed):
+            for i in batch[:3]:
+                row = await stores[0].get_instance(i)
+                assert row is not None
+                assert (row.lease_owner, row.fence) == (f"W{k}", 1)
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_wait_for_change_returns_by_its_timeout(store: Store) -> None:
+    import asyncio
+    await asyncio.wait_for(store.wait_for_change(0.05), 10)
 
 
 async def test_contention_on_the_file_is_retried_not_raised(tmp_path: Path,
