@@ -23,7 +23,7 @@ from sandbox._protocol import FrameBuffer, ProtocolError, decode_body, encode_fr
 from sandbox._runtime import PlanSide
 from sandbox._spawner import Spawned
 
-__all__ = ["Connection", "InlineConnection", "ProcessConnection"]
+__all__ = ["Connection", "InlineConnection", "ProcessConnection", "worker_cpu_seconds"]
 
 
 class Connection:
@@ -102,6 +102,15 @@ class InlineConnection(Connection):
             driver.on_message(message)
 
 
+def worker_cpu_seconds(pid: int | None) -> float | None:
+    """The CPU time (user + system) a worker has used, or None if it cannot be read."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
 class _PipeReader(asyncio.Protocol):
     def __init__(self, connection: ProcessConnection) -> None:
         self._connection = connection
@@ -130,6 +139,8 @@ class ProcessConnection(Connection):
         self._probes: list[asyncio.Future[dict[str, Any]]] = []
         self._fatal_reason: str | None = None
         self._last_heard = self._loop.time()
+        self._progressed = True  # a message other than a pong since the last tick
+        self._cpu_mark: float | None = None  # worker CPU seconds at that tick
         self._ping_seq = 0
         self.retiring = False
         self._watchdog: asyncio.Task[None] | None = None
@@ -156,6 +167,7 @@ class ProcessConnection(Connection):
 
     def run_started(self) -> None:
         self._last_heard = max(self._last_heard, self._loop.time())
+        self._progressed = True
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = self._loop.create_task(self._watch())
 
@@ -199,6 +211,7 @@ class ProcessConnection(Connection):
             return
         if kind == "pong":
             return
+        self._progressed = True
         if kind == "fatal":  # the worker is about to exit: give it no new run
             self._fatal_reason = str(message.get("reason"))[:500]
             self.retiring = True
@@ -238,7 +251,7 @@ class ProcessConnection(Connection):
         while self.dead is None and self.busy:
             await asyncio.sleep(tick)
             quiet = self._loop.time() - self._last_heard
-            if quiet > timeout:
+            if quiet > timeout or self._spun(timeout):
                 self.kill(SandboxTimeoutError(
                     f"the worker for agent {self.agent_id!r} computed for more than "
                     f"Limits.call_timeout={timeout:g} s without answering (an endless loop "
@@ -249,6 +262,24 @@ class ProcessConnection(Connection):
                 self._ping_seq += 1
                 with contextlib.suppress(WorkerCrashedError):
                     self.send({"t": "ping", "seq": self._ping_seq})
+
+    def _spun(self, timeout: float) -> bool:
+        """True when the worker used more than ``timeout`` CPU seconds since its last
+        message that was not a pong.
+
+        Pongs prove only that the worker's event loop turns. Plan code that keeps it
+        turning without asking the host anything (``while True: await
+        gather(helper())``: each gathered coroutine is a task, so every await yields)
+        answers every ping, and would compute until RLIMIT_CPU. Waiting for the host
+        costs no CPU, so this never ends a worker that waits.
+        """
+        cpu = worker_cpu_seconds(self.pid)
+        if cpu is None:
+            return False
+        if self._progressed or self._cpu_mark is None:
+            self._progressed, self._cpu_mark = False, cpu
+            return False
+        return cpu - self._cpu_mark > timeout
 
     def kill(self, error: WorkerCrashedError) -> None:
         if self._pidfd is not None:

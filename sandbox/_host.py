@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import os
 import re
 from types import TracebackType
 from typing import Any, Literal
 
 from sandbox._compile import CompiledPlan, compile_plan
 from sandbox._confine import uid_for_agent
-from sandbox._connection import Connection, InlineConnection, ProcessConnection
+from sandbox._connection import (
+    Connection,
+    InlineConnection,
+    ProcessConnection,
+    worker_cpu_seconds,
+)
 from sandbox._driver import PlanHost, RunDriver
 from sandbox._limits import LAYER_NAMES, LayerStatus, Limits
 from sandbox._spawner import ZygoteClient
@@ -238,11 +241,6 @@ class WorkerPool:
         """True when an idle worker is near its lifetime CPU budget (RLIMIT_CPU)."""
         if connection.pid is None or connection.drivers or not self.limits.rlimits:
             return False
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            with open(f"/proc/{connection.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ticks = int(fields[11]) + int(fields[12])  # utime + stime
-            return ticks / os.sysconf("SC_CLK_TCK") > (
-                self.limits.cpu_seconds * _CPU_RECYCLE_FRACTION)
-        return False
+        cpu = worker_cpu_seconds(connection.pid)
+        return cpu is not None and cpu > self.limits.cpu_seconds * _CPU_RECYCLE_FRACTION
 

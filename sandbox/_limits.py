@@ -22,8 +22,10 @@ class Limits:
 
     Attributes:
         call_timeout: seconds the worker may compute without answering the host (plan
-            code between two awaits, or a synchronous step body). Waiting for the host
-            does not count. Past it the worker is SIGKILLed and the run raises
+            code between two awaits, or a synchronous step body), in wall-clock time
+            and in CPU time since its last call to the host (plan code that keeps
+            awaiting its own coroutines still computes). Waiting for the host does not
+            count. Past it the worker is SIGKILLed and the run raises
             `SandboxTimeoutError`. Not enforced in inline mode.
         cpu_seconds: RLIMIT_CPU, a lifetime CPU budget per worker; a worker near it is
             replaced before its next run.

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from sandbox import Limits, PlanRuntimeError, WorkerPool, validate
+from sandbox import Limits, PlanRuntimeError, SandboxTimeoutError, WorkerPool, validate
 from sandbox._protocol import encode_frame, error_payload
-from tests.sandbox.support import RecordingHost, make_event, plan
+from tests.sandbox.support import RecordingHost, make_event, plan, wait_until
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
@@ -86,3 +86,54 @@ def test_error_payload_always_encodes(exc: BaseException) -> None:
     payload = error_payload(exc)
     assert isinstance(payload["message"], str)
     encode_frame({"t": "fail", "error": payload}, 1 << 20)
+
+
+# --- keeping the worker's event loop turning ---------------------------------------------
+
+_NOOP = "async def noop():\n    return 1\n"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def process_pool() -> AsyncIterator[WorkerPool]:
+    limits = Limits(call_timeout=0.5, memory_bytes=256 * 1024 * 1024)
+    async with WorkerPool(limits=limits) as started:
+        yield started
+
+
+@module_loop
+@pytest.mark.parametrize("body", [
+    "while True:\n    await gather(noop())",
+    "while True:\n    await gather(noop(), noop())\n    x = [i for i in range(1000)]",
+])
+async def test_a_plan_that_yields_forever_is_killed_by_the_watchdog(
+        process_pool: WorkerPool, body: str) -> None:
+    # Each gathered coroutine is a task, so every await lets the worker's loop answer
+    # the watchdog's pings: the wall-clock check alone never fires (it ran until
+    # RLIMIT_CPU). The worker's CPU time since its last real message ends it.
+    with pytest.raises(SandboxTimeoutError, match=r"call_timeout=0\.5 s"):
+        await asyncio.wait_for(process_pool.run_plan(
+            "yielder", plan(body, helpers=_NOOP), make_event(), RecordingHost(),
+            capabilities=[]), HANG)
+    assert await process_pool.run_plan("yielder", plan("return 'rebuilt'"), make_event(),
+                                       RecordingHost(), capabilities=[]) == "rebuilt"
+
+
+@module_loop
+async def test_waiting_for_a_slow_host_is_not_computing(process_pool: WorkerPool) -> None:
+    # The CPU check must not end a worker that waits: the host answers only after the
+    # watchdog has pinged it for longer than call_timeout.
+    connection: list[Any] = []
+
+    async def slow(name: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        (worker,) = connection
+        seen = worker._ping_seq
+        await wait_until(lambda: worker._ping_seq >= seen + 8, what="8 watchdog ticks")
+        return "answered"
+
+    host = RecordingHost(capability=slow)
+    await process_pool.run_plan("patient", plan("return 1"), make_event(), host,
+                                capabilities=["kv"])
+    connection.append(process_pool._workers["patient"])
+    source = plan("return await step.do('wait', lambda: env.kv.get('k'))")
+    assert await process_pool.run_plan("patient", source, make_event(), host,
+                                       capabilities=["kv"]) == "answered"
