@@ -248,17 +248,22 @@ class ProcessConnection(Connection):
     async def _watch(self) -> None:
         timeout = self.limits.call_timeout
         tick = min(max(timeout / 4, 0.005), 0.5)
-        while self.dead is None and self.busy:
+        # Once started, it watches until the worker dies: an idle worker must not
+        # compute either (a step body that ignores its cancellation runs on after the
+        # host gave up on it, and after its run ended).
+        while self.dead is None:
             await asyncio.sleep(tick)
+            busy = self.busy
             quiet = self._loop.time() - self._last_heard
-            if quiet > timeout or self._spun(timeout):
+            if (busy and quiet > timeout) or self._spun(timeout):
                 self.kill(SandboxTimeoutError(
                     f"the worker for agent {self.agent_id!r} computed for more than "
                     f"Limits.call_timeout={timeout:g} s without answering (an endless loop "
-                    f"or a huge computation in plan code or a step body); it was killed "
-                    f"and will be rebuilt on the next run"))
+                    f"or a huge computation in plan code or a step body"
+                    f"{'' if busy else ', left running after its run ended'}); it was "
+                    f"killed and will be rebuilt on the next run"))
                 return
-            if quiet >= tick:
+            if busy and quiet >= tick:
                 self._ping_seq += 1
                 with contextlib.suppress(WorkerCrashedError):
                     self.send({"t": "ping", "seq": self._ping_seq})

@@ -21,6 +21,7 @@ Rules (SANDBOX.md):
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import operator
 from collections.abc import Awaitable, Callable, Iterable
@@ -170,8 +171,22 @@ def guarded_inplacevar(op: str, target: Any, value: Any) -> Any:
 # --- hand-written helpers (instead of modules) --------------------------------------
 
 async def gather(*awaitables: Awaitable[Any]) -> list[Any]:
-    """Await several step calls at once and return their results in order."""
-    return list(await asyncio.gather(*awaitables))
+    """Await several step calls at once and return their results in order.
+
+    When one fails, its error is raised once all the others have ended: unlike
+    `asyncio.gather`, which leaves them running, no plan code outlives the ``await``
+    (an orphaned coroutine could compute on after its run ended).
+    """
+    wrong = [a for a in awaitables if not inspect.isawaitable(a)]
+    if wrong:
+        for awaitable in awaitables:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never started: no "never awaited" warning
+        raise TypeError(f"gather() takes awaitables, such as step calls, not "
+                        f"{type(wrong[0]).__name__}")
+    futures = [asyncio.ensure_future(a) for a in awaitables]
+    await asyncio.gather(*futures, return_exceptions=True)
+    return [future.result() for future in futures]
 
 
 def json_dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:

@@ -244,11 +244,16 @@ class PlanSide:
             `TypeError` or `ValueError` when the message cannot be sent.
         on_fatal: called when plan code hit `MemoryError` (after a ``fatal`` message
             to the host); a worker then exits, since its heap may be left unusable.
+        cancel_grace: with ``on_fatal``, seconds a cancelled run or step body may take
+            to end; plan code still running after that ignored its cancellation (a
+            ``finally`` that loops), and the worker ends itself the same way.
     """
 
-    def __init__(self, send: Send, *, on_fatal: Callable[[], None] | None = None) -> None:
+    def __init__(self, send: Send, *, on_fatal: Callable[[], None] | None = None,
+                 cancel_grace: float | None = None) -> None:
         self.send = send
         self._on_fatal = on_fatal
+        self._cancel_grace = cancel_grace
         self.runs: dict[int, _Run] = {}
 
     def handle(self, message: dict[str, Any]) -> None:
@@ -269,13 +274,13 @@ class PlanSide:
         elif kind == "body_cancel":
             task = run.body_tasks.pop(message.get("body"), None)  # type: ignore[arg-type]
             if task is not None:
-                task.cancel()
+                self._cancel(task)
         elif kind == "cancel":
             run.cancelling = True
             for task in run.body_tasks.values():
-                task.cancel()
+                self._cancel(task)
             if run.task is not None:
-                run.task.cancel()
+                self._cancel(run.task)
         else:
             raise ProtocolError(f"unknown message type {kind!r}")
 
@@ -311,7 +316,7 @@ class PlanSide:
             self._fail(run, exc)
         except BaseException as exc:  # plan code: nothing may escape the worker loop
             if isinstance(exc, MemoryError):
-                self._fatal(exc)
+                self._fatal(f"{type(exc).__name__} in plan code")
             self._fail(run, exc)
         finally:
             self._end(run)
@@ -348,8 +353,17 @@ class PlanSide:
         self.runs.pop(run.id, None)
         for future in run.pending.values():
             future.cancel()
-        for task in run.body_tasks.values():
-            task.cancel()
+        for task in list(run.body_tasks.values()):
+            self._cancel(task)
+
+    def _cancel(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        if self._on_fatal is not None and self._cancel_grace is not None:
+            asyncio.get_running_loop().call_later(self._cancel_grace, self._check_ended, task)
+
+    def _check_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.done():
+            self._fatal("plan code ignored its cancellation and kept running")
 
     # -- step bodies ---------------------------------------------------------------------
 
@@ -380,15 +394,14 @@ class PlanSide:
             return  # the host gave up on this attempt (timeout) or the run
         except BaseException as exc:  # plan code
             if isinstance(exc, MemoryError):
-                self._fatal(exc)
+                self._fatal(f"{type(exc).__name__} in plan code")
             self._send_error({**reply, "t": "body_err"}, exc)
         finally:
             run.body_tasks.pop(body, None)
 
-    def _fatal(self, exc: BaseException) -> None:
+    def _fatal(self, reason: str) -> None:
         # Said before the error itself, so the host retires this worker before it
         # hands it another run.
-        self._send_quietly({"t": "fatal", "reason": f"{type(exc).__name__} in plan code; "
-                                                    f"the worker is replaced"})
+        self._send_quietly({"t": "fatal", "reason": f"{reason}; the worker is replaced"})
         if self._on_fatal is not None:
             self._on_fatal()

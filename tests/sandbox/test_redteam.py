@@ -137,3 +137,61 @@ async def test_waiting_for_a_slow_host_is_not_computing(process_pool: WorkerPool
     source = plan("return await step.do('wait', lambda: env.kv.get('k'))")
     assert await process_pool.run_plan("patient", source, make_event(), host,
                                        capabilities=["kv"]) == "answered"
+
+
+@module_loop
+async def test_gather_leaves_no_coroutine_running_when_one_fails(
+        process_pool: WorkerPool) -> None:
+    # asyncio.gather raises the first error and leaves the other coroutines running:
+    # here an endless one would compute on in the worker after its run ended. gather
+    # waits for all of them, so the run cannot end and the watchdog stops it.
+    helpers = _NOOP + ("async def spin():\n    while True:\n        await gather(noop())\n"
+                       "async def boom():\n    raise ValueError('first')\n")
+    with pytest.raises(SandboxTimeoutError):
+        await asyncio.wait_for(process_pool.run_plan(
+            "orphans", plan("await gather(spin(), boom())", helpers=helpers), make_event(),
+            RecordingHost(), capabilities=[]), HANG)
+
+
+@module_loop
+async def test_gather_still_raises_the_first_error_and_checks_its_arguments(
+        pool: WorkerPool) -> None:
+    helpers = "async def boom(n):\n    raise ValueError(n)\n"
+    source = plan("try:\n    await gather(step.now(), boom(1), boom(2))\n"
+                  "except ValueError as err:\n    first = err.args[0]\n"
+                  "try:\n    await gather(boom(3), 1)\nexcept TypeError as err:\n"
+                  "    return [first, str(err)]", helpers=helpers)
+    assert await run(pool, source) == [
+        1, "gather() takes awaitables, such as step calls, not int"]
+
+
+class _ImpatientHost(RecordingHost):
+    """Gives up on every step body after a moment, as the engine's step timeout does."""
+
+    async def step(self, op: str, args: dict[str, Any], run_body: Any) -> Any:
+        if op != "do":
+            return await super().step(op, args, run_body)
+        try:
+            return await asyncio.wait_for(run_body(), 0.05)
+        except TimeoutError:
+            return "gave up"
+
+
+@module_loop
+async def test_a_step_body_that_ignores_its_cancellation_ends_its_worker(
+        process_pool: WorkerPool) -> None:
+    # The host gives up on the body; the body's `finally` loops on. Its run ends
+    # normally, and the worker, idle as far as the host knows, would compute until
+    # RLIMIT_CPU. The worker ends itself after call_timeout instead.
+    helpers = _NOOP + ("async def stubborn():\n    try:\n        while True:\n"
+                       "            await gather(noop())\n    finally:\n"
+                       "        while True:\n            await gather(noop())\n")
+    source = plan("return await step.do('stubborn', lambda: stubborn())", helpers=helpers)
+    host = _ImpatientHost()
+    await process_pool.run_plan("stubborn", plan("return 1"), make_event(), host,
+                                capabilities=[])
+    connection = process_pool._workers["stubborn"]
+    assert await process_pool.run_plan("stubborn", source, make_event(), host,
+                                       capabilities=[]) == "gave up"
+    await wait_until(lambda: connection.dead is not None, what="the worker's end")
+    assert "ignored its cancellation" in str(connection._fatal_reason)
