@@ -18,6 +18,7 @@ import importlib
 import os
 import signal
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 from agentflow._engine import Engine
 from agentflow.errors import InvalidArgumentError
@@ -44,6 +45,15 @@ def load_app(spec: str) -> object:
     return app
 
 
+def without_password(url: str) -> str:
+    """The URL as it may be printed: a password in it (postgresql://u:pw@h/db) is masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 async def run(args: argparse.Namespace) -> int:
     from agentflow.agents import AgentFlow
 
@@ -64,7 +74,7 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with flow:
-        print(f"agentflow worker {flow.engine.owner} on {args.db}: "
+        print(f"agentflow worker {flow.engine.owner} on {without_password(args.db)}: "
               f"{', '.join(flow.engine.workflows)}", file=sys.stderr, flush=True)
         await stop.wait()
     print("agentflow worker stopped", file=sys.stderr, flush=True)

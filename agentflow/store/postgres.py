@@ -127,10 +127,9 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 30.0) -> None:
         self.url = url
-        self._pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False,
-                                         kwargs={"autocommit": True},
-                                         name="agentflow", timeout=connect_timeout)
+        self._pool_size = pool_size
         self._connect_timeout = connect_timeout
+        self._pool = self._new_pool()
         self._channel = "agentflow"
         self._listener: Conn | None = None
         self._listen_task: asyncio.Task[None] | None = None
@@ -140,8 +139,19 @@ class PostgresStore(Store):
         self._writer_task: asyncio.Task[None] | None = None
         self._opened = False
 
+    def _new_pool(self) -> AsyncConnectionPool[Conn]:
+        return AsyncConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
+                                   kwargs={"autocommit": True}, name="agentflow",
+                                   timeout=self._connect_timeout)
+
     # -- lifecycle -----------------------------------------------------------------
     async def open(self) -> None:
+        if self._opened:
+            return
+        # A closed pool cannot be opened again, and events belong to one event loop:
+        # a store reopened (perhaps under another loop) starts from fresh ones.
+        self._pool = self._new_pool()
+        self._changed, self._queue_ready = asyncio.Event(), asyncio.Event()
         await self._pool.open(wait=True, timeout=self._connect_timeout)
         try:
             schema = await self._write(self._migrate, idempotent=True)

@@ -245,3 +245,22 @@ def test_in_ci_a_missing_server_fails_the_postgres_tests(tmp_path: Path) -> None
                            timeout=120)
     assert local.returncode == 0
     assert "skipped" in local.stdout and POSTGRES_ENV in local.stdout
+
+
+async def test_a_store_can_be_closed_and_opened_again(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    for n in range(2):
+        await store.open()
+        try:
+            await store.create_instances([NewInstance(f"r{n}", "w", "null", 1.0)])
+            assert len(await store.list_instances()) == n + 1
+        finally:
+            await store.close()
+
+
+def test_the_worker_banner_masks_a_password() -> None:
+    from agentflow.cli._worker import without_password
+
+    assert without_password("postgresql://af:s3cret@db:5432/x?sslmode=require") == (
+        "postgresql://af:***@db:5432/x?sslmode=require")
+    assert without_password("sqlite:///agentflow.db") == "sqlite:///agentflow.db"
