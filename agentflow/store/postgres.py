@@ -152,15 +152,21 @@ class PostgresStore(Store):
         # a store reopened (perhaps under another loop) starts from fresh ones.
         self._pool = self._new_pool()
         self._changed, self._queue_ready = asyncio.Event(), asyncio.Event()
-        await self._pool.open(wait=True, timeout=self._connect_timeout)
+        # The listening connection first: if the server cannot be reached, its error
+        # says why at once (the pool would only time out).
+        listener = await AsyncConnection.connect(self.url, autocommit=True,
+                                                 connect_timeout=int(self._connect_timeout))
         try:
+            await self._pool.open(wait=True, timeout=self._connect_timeout)
             schema = await self._write(self._migrate, idempotent=True)
             # Channel names are identifiers: at most 63 bytes.
             self._channel = f"agentflow:{schema}".encode()[:63].decode(errors="ignore")
-            self._listener = await self._listen_connection()
+            await self._listen_on(listener)
         except BaseException:
+            await listener.close()
             await self._pool.close()
             raise
+        self._listener = listener
         self._opened = True
         self._listen_task = asyncio.create_task(self._listen(), name="agentflow-listen")
         self._writer_task = asyncio.create_task(self._drain_commits(), name="agentflow-commit")
@@ -263,11 +269,14 @@ class PostgresStore(Store):
         await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
 
     # -- the change feed -------------------------------------------------------------
+    async def _listen_on(self, conn: Conn) -> None:
+        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+
     async def _listen_connection(self) -> Conn:
         conn = await AsyncConnection.connect(self.url, autocommit=True,
                                              connect_timeout=int(self._connect_timeout))
         try:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            await self._listen_on(conn)
         except BaseException:
             await conn.close()
             raise

@@ -264,3 +264,14 @@ def test_the_worker_banner_masks_a_password() -> None:
     assert without_password("postgresql://af:s3cret@db:5432/x?sslmode=require") == (
         "postgresql://af:***@db:5432/x?sslmode=require")
     assert without_password("sqlite:///agentflow.db") == "sqlite:///agentflow.db"
+
+
+async def test_an_unreachable_server_fails_open_at_once_saying_why() -> None:
+    import psycopg
+
+    store = open_store("postgresql://nobody@127.0.0.1:1/none")
+    started = time.monotonic()
+    with pytest.raises(psycopg.OperationalError, match="refused"):
+        await store.open()
+    assert time.monotonic() - started < 10
+    await store.close()  # nothing was opened: a no-op
