@@ -27,8 +27,12 @@ async def create_chains(db_url: str, count: int, steps: int) -> None:
     engine = Engine(db_url, run_scheduler=False)
     engine.register("chain", chain)
     async with engine:
+        # Step bodies of different lengths keep the runners out of step with each
+        # other: in lockstep (group commit lines them up) a kill could land while every
+        # runner waits on the same commit, with no body in flight.
         await engine.binding("chain").create_batch(
-            [{"id": f"c{i}", "params": {"steps": steps}} for i in range(count)])
+            [{"id": f"c{i}", "params": {"steps": steps, "work": 0.002 + 0.0007 * (i % 5)}}
+             for i in range(count)])
 
 
 async def test_sigkill_mid_step_then_a_fresh_process_finishes(tmp_path: Path,
