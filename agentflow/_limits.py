@@ -14,6 +14,7 @@ MAX_VALUE_BYTES = 1024 * 1024  # payloads, step results, event payloads, outputs
 MAX_INSTANCE_ID = 100
 
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 
 
@@ -35,7 +36,13 @@ def encode_value(value: Any, *, what: str) -> str:
         raise InvalidArgumentError(
             f"{what} must be JSON-serializable (dict, list, str, int, float, bool, None): "
             f"{exc}") from None
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(
+            f"{what} must be valid Unicode text: it holds a lone surrogate "
+            f"{exc.object[exc.start:exc.end]!a} at character {exc.start} of its JSON, "
+            f"which UTF-8 cannot store; decode bytes with errors='replace' first") from None
     if size > MAX_VALUE_BYTES:
         raise LimitExceededError(
             f"{what} is {size:,} bytes as JSON, over the limit of {MAX_VALUE_BYTES:,} bytes "
@@ -65,6 +72,10 @@ def check_event_type(event_type: Any) -> str:
 def check_step_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError(f"a step name must be a non-empty string, got {name!r}")
+    if not name.isascii() and _LONE_SURROGATE.search(name):
+        raise InvalidArgumentError(
+            f"step name {name[:40]!a} holds a lone surrogate, which UTF-8 cannot store; "
+            f"use plain text")
     if len(name) > MAX_STEP_NAME:
         raise LimitExceededError(
             f"step name {name[:40]!r}... is {len(name)} characters, over the limit of "

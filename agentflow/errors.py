@@ -28,6 +28,7 @@ an `except Exception:` in a plan cannot swallow a suspension.
 from __future__ import annotations
 
 import builtins
+import re
 from typing import Any
 
 __all__ = [
@@ -151,11 +152,22 @@ _AGENTFLOW_ERRORS: dict[str, type[Exception]] = {
 }
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def error_record(exc: BaseException) -> dict[str, str]:
     """The JSON form of an error as journaled and shown in a status: ``{name, message}``."""
     name = exc.error_name if isinstance(exc, StepError) else type(exc).__name__
-    message = exc.message if isinstance(exc, StepError) else str(exc)
-    return {"name": name, "message": message}
+    try:
+        message = exc.message if isinstance(exc, StepError) else str(exc)
+    except Exception:  # a __str__ that raises must not stop the error being recorded
+        message = f"<{name} whose message cannot be shown>"
+    return {"name": storable_text(str(name)), "message": storable_text(str(message))}
+
+
+def storable_text(text: str) -> str:
+    """`text` with what UTF-8 cannot hold (lone surrogates) replaced by U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Exception:

@@ -7,6 +7,7 @@ from typing import Any
 
 from agentflow._limits import encode_value
 from agentflow.capabilities._base import Capability, CapabilityContext, CapabilityError
+from agentflow.errors import storable_text
 
 MAX_KEY = 512
 
@@ -14,6 +15,9 @@ MAX_KEY = 512
 def _key(key: Any) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY:
         raise CapabilityError(f"a kv key must be a string of 1 to {MAX_KEY} characters")
+    if storable_text(key) != key:
+        raise CapabilityError(f"kv key {key[:40]!a} holds a lone surrogate, which UTF-8 "
+                              f"cannot store; use plain text")
     return key
 
 
