@@ -61,6 +61,7 @@ from agentflow.store._base import (
     RunCommit,
     Store,
 )
+from agentflow.store._group import GroupCommitter
 from agentflow.store._pg_migrations import MIGRATIONS
 
 __all__ = ["CommitOutcomeUnknownError", "PostgresStore"]
@@ -134,9 +135,7 @@ class PostgresStore(Store):
         self._listener: Conn | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
-        self._queue: list[tuple[RunCommit, asyncio.Future[CommitResult]]] = []
-        self._queue_ready = asyncio.Event()
-        self._writer_task: asyncio.Task[None] | None = None
+        self._committer = GroupCommitter(self._write_commits)
         self._opened = False
 
     def _new_pool(self) -> AsyncConnectionPool[Conn]:
@@ -151,7 +150,7 @@ class PostgresStore(Store):
         # A closed pool cannot be opened again, and events belong to one event loop:
         # a store reopened (perhaps under another loop) starts from fresh ones.
         self._pool = self._new_pool()
-        self._changed, self._queue_ready = asyncio.Event(), asyncio.Event()
+        self._changed = asyncio.Event()
         # The listening connection first: if the server cannot be reached, its error
         # says why at once (the pool would only time out).
         listener = await AsyncConnection.connect(self.url, autocommit=True,
@@ -169,19 +168,12 @@ class PostgresStore(Store):
         self._listener = listener
         self._opened = True
         self._listen_task = asyncio.create_task(self._listen(), name="agentflow-listen")
-        self._writer_task = asyncio.create_task(self._drain_commits(), name="agentflow-commit")
+        self._committer.start()
 
     async def close(self) -> None:
         if not self._opened:
             return
-        if self._writer_task is not None:
-            self._writer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
-            self._writer_task = None
-        if self._queue:  # commits that arrived while closing still land
-            batch, self._queue = self._queue, []
-            await self._apply_batch(batch)
+        await self._committer.stop()  # commits that arrived while closing still land
         if self._listen_task is not None:
             self._listen_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -465,34 +457,12 @@ class PostgresStore(Store):
         return [JournalRow(*r) for r in rows]
 
     async def commit(self, commit: RunCommit) -> CommitResult:
-        fut: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((commit, fut))
-        self._queue_ready.set()
-        return await fut
+        return await self._committer.submit(commit)
 
-    async def _drain_commits(self) -> None:
-        while True:
-            await self._queue_ready.wait()
-            self._queue_ready.clear()
-            batch, self._queue = self._queue, []
-            if batch:
-                await self._apply_batch(batch)
-
-    async def _apply_batch(self, batch: list[tuple[RunCommit, asyncio.Future[CommitResult]]]
-                           ) -> None:
-        commits = [c for c, _ in batch]
-        try:
-            # Idempotent: written again after a lost COMMIT, the same rows come out.
-            results = await self._write(lambda conn: self._write_batch(conn, commits),
-                                        idempotent=True)
-        except Exception as exc:  # the store is gone or broken: every waiter learns why
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for result, (_, fut) in zip(results, batch, strict=True):
-            if not fut.done():
-                fut.set_result(result)
+    async def _write_commits(self, commits: list[RunCommit]) -> list[CommitResult]:
+        # Idempotent: written again after a lost COMMIT, the same rows come out.
+        return await self._write(lambda conn: self._write_batch(conn, commits),
+                                 idempotent=True)
 
     async def _write_batch(self, conn: Conn, commits: list[RunCommit]) -> list[CommitResult]:
         """Apply many runners' commits in the current transaction, each under its fence."""

@@ -26,7 +26,6 @@ Why it is shaped this way (each choice was measured; see ``bench/README.md``):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -46,6 +45,7 @@ from agentflow.store._base import (
     RunCommit,
     Store,
 )
+from agentflow.store._group import GroupCommitter
 from agentflow.store._migrations import MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -117,9 +117,7 @@ class SQLiteStore(Store):
         self._busy_timeout = busy_timeout
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._queue: list[tuple[RunCommit, asyncio.Future[CommitResult]]] = []
-        self._queue_ready = asyncio.Event()
-        self._writer_task: asyncio.Task[None] | None = None
+        self._committer = GroupCommitter(self._write_commits)
 
     # -- lifecycle -----------------------------------------------------------------
     async def open(self) -> None:
@@ -134,7 +132,7 @@ class SQLiteStore(Store):
                     await conn.close()
             self._reader = self._writer = None
             raise
-        self._writer_task = asyncio.create_task(self._drain_commits(), name="agentflow-commit")
+        self._committer.start()
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -150,14 +148,7 @@ class SQLiteStore(Store):
         return conn
 
     async def close(self) -> None:
-        if self._writer_task is not None:
-            self._writer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
-            self._writer_task = None
-        if self._queue:  # commits that arrived while closing still land
-            batch, self._queue = self._queue, []
-            await self._apply_batch(batch)
+        await self._committer.stop()  # commits that arrived while closing still land
         for conn in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
             await conn.close()
         self._reader = self._writer = None
@@ -358,32 +349,10 @@ class SQLiteStore(Store):
         return [JournalRow(*r) for r in rows]
 
     async def commit(self, commit: RunCommit) -> CommitResult:
-        fut: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((commit, fut))
-        self._queue_ready.set()
-        return await fut
+        return await self._committer.submit(commit)
 
-    async def _drain_commits(self) -> None:
-        while True:
-            await self._queue_ready.wait()
-            self._queue_ready.clear()
-            batch, self._queue = self._queue, []
-            if batch:
-                await self._apply_batch(batch)
-
-    async def _apply_batch(self, batch: list[tuple[RunCommit, asyncio.Future[CommitResult]]]
-                           ) -> None:
-        commits = [c for c, _ in batch]
-        try:
-            results = await self._write(lambda db: _write_batch(db, commits))
-        except Exception as exc:  # the store is gone or broken: every waiter learns why
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for result, (_, fut) in zip(results, batch, strict=True):
-            if not fut.done():
-                fut.set_result(result)
+    async def _write_commits(self, commits: list[RunCommit]) -> list[CommitResult]:
+        return await self._write(lambda db: _write_batch(db, commits))
 
     async def add_event(self, instance_id: str, type: str, payload: str, now: float,
                         decide: Callable[[InstanceRow], InstanceChange | None]) -> bool:

@@ -108,6 +108,25 @@ async def test_group_commit_applies_each_commit_or_none_of_it(store: Store) -> N
     assert (c.status, c.output, c.lease_owner, c.due_at) == ("complete", '"done"', None, None)
 
 
+async def test_commits_racing_close_land_and_later_ones_are_refused(store: Store) -> None:
+    import asyncio
+    await store.create_instances([NewInstance(f"r{k}", "w", "null", 1.0) for k in range(20)])
+    assert len(await claim(store, "A", limit=50)) == 20
+    fences = {f"r{k}": (await store.get_instance(f"r{k}")).fence  # type: ignore[union-attr]
+              for k in range(20)}
+    commits = [asyncio.create_task(store.commit(RunCommit(i, f, [row(1)])))
+               for i, f in fences.items()]
+    await asyncio.sleep(0)  # the commits are queued, none written yet
+    await store.close()
+    assert all(t.done() and t.result().ok for t in commits)  # close waited for every one
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.commit(RunCommit("r0", fences["r0"], [row(2)]))
+    await store.open()
+    if store.url != "memory://":  # a closed memory store has forgotten everything
+        for i in fences:
+            assert [r.seq for r in await store.load_journal(i)] == [1]
+
+
 async def test_suspend_with_a_buffered_event_makes_the_instance_due(store: Store) -> None:
     await store.create_instances([NewInstance("e", "w", "null", 1.0)])
     await claim(store, "A")
