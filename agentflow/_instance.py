@@ -154,6 +154,11 @@ class Instance:
     async def restart(self, from_step: str | None = None) -> None:
         """Run the instance again from the top, with the same params.
 
+        Events sent before the restart and not consumed yet are dropped with the old
+        run: they were addressed to it (an approval must not carry over to a run nobody
+        approved). Events consumed by kept steps stay; events sent after the restart
+        reach the new run.
+
         Args:
             from_step: keep the journal before the first step of this name and run again
                 from it; by default the whole journal is dropped.

@@ -152,8 +152,9 @@ class InstanceChange:
 
     Fields left as `KEEP` are not touched. ``bump_fence`` invalidates the current
     holder's claim; ``clear_lease`` hands the instance back; ``delete_steps_from``
-    drops journal rows at and after that position (and un-consumes nothing: events a
-    dropped wait had consumed are deleted with it).
+    drops journal rows at and after that position, with the events a dropped wait had
+    consumed and every event not consumed yet (they were sent to the run being
+    replaced; a restart must not hand an old approval to the new run).
     """
 
     at: float

@@ -384,8 +384,9 @@ class PostgresStore(Store):
         await conn.execute(f"UPDATE instances SET {', '.join(sets)} WHERE id = %s",
                            [*params, row.id])
         if change.delete_steps_from is not None:
-            await conn.execute("DELETE FROM events WHERE instance_id = %s"
-                               " AND consumed_seq >= %s", (row.id, change.delete_steps_from))
+            await conn.execute("DELETE FROM events WHERE instance_id = %s AND"
+                               " (consumed_seq >= %s OR consumed_seq IS NULL)",
+                               (row.id, change.delete_steps_from))
             await conn.execute("DELETE FROM steps WHERE instance_id = %s AND seq >= %s",
                                (row.id, change.delete_steps_from))
         if change.due_at is not ... and change.due_at is not None:

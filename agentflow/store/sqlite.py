@@ -275,8 +275,8 @@ class SQLiteStore(Store):
             sets.append("lease_owner = NULL, lease_until = NULL")
         db.execute(f"UPDATE instances SET {', '.join(sets)} WHERE id = ?", [*params, row.id])
         if change.delete_steps_from is not None:
-            db.execute("DELETE FROM events WHERE instance_id = ? AND consumed_seq >= ?",
-                       (row.id, change.delete_steps_from))
+            db.execute("DELETE FROM events WHERE instance_id = ? AND (consumed_seq >= ?"
+                       " OR consumed_seq IS NULL)", (row.id, change.delete_steps_from))
             db.execute("DELETE FROM steps WHERE instance_id = ? AND seq >= ?",
                        (row.id, change.delete_steps_from))
 

@@ -193,3 +193,49 @@ async def test_restart_drops_events_consumed_by_dropped_steps(engine: Engine) ->
     assert (await inst.wait(timeout=5)).status == "waiting"  # the old event is not replayed
     await inst.send_event("go", 2)
     assert (await inst.wait(timeout=5)).output == 2
+
+
+async def test_restart_drops_events_sent_to_the_old_run_and_not_yet_consumed(
+        engine: Engine, clock: ManualClock) -> None:
+    # An approval sent while the old run had not reached its wait yet was meant for that
+    # run: a restart must not hand it to the new one (nobody approved the new run).
+    @engine.workflow("late")
+    async def late(event: Event, step: Step) -> Any:
+        await step.sleep("nap", 60)
+        return (await step.wait_for_event("approval", type="approval"))["payload"]
+
+    inst = await engine.binding("late").create()
+    assert (await inst.wait(timeout=5)).waiting_on.kind == "sleep"  # type: ignore[union-attr]
+    await inst.send_event("approval", "for the old run")
+    await inst.restart()
+    assert (await inst.wait(timeout=5)).waiting_on.kind == "sleep"  # type: ignore[union-attr]
+    clock.advance(120)
+    status = await inst.wait(timeout=5)
+    assert status.status == "waiting" and status.waiting_on is not None
+    assert status.waiting_on.kind == "event"
+    await inst.send_event("approval", "for the new run")
+    assert (await inst.wait(timeout=5)).output == "for the new run"
+
+
+async def test_restart_from_step_keeps_events_of_kept_steps_only(
+        engine: Engine, clock: ManualClock) -> None:
+    @engine.workflow("two")
+    async def two(event: Event, step: Step) -> Any:
+        first = await step.wait_for_event("first", type="a")
+        await step.sleep("nap", 60)
+        second = await step.wait_for_event("second", type="b")
+        return [first["payload"], second["payload"]]
+
+    inst = await engine.binding("two").create()
+    await inst.wait(timeout=5)
+    await inst.send_event("a", 1)
+    assert (await inst.wait(timeout=5)).waiting_on.kind == "sleep"  # type: ignore[union-attr]
+    await inst.send_event("b", "old")
+    await inst.restart(from_step="nap")
+    assert (await inst.wait(timeout=5)).waiting_on.kind == "sleep"  # type: ignore[union-attr]
+    clock.advance(120)
+    status = await inst.wait(timeout=5)
+    assert status.status == "waiting" and status.waiting_on is not None
+    assert status.waiting_on.kind == "event" and status.waiting_on.type == "b"
+    await inst.send_event("b", "new")
+    assert (await inst.wait(timeout=5)).output == [1, "new"]

@@ -159,6 +159,26 @@ async def test_transition_is_atomic_and_can_refuse(store: Store) -> None:
     assert await store.transition("missing", lambda r: None) is None
 
 
+async def test_dropping_steps_drops_their_events_and_every_unconsumed_one(store: Store) -> None:
+    await store.create_instances([NewInstance("d", "w", "null", 1.0)])
+    await claim(store, "A")
+    d = await store.get_instance("d")
+    assert d is not None
+    for n, type_ in enumerate(["kept", "dropped", "unread"], start=1):
+        assert await store.add_event("d", type_, str(n), 2.0, lambda r: None)
+    kept, dropped = [(await store.pending_events("d", t))[0].id for t in ("kept", "dropped")]
+    assert (await store.commit(RunCommit("d", d.fence, [row(1), row(2)],
+                                         consumed_events=[(kept, 1), (dropped, 2)]))).ok
+    await store.transition("d", lambda r: InstanceChange(
+        at=3.0, status="queued", due_at=3.0, bump_fence=True, clear_lease=True,
+        delete_steps_from=2))
+    assert [r.seq for r in await store.load_journal("d")] == [1]
+    # Sent after the restart: meant for the new run, and kept.
+    assert await store.add_event("d", "unread", "4", 4.0, lambda r: None)
+    assert [e.payload for e in await store.pending_events("d", "unread")] == ["4"]
+    assert await store.pending_events("d", "dropped") == []
+
+
 async def test_release_hands_claims_back(store: Store) -> None:
     await store.create_instances([NewInstance("r", "w", "null", 1.0)])
     await claim(store, "A")
