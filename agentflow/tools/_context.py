@@ -50,6 +50,9 @@ class ApprovalRequest(BaseModel):
     type: str
     step: str
     deadline: datetime
+    #: Names this very wait of this run; it changes when the instance is restarted,
+    #: paused, resumed or woken, so an answer given to an older question is stale.
+    ref: str = ""
     note: str = ""
 
     def message(self) -> str:
@@ -57,7 +60,8 @@ class ApprovalRequest(BaseModel):
         text = (f"Agent {self.agent_id!r} asks you to decide on instance "
                 f"{self.instance_id!r} of plan {self.plan!r} (version {self.version}). "
                 f"It waits at step {self.step!r} for event {self.type!r} until "
-                f"{self.deadline.isoformat(timespec='seconds')}.")
+                f"{self.deadline.isoformat(timespec='seconds')}"
+                f"{f' (request {self.ref})' if self.ref else ''}.")
         if self.note:
             text += f"\n\nThe agent's note (its own words, not verified):\n{self.note}"
         return text + "\n\nApprove or reject. Closing this leaves the instance waiting."

@@ -14,10 +14,12 @@ accepted the request through `ToolContext.ask_human`, and otherwise sends nothin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
 
+from agentflow._instance import instance_status
 from agentflow.agents import Agent, AgentInstance, PlanVersion
 from agentflow.errors import InvalidStateError
 from agentflow.models import InstanceStatus, StepRecord
@@ -313,7 +315,8 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
         InvalidStateError: it does not wait for a human-only event.
     """
     inst = await agent.get(instance_id)
-    status = await inst.status()
+    row = await inst._row()  # one read: the status and the fence of the same moment
+    status = instance_status(row)
     w = status.waiting_on
     if (status.status != "waiting" or w is None or w.kind != "event" or not w.type
             or not is_human_only(w.type, human_only)):
@@ -323,9 +326,14 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
             f"instance {instance_id!r} does not wait for an approval: it {waits}. approve "
             f"applies to an instance that waits for one of the human-only event types "
             f"{sorted(human_only)}; list_pending_events shows which do.")
+    # The fence moves whenever the instance is claimed, woken, paused, restarted or
+    # terminated, so the reference names this very wait: a person's answer to an older
+    # one (same step, same second, another run) no longer matches it.
+    wait = f"{inst.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
+    ref = hashlib.sha256(wait.encode()).hexdigest()[:12]
     return ApprovalRequest(agent_id=agent.id, instance_id=inst.id, plan=inst.plan,
                            version=inst.version, type=w.type, step=w.step, deadline=w.until,
-                           note=note)
+                           ref=ref, note=note)
 
 
 async def handle_approve(agent: Agent, args: ApproveArgs,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import types
 
 from agentflow import AgentFlow
+from agentflow.testing import ManualClock
 from agentflow.tools import TOOLS
 from mcp_server import ServerConfig, build_server
+from tests.conftest import eventually
 from tests.mcp_server.conftest import (
     APPROVAL_PLAN,
     BAD_PLAN,
@@ -249,3 +253,68 @@ async def test_resources_and_prompts(server: Any, mode: str) -> None:
         debug = await c.get_prompt("debug_instance", {"instance_id": "res-1"})
         body = debug.messages[0].content.text  # type: ignore[union-attr]
         assert "res-1" in body and "NonDeterminismError" in body
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_answer_given_while_the_instance_restarts_never_reaches_the_new_run(
+        mode: str) -> None:
+    # The clock stands still, so the new run waits at the same step with the same
+    # deadline as the old one: only the request's reference tells the two waits apart.
+    clock = ManualClock(1_800_000_000.0)
+    async with AgentFlow("memory://", isolation="inline", clock=clock) as af:
+        agent = af.agent("alice")
+        seen: list[str] = []
+
+        async def person(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+            seen.append(params.message)
+            if len(seen) == 1:  # while this person reads, the agent restarts the instance
+                await agent.restart("s")
+                await eventually(lambda: waits_for_approval(agent, "s"))
+            return types.ElicitResult(action="accept", content={"approved": True})
+
+        server = build_server(af, ServerConfig(agent_id="alice"))
+        async with connect(server, mode, elicitation_callback=person) as c:
+            await c.call_tool("submit_plan", {"name": "sum", "source": APPROVAL_PLAN})
+            await c.call_tool("start_instance", {"plan": "sum", "id": "s"})
+            await c.call_tool("wait_for_instance", {"instance_id": "s"})
+            result = structured(await c.call_tool("approve", {"instance_id": "s"}))
+        if mode == "legacy":  # asked mid-call: the answer is checked and found stale
+            assert result["outcome"] == "stale" and not result["delivered"]
+            assert len(seen) == 1
+            assert (await agent.status("s")).status == "waiting"
+            assert await af.engine.store.pending_events("s", "approval") == []  # none sent
+        else:  # asked in rounds: the changed question is asked again, about the new run
+            assert len(seen) == 2 and seen[0] != seen[1]
+            assert result["outcome"] == "approved" and result["delivered"]
+            assert (await agent.wait("s", timeout=5)).output["status"] == "approved"
+        history = await agent.history("s")
+        assert sum(1 for r in history if r.name == "approval") <= 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_restart_right_after_an_approval_does_not_hand_it_to_the_new_run(
+        tmp_path: Path, mode: str) -> None:
+    url = f"sqlite:///{tmp_path}/af.db"
+    answer = elicitation("accept", {"approved": True})
+    # The server only steers; a driver process runs the plans, and is stopped while
+    # the approval is sent, so the approval is buffered, not consumed, at the restart.
+    async with AgentFlow(url, isolation="inline", run_scheduler=False) as steering:
+        server = build_server(steering, ServerConfig(agent_id="alice"))
+        async with connect(server, mode, elicitation_callback=answer) as c:
+            await c.call_tool("submit_plan", {"name": "sum", "source": APPROVAL_PLAN})
+            async with AgentFlow(url, isolation="inline"):
+                await c.call_tool("start_instance", {"plan": "sum", "id": "s"})
+                await eventually(lambda: waits_for_approval(steering.agent("alice"), "s"))
+            approved = structured(await c.call_tool("approve", {"instance_id": "s"}))
+            assert approved["delivered"]
+            structured(await c.call_tool("restart_instance", {"instance_id": "s"}))
+            async with AgentFlow(url, isolation="inline"):
+                status = structured(await c.call_tool("wait_for_instance",
+                                                      {"instance_id": "s"}))
+    assert status["instance"]["status"] == "waiting"  # for a new approval, not done
+    assert status["instance"]["waiting_on"]["type"] == "approval"
+
+async def waits_for_approval(agent: Any, instance_id: str) -> bool:
+    status = await agent.status(instance_id)
+    return bool(status.status == "waiting" and status.waiting_on is not None
+                and status.waiting_on.type == "approval")
