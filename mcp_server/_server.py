@@ -6,11 +6,13 @@ import json
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from agentflow import __version__
 from agentflow.agents import AgentFlow
-from agentflow.errors import AgentflowError
+from agentflow.errors import AgentflowError, NotFoundError
 from agentflow.tools import TOOLS, ToolContext, call_tool, load_prompt
 from mcp_server._approve import approve_function
 from mcp_server._config import SCOPE, ServerConfig, StaticTokenVerifier
@@ -72,6 +74,8 @@ def _add_resources(server: MCPServer, identity: Identity) -> None:
     async def plan_source(name: str) -> str:
         try:
             return await identity.agent().plan_source(name)
+        except NotFoundError as exc:  # -32602, as the SDK has it for a missing resource
+            raise ResourceNotFoundError(str(exc)) from None
         except AgentflowError as exc:
             raise ResourceError(str(exc)) from None
 
@@ -79,11 +83,15 @@ def _add_resources(server: MCPServer, identity: Identity) -> None:
                      mime_type="application/json",
                      description="One of your instances: its status and its journal.")
     async def instance(id: str) -> str:
+        try:
+            await identity.agent().get(id)
+        except NotFoundError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
         outcome = await call_tool(identity.agent(), "get_history",
                                   {"instance_id": id, "limit": 500},
                                   ToolContext(human_only=identity.config.human_only))
         if outcome.result is None:
-            raise ResourceError(outcome.error or "not found")
+            raise ResourceError(outcome.error or f"cannot read instance {id!r}")
         return outcome.result.model_dump_json(indent=1)
 
 
@@ -100,11 +108,19 @@ def _add_prompts(server: MCPServer, identity: Identity) -> None:
     @server.prompt("debug_instance", description="Find out why an instance errored or is "
                                                  "stuck, and fix it.")
     async def debug_instance(instance_id: str) -> str:
+        # An MCPError reaches the client as it is; anything else would become the SDK's
+        # "Error rendering prompt", which tells a model nothing.
+        try:
+            await identity.agent().get(instance_id)
+        except NotFoundError as exc:
+            raise MCPError(INVALID_PARAMS, f"{exc}: list_instances shows your instances"
+                           ) from None
         outcome = await call_tool(identity.agent(), "get_history",
                                   {"instance_id": instance_id, "limit": 200},
                                   ToolContext(human_only=identity.config.human_only))
         if outcome.result is None:
-            raise ValueError(outcome.error)
+            raise MCPError(INVALID_PARAMS, outcome.error or
+                           f"cannot read instance {instance_id!r}") from None
         data = outcome.result.model_dump(mode="json")
         return (f"{load_prompt('debug-instance')}\n\n---\n\n"
                 f"Instance {instance_id}:\n\n```json\n{json.dumps(data, indent=1)}\n```")

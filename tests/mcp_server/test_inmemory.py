@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from mcp import types
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from agentflow import AgentFlow
 from agentflow.testing import ManualClock
@@ -253,6 +255,29 @@ async def test_resources_and_prompts(server: Any, mode: str) -> None:
         debug = await c.get_prompt("debug_instance", {"instance_id": "res-1"})
         body = debug.messages[0].content.text  # type: ignore[union-attr]
         assert "res-1" in body and "NonDeterminismError" in body
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_unknown_ids_in_resources_and_prompts_are_clear_not_found_errors(
+        af: AgentFlow, mode: str) -> None:
+    bob = af.agent("bob")
+    await bob.submit_plan("secret", REPLY_PLAN)
+    await bob.start("secret", id="bobs")
+    async with connect(build_server(af, ServerConfig(agent_id="alice")), mode) as c:
+        for missing in ("nope", "bobs", "../x", "x" * 300):
+            with pytest.raises(MCPError) as read:
+                await c.read_resource(f"agentflow://instances/{missing}")
+            assert read.value.code == INVALID_PARAMS  # the SDK's code for "no such resource"
+            # "../x" matches no template, so the SDK itself answers "Unknown resource".
+            assert missing in read.value.message
+            with pytest.raises(MCPError) as prompt:
+                await c.get_prompt("debug_instance", {"instance_id": missing})
+            assert prompt.value.code == INVALID_PARAMS
+            assert "no instance with id" in prompt.value.message
+            assert "list_instances" in prompt.value.message
+        with pytest.raises(MCPError) as plan:
+            await c.read_resource("agentflow://plans/secret")  # bob's plan: not alice's
+        assert plan.value.code == INVALID_PARAMS and "no plan named" in plan.value.message
 
 
 @pytest.mark.parametrize("mode", MODES)
