@@ -25,7 +25,7 @@ _UNITS = {
     "d": 86400.0, "day": 86400.0, "days": 86400.0,
     "w": 604800.0, "week": 604800.0, "weeks": 604800.0,
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([A-Za-z]+)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([A-Za-z]+)\s*\Z")
 
 Duration = float | int | timedelta | str
 
@@ -47,7 +47,10 @@ def parse_duration(value: Any, *, what: str = "duration") -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            seconds = math.inf
     elif isinstance(value, str):
         match = _DURATION.match(value)
         unit = match.group(2).lower() if match else ""
@@ -60,7 +63,8 @@ def parse_duration(value: Any, *, what: str = "duration") -> float:
         raise InvalidArgumentError(f"{what} must be a number of seconds, a timedelta or a string "
                                    f"like '10 seconds', not {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidArgumentError(f"{what} must be a finite, non-negative duration, got {value!r}")
+        raise InvalidArgumentError(f"{what} must be a finite, non-negative duration, "
+                                   f"got {value!r:.60}")
     return seconds
 
 
@@ -79,8 +83,15 @@ def parse_instant(value: Any, *, what: str = "time") -> float:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return float(value.timestamp())
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+        if math.isfinite(seconds):
+            return seconds
+        raise InvalidArgumentError(f"{what} must be a finite number of epoch seconds, "
+                                   f"got {value!r:.60}")
     raise InvalidArgumentError(f"{what} must be a datetime or epoch seconds, "
                                f"not {type(value).__name__}")
 

@@ -19,7 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from agentflow._durations import to_datetime
 from agentflow._instance import Instance, WorkflowBinding, instance_status
@@ -123,12 +123,24 @@ class Engine:
         self._closing = False
 
     # -- registration --------------------------------------------------------------
-    def workflow(self, name: str | None = None) -> Callable[[F], F]:
+    @overload
+    def workflow(self, name: F, /) -> F: ...
+    @overload
+    def workflow(self, name: str | None = None) -> Callable[[F], F]: ...
+
+    def workflow(self, name: Any = None) -> Any:
         """Register ``async def run(event, step)`` under a name (default: the function's).
+
+        Use as ``@engine.workflow("name")``, ``@engine.workflow()`` or ``@engine.workflow``.
 
         Raises:
             InvalidArgumentError: the function is not ``async``, or the name is taken.
         """
+        if callable(name):  # bare @engine.workflow: the function came in place of a name
+            fn = name
+            self.register(fn.__name__, fn)
+            return fn
+
         def register(fn: F) -> F:
             self.register(name or fn.__name__, fn)
             return fn
@@ -266,6 +278,9 @@ class Engine:
                     log.exception("claiming due instances failed; trying again")
                     rows = []
                 for row in rows:
+                    stale = self._running.get(row.id)
+                    if stale is not None:  # restarted while its old run was still in a
+                        stale.cancel()     # step here: that run's fence is gone, end it
                     self._running[row.id] = asyncio.create_task(self._drive(row),
                                                                 name=f"agentflow:{row.id}")
                 if rows:
@@ -325,7 +340,8 @@ class Engine:
             log.exception("instance %s: the store failed; its lease will expire and the "
                           "instance will be run again", row.id)
         finally:
-            self._running.pop(row.id, None)
+            if self._running.get(row.id) is asyncio.current_task():  # not a newer run's
+                del self._running[row.id]
             self.nudge()
 
     async def _run(self, row: InstanceRow, activation: Activation) -> RunFinish:

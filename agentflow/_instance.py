@@ -269,10 +269,18 @@ class WorkflowBinding:
                 raise InvalidArgumentError(f"create_batch item {i} must be a dict with "
                                            f"'params' and optionally 'id', got {item!r:.100}")
             rows.append(self._new(item.get("params"), item.get("id")))
-        if rows:
-            await self._engine.store.create_instances(rows)
-            self._engine.nudge()
-        return [Instance(self._engine, r.id, self.name) for r in rows]
+        if not rows:
+            return []
+        created = set(await self._engine.store.create_instances(rows))
+        self._engine.nudge()
+        handles = []
+        for r in rows:
+            workflow = self.name
+            if r.id not in created:  # skipped: a handle to what holds the id, as it is
+                existing = await self._engine.store.get_instance(r.id)
+                workflow = existing.workflow if existing is not None else self.name
+            handles.append(Instance(self._engine, r.id, workflow))
+        return handles
 
     async def get(self, id: str) -> Instance:
         """A handle to an existing instance of this workflow.
@@ -287,6 +295,8 @@ class WorkflowBinding:
 
     def _new(self, params: Any, instance_id: str | None, *, scope: str | None = None
              ) -> NewInstance:
-        instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
-        payload = encode_value(params, what=f"params of instance {instance_id!r}")
+        what = "params of the new instance" if instance_id is None else (
+            f"params of instance {check_instance_id(instance_id)!r}")
+        payload = encode_value(params, what=what)
+        instance_id = str(uuid.uuid4()) if instance_id is None else instance_id
         return NewInstance(instance_id, self.name, payload, self._engine.clock.now(), scope)

@@ -13,9 +13,10 @@ MAX_STEPS = 10_000
 MAX_VALUE_BYTES = 1024 * 1024  # payloads, step results, event payloads, outputs
 MAX_INSTANCE_ID = 100
 
-_INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+# \Z, not $: "$" also matches before a final newline, which would let "id\n" in.
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}\Z")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z")
 
 
 def dumps(value: Any) -> str:
@@ -52,6 +53,11 @@ def encode_value(value: Any, *, what: str) -> str:
 
 
 def check_instance_id(instance_id: Any) -> str:
+    if isinstance(instance_id, str) and len(instance_id) > MAX_INSTANCE_ID:
+        raise LimitExceededError(
+            f"instance id {instance_id[:40]!r}... is {len(instance_id)} characters, over the "
+            f"limit of {MAX_INSTANCE_ID}; use a shorter id (or a hash of a long key), or "
+            f"pass id=None to get a generated one")
     if not isinstance(instance_id, str) or not _INSTANCE_ID.match(instance_id):
         shown = instance_id if not isinstance(instance_id, str) else instance_id[:120]
         raise InvalidArgumentError(

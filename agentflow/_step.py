@@ -176,16 +176,21 @@ class Step:
         while True:
             attempts += 1
             failure: BaseException | None = None
+            timer: asyncio.Timeout | None = None
             try:
                 value = fn()
                 if inspect.isawaitable(value):
-                    value = await asyncio.wait_for(_as_coroutine(value), attempt_timeout)
+                    async with asyncio.timeout(attempt_timeout) as timer:
+                        value = await value
                 text = encode_value(value, what=f"the result of step {name!r}")
             except (EngineSignal, asyncio.CancelledError):
                 raise
             except TimeoutError as exc:
-                failure = exc if isinstance(exc, WorkflowTimeoutError) else WorkflowTimeoutError(
-                    f"step {name!r} attempt {attempts} timed out after {attempt_timeout:g} s")
+                # Only our own deadline is the step's timeout; a TimeoutError the body
+                # raised itself (an upstream 504, a socket timeout) is its error, as is.
+                failure = WorkflowTimeoutError(
+                    f"step {name!r} attempt {attempts} timed out after {attempt_timeout:g} s"
+                ) if timer is not None and timer.expired() else exc
             except Exception as exc:
                 failure = exc
             now = a.clock.now()
@@ -313,7 +318,3 @@ class Step:
         await a.commit(JournalRow(seq, kind, n, kind, "ok", 1, now, result=dumps(value),
                                   finished_at=now))
         return value
-
-
-async def _as_coroutine(awaitable: Any) -> Any:
-    return await awaitable

@@ -73,8 +73,8 @@ __all__ = [
 ]
 
 PLAN_WORKFLOW = "agentflow.plan"
-_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
-_PLAN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}\Z")
+_PLAN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
 
 
 class PlanNotFoundError(NotFoundError):

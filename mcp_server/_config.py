@@ -18,8 +18,8 @@ __all__ = ["SCOPE", "ServerConfig", "StaticTokenVerifier", "parse_tokens"]
 
 #: The one scope a token grants: the whole tool set, for its own agent.
 SCOPE = "agentflow"
-_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
-_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}\Z")
+_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ Send = Callable[[dict[str, Any]], None]
 
 #: A run with more host calls than this in flight is killed (a flooding worker).
 MAX_CALLS_IN_FLIGHT = 1024
-_METHOD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_METHOD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
 class PlanHost(Protocol):

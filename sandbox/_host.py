@@ -26,7 +26,7 @@ from sandbox._spawner import ZygoteClient
 
 __all__ = ["WorkerPool"]
 
-_CAPABILITY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_CAPABILITY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 _CPU_RECYCLE_FRACTION = 0.8
 
 

@@ -40,7 +40,7 @@ __all__ = ["FrameBuffer", "ProtocolError", "encode_frame", "error_payload", "pac
 
 _HEADER = struct.Struct(">I")
 _MAX_MESSAGE_TEXT = 8 * 1024
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}\Z")
 
 
 class ProtocolError(Exception):

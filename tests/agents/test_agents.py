@@ -35,8 +35,11 @@ async def test_submit_validates_and_versions_by_content(af: AgentFlow) -> None:
     assert [p.version for p in await agent.plans()] == [v2.version]
     assert [p.version for p in await agent.plan_versions("p")] == [v1.version, v2.version]
     assert await agent.plan_source("p", v1.version) == V1
-    with pytest.raises(InvalidArgumentError, match="plan name"):
-        await agent.submit_plan("bad name!", V1)
+    for bad_name in ("bad name!", "p\n"):
+        with pytest.raises(InvalidArgumentError, match="plan name"):
+            await agent.submit_plan(bad_name, V1)
+    with pytest.raises(InvalidArgumentError, match="agent id"):
+        af.agent("a\n")  # would be another agent than "a", passing for it in logs
     with pytest.raises(PlanNotFoundError):
         await agent.start("missing")
 

@@ -51,6 +51,15 @@ async def test_async_step_body_and_generated_id(engine: Engine) -> None:
     assert (await inst.wait(timeout=5)).output == "fetched"
 
 
+async def test_bare_decorator_registers_under_the_function_name(engine: Engine) -> None:
+    @engine.workflow
+    async def bare(event: Event, step: Step) -> str:
+        return "ran"
+
+    assert "bare" in engine.workflows
+    assert (await (await engine.binding("bare").create()).wait(timeout=5)).output == "ran"
+
+
 async def test_uncaught_error_leaves_instance_errored_with_name_and_message(
         engine: Engine) -> None:
     @engine.workflow("boom")
@@ -108,6 +117,21 @@ async def test_unknown_workflow_and_instance(engine: Engine) -> None:
         await engine.binding("known").get("missing")
     with pytest.raises(InstanceNotFoundError):
         await engine.get_instance("missing")
+
+
+async def test_create_batch_hands_back_a_skipped_id_as_what_holds_it(engine: Engine) -> None:
+    @engine.workflow("a")
+    async def a(event: Event, step: Step) -> str:
+        return "a"
+
+    @engine.workflow("b")
+    async def b(event: Event, step: Step) -> str:
+        return "b"
+
+    await engine.binding("a").create(id="taken")
+    handles = await engine.binding("b").create_batch([{"id": "taken"}, {"id": "fresh"}])
+    assert [(h.id, h.workflow) for h in handles] == [("taken", "a"), ("fresh", "b")]
+    assert (await handles[0].wait(timeout=5)).output == "a"  # left as it was
 
 
 async def test_get_is_scoped_to_the_workflow(engine: Engine) -> None:

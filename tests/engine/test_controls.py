@@ -239,3 +239,44 @@ async def test_restart_from_step_keeps_events_of_kept_steps_only(
     assert status.waiting_on.kind == "event" and status.waiting_on.type == "b"
     await inst.send_event("b", "new")
     assert (await inst.wait(timeout=5)).output == [1, "new"]
+
+
+async def test_restart_during_a_step_ends_the_old_run_and_keeps_the_new_ones_lease() -> None:
+    # Short leases: a new run whose lease were not renewed would be claimed again (and
+    # its step run a third time) well within the test.
+    starts: list[int] = []
+    old_cancelled, release = asyncio.Event(), asyncio.Event()
+
+    async def body() -> str:
+        starts.append(len(starts) + 1)
+        if len(starts) == 1:
+            try:
+                await asyncio.Event().wait()  # the old run's step: never ends by itself
+            except asyncio.CancelledError:
+                old_cancelled.set()
+                raise
+        await release.wait()
+        return "done"
+
+    async with Engine("memory://", lease_seconds=0.4) as engine:
+        @engine.workflow("long")
+        async def long(event: Event, step: Step) -> Any:
+            return await step.do("work", body)
+
+        inst = await engine.binding("long").create()
+        await eventually(lambda: len(starts) == 1, what="the first run's step")
+        await inst.restart()
+        await eventually(old_cancelled.is_set, what="the old run to be cancelled")
+        await eventually(lambda: len(starts) == 2, what="the new run's step")
+        claimed = (await engine.store.get_instance(inst.id)).lease_until  # type: ignore[union-attr]
+        assert claimed is not None
+
+        async def renewed_twice() -> bool:
+            row = await engine.store.get_instance(inst.id)
+            return bool(row and row.lease_until and row.lease_until > claimed + 0.8)
+
+        await eventually(renewed_twice, what="the new run's lease to be renewed")
+        release.set()
+        status = await inst.wait(timeout=5)
+    assert status.output == "done"
+    assert starts == [1, 2]

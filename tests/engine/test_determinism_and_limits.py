@@ -129,24 +129,29 @@ async def test_payload_and_id_limits_write_nothing(engine: Engine) -> None:
         await wf.create(params="x" * (1024 * 1024), id="big")
     with pytest.raises(InvalidArgumentError, match="JSON-serializable"):
         await wf.create(params={"when": object()}, id="notjson")
-    for bad in ["x" * 101, "has space", "", "semi;colon", "ü"]:
+    for bad in ["has space", "", "semi;colon", "ü", "ends-in-newline\n", "x\n"]:
         with pytest.raises(InvalidArgumentError, match="instance id"):
             await wf.create(id=bad)
+    with pytest.raises(LimitExceededError, match="101 characters, over the limit of 100"):
+        await wf.create(id="x" * 101)
     await wf.create(id="x" * 100)
     assert [s.id for s in await engine.list_instances()] == ["x" * 100]
+    with pytest.raises(InvalidArgumentError, match="event type"):
+        await (await wf.get("x" * 100)).send_event("approval\n", 1)
 
 
 async def test_bad_durations_are_clear(engine: Engine) -> None:
     @engine.workflow("d")
     async def d(event: Event, step: Step) -> list[str]:
         out = []
-        for bad in ["soon", "-5 seconds", -1, "3 fortnights", True]:
+        for bad in ["soon", "-5 seconds", -1, "3 fortnights", True, 10**400]:
             try:
-                await step.sleep(f"bad {bad}", bad)
+                await step.sleep(f"bad {bad!s:.20}", bad)
             except InvalidArgumentError as exc:
                 out.append(str(exc))
         return out
 
     out = (await (await engine.binding("d").create()).wait(timeout=5)).output
-    assert len(out) == 5
+    assert len(out) == 6
     assert "not understood" in out[0] and "'90 seconds'" in out[0]
+    assert "finite" in out[5]  # an int too large for a float, not an OverflowError

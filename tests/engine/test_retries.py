@@ -138,6 +138,24 @@ async def test_timeout_per_attempt_raises_workflow_timeout_error(engine: Engine)
     assert status.output.startswith("caught: step 'slow' attempt 2 timed out")
 
 
+async def test_a_timeout_error_the_body_raises_is_its_own_error(engine: Engine) -> None:
+    async def upstream() -> str:
+        raise TimeoutError("upstream answered 504")
+
+    @engine.workflow("gateway")
+    async def gateway(event: Event, step: Step) -> str:
+        try:
+            await step.do("call", upstream, retries={"limit": 0})
+        except WorkflowTimeoutError as exc:
+            return f"step timeout: {exc}"
+        except TimeoutError as exc:
+            return f"its own: {exc}"
+        return "no error"
+
+    status = await (await engine.binding("gateway").create()).wait(timeout=5)
+    assert status.output == "its own: upstream answered 504"
+
+
 async def test_final_error_is_journaled_and_replay_raises_it_again(engine: Engine,
                                                                    clock: ManualClock) -> None:
     body = Flaky(failures=100, error=ConnectionError)
