@@ -27,6 +27,7 @@ Why it is shaped this way (each choice was measured; see ``bench/README.md``):
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 import aiosqlite
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from agentflow.errors import InvalidArgumentError
 from agentflow.store._base import (
     CommitResult,
     EventRow,
@@ -46,7 +48,7 @@ from agentflow.store._base import (
     Store,
 )
 from agentflow.store._group import GroupCommitter
-from agentflow.store._migrations import MIGRATIONS
+from agentflow.store._migrations import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
 
@@ -87,6 +89,34 @@ def _chunks(items: Sequence[Any], size: int = _MAX_VARS) -> list[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def _check_schema(db: Db, path: str) -> int:
+    """The file's schema version; refuses a newer agentflow's file and a foreign one."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise InvalidArgumentError(
+            f"the SQLite database {path!r} has schema version {version}, written by a newer "
+            f"agentflow (this one knows up to {SCHEMA_VERSION}); upgrade agentflow to open it")
+    if version == 0:
+        tables = [name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " ORDER BY name LIMIT 5")]
+        if tables:
+            raise InvalidArgumentError(
+                f"the SQLite database {path!r} is not an agentflow database (it holds "
+                f"tables {tables} and no agentflow schema); point agentflow at another file")
+    return int(version)
+
+
+def _migrate(db: Db, path: str) -> None:
+    """Bring the schema to `SCHEMA_VERSION`, inside the caller's write transaction."""
+    version = _check_schema(db, path)  # again: another process may have migrated it
+    for number, statements in MIGRATIONS:
+        if number > version:
+            for statement in statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+
+
 def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
@@ -123,7 +153,11 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         try:
             self._writer = await self._connect()
-            await self._write(self._migrate)
+            # A read first: a database already at this version needs no write lock to
+            # open (another process may hold it), and a foreign file is refused untouched.
+            version = await self._hop(self._writer, lambda db: _check_schema(db, self.path))
+            if version < SCHEMA_VERSION:
+                await self._write(lambda db: _migrate(db, self.path))
             self._reader = self._writer if self.path == ":memory:" else await self._connect()
         except BaseException:
             # aiosqlite's threads would keep the process alive: close what was opened
@@ -135,6 +169,10 @@ class SQLiteStore(Store):
         self._committer.start()
 
     async def _connect(self) -> aiosqlite.Connection:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if self.path != ":memory:" and not os.path.isdir(folder):
+            raise InvalidArgumentError(f"cannot open the SQLite database {self.path!r}: the "
+                                       f"folder {folder!r} does not exist; create it first")
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
@@ -188,15 +226,6 @@ class SQLiteStore(Store):
         if self._reader is None:
             raise RuntimeError("the store is not open")
         return await self._hop(self._reader, lambda db: _retry_busy(lambda: body(db)))
-
-    @staticmethod
-    def _migrate(db: Db) -> None:
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        for number, statements in MIGRATIONS:
-            if number > version:
-                for statement in statements:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
 
     async def schema_version(self) -> int:
         return int(await self._read(lambda db: db.execute("PRAGMA user_version").fetchone()[0]))

@@ -1,0 +1,60 @@
+"""Opening a SQLite file: what is refused untouched, and what opens without a write lock."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agentflow import Engine, Event, InvalidArgumentError, Step
+from agentflow.store._migrations import SCHEMA_VERSION
+
+
+async def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="folder .* does not exist"):
+        async with Engine(f"sqlite:///{tmp_path}/no/such/af.db"):
+            pass
+    assert not (tmp_path / "no").exists()
+
+
+async def test_a_foreign_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    with pytest.raises(InvalidArgumentError, match=r"not an agentflow database.*\['users'\]"):
+        async with Engine(f"sqlite:///{path}"):
+            pass
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master")]
+        assert tables == ["users"] and db.execute("PRAGMA user_version").fetchone() == (0,)
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "af.db"
+    async with Engine(f"sqlite:///{path}"):
+        pass
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(InvalidArgumentError, match="newer agentflow"):
+        async with Engine(f"sqlite:///{path}"):
+            pass
+
+
+async def test_a_current_database_opens_and_reads_while_another_holds_the_write_lock(
+        tmp_path: Path) -> None:
+    path = tmp_path / "af.db"
+    async with Engine(f"sqlite:///{path}") as engine:
+        @engine.workflow("w")
+        async def w(event: Event, step: Step) -> int:
+            return 1
+
+        await engine.binding("w").create(id="one")
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # a writer elsewhere, mid-transaction
+        async with Engine(f"sqlite:///{path}", run_scheduler=False) as reader:
+            assert [s.id for s in await reader.list_instances()] == ["one"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
