@@ -130,23 +130,45 @@ class WrappedBinding:
     async def create_batch(self, items: Iterable[Mapping[str, Any]], *,
                            metadata: Mapping[str, Any] | None = None,
                            must_be_new: bool = False) -> list[Instance]:
-        """Like `WorkflowBinding.create_batch`, each payload wrapped in the envelope."""
+        """Like `WorkflowBinding.create_batch`, each payload wrapped in the envelope.
+
+        An explicit id this tenant holds already is skipped (idempotent, as Cloudflare
+        does). Ids are unique in the whole store, so an id another tenant (or another
+        workflow) holds is refused before anything is written, with the error a taken
+        id gets in `create`: no handle to someone else's instance is ever returned.
+        """
         if metadata is not None and scope_of(metadata) != self.scope:
             raise InvalidArgumentError("per-instance metadata must keep the wrapper's scope")
         engine = self.binding._engine
-        rows = []
+        rows, explicit = [], []
         for i, item in enumerate(items):
             if not isinstance(item, Mapping) or set(item) - {"params", "id"}:
                 raise InvalidArgumentError(f"create_batch item {i} must be a dict with "
                                            f"'params' and optionally 'id'")
             rows.append(self.binding._new(self.envelope(item.get("params"), metadata),
                                           item.get("id"), scope=self.scope))
-        created = await engine.store.create_instances(rows) if rows else []
-        if must_be_new and rows and not created:
+            if item.get("id") is not None:
+                explicit.append(rows[-1].id)
+        if not rows:
+            return []
+        await self._refuse_foreign(explicit)
+        created = set(await engine.store.create_instances(rows))
+        if must_be_new and not created:
             raise InvalidArgumentError(f"an instance with id {rows[0].id!r} already exists; "
                                        f"choose another id")
         engine.nudge()
+        # An id taken by someone else between the check and the write was skipped.
+        await self._refuse_foreign([r.id for r in rows if r.id not in created])
         return [Instance(engine, r.id, self.binding.name) for r in rows]
+
+    async def _refuse_foreign(self, ids: list[str]) -> None:
+        store = self.binding._engine.store
+        for instance_id in dict.fromkeys(ids):
+            row = await store.get_instance(instance_id)
+            if row is not None and (row.scope != self.scope
+                                    or row.workflow != self.binding.name):
+                raise InvalidArgumentError(f"an instance with id {instance_id!r} already "
+                                           f"exists; choose another id")
 
     async def get(self, id: str) -> Instance:
         """The tenant's own instance with that id; any other id is not found."""

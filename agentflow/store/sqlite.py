@@ -89,6 +89,13 @@ def _chunks(items: Sequence[Any], size: int = _MAX_VARS) -> list[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def _check_folder(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError(f"cannot open the SQLite database {path!r}: the folder "
+                                   f"{folder!r} does not exist; create it first")
+
+
 def _check_schema(db: Db, path: str) -> int:
     """The file's schema version; refuses a newer agentflow's file and a foreign one."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
@@ -169,10 +176,8 @@ class SQLiteStore(Store):
         self._committer.start()
 
     async def _connect(self) -> aiosqlite.Connection:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        if self.path != ":memory:" and not os.path.isdir(folder):
-            raise InvalidArgumentError(f"cannot open the SQLite database {self.path!r}: the "
-                                       f"folder {folder!r} does not exist; create it first")
+        if self.path != ":memory:":
+            _check_folder(self.path)  # else SQLite says only "unable to open database file"
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")

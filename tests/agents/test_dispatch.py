@@ -120,3 +120,20 @@ async def test_get_is_scoped_to_the_tenant(engine: Engine) -> None:
     assert (await inst.status()).status == "terminated"
     with pytest.raises(InvalidArgumentError, match="JSON"):
         wrap_workflow_binding(engine.binding("dynamic"), {"agent_id": object()})
+
+
+async def test_create_batch_never_hands_a_tenant_another_tenants_instance(
+        engine: Engine) -> None:
+    engine.register("dynamic", create_dynamic_entrypoint(Loader()))
+    mine = wrap_workflow_binding(engine.binding("dynamic"), {"agent_id": "t1"})
+    theirs = wrap_workflow_binding(engine.binding("dynamic"), {"agent_id": "t2"})
+    await mine.create(params={"secret": 1}, id="t1-inst")
+    with pytest.raises(InvalidArgumentError, match="'t1-inst' already exists"):
+        await theirs.create_batch([{"id": "t2-new"}, {"id": "t1-inst", "params": {}}])
+    assert await engine.store.get_instance("t2-new") is None  # refused before any write
+    row = await engine.store.get_instance("t1-inst")
+    assert row is not None and json.loads(row.payload)["params"] == {"secret": 1}
+    with pytest.raises(InstanceNotFoundError):
+        await theirs.get("t1-inst")
+    again = await mine.create_batch([{"id": "t1-inst"}])  # its own: skipped, as ever
+    assert [i.id for i in again] == ["t1-inst"]

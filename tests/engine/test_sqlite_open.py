@@ -12,7 +12,7 @@ from agentflow.store._migrations import SCHEMA_VERSION
 
 
 async def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgumentError, match="folder .* does not exist"):
+    with pytest.raises(InvalidArgumentError, match=r"folder .* does not exist"):
         async with Engine(f"sqlite:///{tmp_path}/no/such/af.db"):
             pass
     assert not (tmp_path / "no").exists()
