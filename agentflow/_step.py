@@ -183,8 +183,15 @@ class Step:
                     async with asyncio.timeout(attempt_timeout) as timer:
                         value = await value
                 text = encode_value(value, what=f"the result of step {name!r}")
-            except (EngineSignal, asyncio.CancelledError):
+            except EngineSignal:
                 raise
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the run is being cancelled (shutdown, a restart)
+                failure = exc  # the body raised it itself: its error, not a signal
+            except GeneratorExit as exc:
+                failure = exc
             except TimeoutError as exc:
                 # Only our own deadline is the step's timeout; a TimeoutError the body
                 # raised itself (an upstream 504, a socket timeout) is its error, as is.

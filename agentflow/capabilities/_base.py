@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,17 @@ class Capability:
         if method not in self.methods:
             raise CapabilityError(f"env.{self.name} has no method {method!r}; it has "
                                   f"{sorted(self.methods)}")
-        return await getattr(self, f"do_{method}")(context, *args, **kwargs)
+        try:
+            return await getattr(self, f"do_{method}")(context, *args, **kwargs)
+        except (asyncio.CancelledError, GeneratorExit) as exc:
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task is not None and (
+                    task.cancelling()):
+                raise  # the run itself is being cancelled
+            # Raised by the facade's own code (a tool, a client): a failure of this call,
+            # not a signal to the engine, which would abandon the run and run it again.
+            raise CapabilityError(f"env.{self.name}.{method} failed: it raised "
+                                  f"{type(exc).__name__}") from None
 
     def describe(self) -> dict[str, Any]:
         """What the grant allows, safe to show to a model (never secrets)."""

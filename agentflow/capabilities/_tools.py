@@ -3,6 +3,7 @@ framework can hand its own tools to plans."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -27,14 +28,18 @@ class ToolsCapability(Capability):
                 raise TypeError(f"tool {name!r} is not callable")
         self.functions = dict(functions)
 
-    async def do_call(self, ctx: CapabilityContext, name: str, *args: Any, **kwargs: Any
+    async def do_call(self, ctx: CapabilityContext, name: str, /, *args: Any, **kwargs: Any
                       ) -> Any:
+        # Positional-only: a tool may take keyword arguments called `name` or `ctx`.
         fn = self.functions.get(name) if isinstance(name, str) else None
         if fn is None:
             raise CapabilityError(f"no tool named {name!r}; tools: {sorted(self.functions)}")
-        result = fn(*args, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
+            result = await fn(*args, **kwargs)
+        else:  # a sync tool runs in a thread: it must not stall every other run
+            result = await asyncio.to_thread(fn, *args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
         try:
             return json.loads(json.dumps(result))
         except (TypeError, ValueError) as exc:

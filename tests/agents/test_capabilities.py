@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from agentflow import AgentFlow
 from agentflow.capabilities import HttpCapability, KVCapability, ToolsCapability
 from agentflow.testing import ManualClock
+from tests.conftest import eventually
 
 SECRET = "sk-test-SECRET-4242"
 
@@ -120,6 +123,43 @@ async def run(event, step):
     assert status.output[0] == 5
     assert "no tool named 'rm_rf'" in status.output[1]
     assert calls == [(2, 3)]
+
+
+async def test_tools_that_misbehave_end_in_a_step_error_and_never_stall_the_host(
+        af: AgentFlow) -> None:
+    started, go = threading.Event(), threading.Event()
+    released: list[bool] = []
+
+    async def cancelled() -> None:
+        raise asyncio.CancelledError  # not a cancellation of the run: the tool's own bug
+
+    def named(name: str, ctx: str) -> str:  # keyword names the facade itself uses
+        return f"{name}/{ctx}"
+
+    def slow() -> str:  # a sync tool: it must run off the event loop
+        started.set()
+        released.append(go.wait(timeout=10))
+        return "slow done"
+
+    tools = ToolsCapability({"cancelled": cancelled, "named": named, "slow": slow})
+    agent = af.agent("t", capabilities={"tools": tools})
+    await agent.submit_plan("p", '''
+async def run(event, step):
+    try:
+        await step.do("cancelled", lambda: env.tools.call("cancelled"), retries={"limit": 0})
+    except StepError as e:
+        first = str(e)
+    named = await step.do("named", lambda: env.tools.call("named", name="n", ctx="c"))
+    slow = await step.do("slow", lambda: env.tools.call("slow"))
+    return [first, named, slow]
+''')
+    inst = await agent.start("p")
+    await eventually(started.is_set, what="the sync tool to start")
+    go.set()  # only reachable while the tool runs if the loop is free
+    status = await inst.wait(timeout=10)
+    assert "CancelledError" in status.output[0]
+    assert status.output[1:] == ["n/c", "slow done"]
+    assert released == [True]
 
 
 async def test_confined_worker_never_holds_host_secrets(clock: ManualClock,

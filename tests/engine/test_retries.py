@@ -156,6 +156,27 @@ async def test_a_timeout_error_the_body_raises_is_its_own_error(engine: Engine) 
     assert status.output == "its own: upstream answered 504"
 
 
+async def test_a_body_that_raises_cancelled_error_itself_fails_its_step(
+        engine: Engine) -> None:
+    calls = 0
+
+    async def confused() -> str:
+        nonlocal calls
+        calls += 1
+        raise asyncio.CancelledError  # nobody cancelled the run: this is the body's error
+
+    @engine.workflow("confused")
+    async def confused_wf(event: Event, step: Step) -> str:
+        try:
+            await step.do("call", confused, retries={"limit": 1, "delay": 0})
+        except StepError as exc:  # a step error that names it, never a signal to the run
+            return f"caught {exc.error_name}"
+        return "no error"
+
+    status = await (await engine.binding("confused").create()).wait(timeout=5)
+    assert status.output == "caught CancelledError" and calls == 2
+
+
 async def test_final_error_is_journaled_and_replay_raises_it_again(engine: Engine,
                                                                    clock: ManualClock) -> None:
     body = Flaky(failures=100, error=ConnectionError)
