@@ -100,9 +100,32 @@ def _public(cls: type) -> frozenset[str]:
 
 _ATTRS: dict[type, frozenset[str] | Callable[[Any, str], Any]] = {
     cls: _public(cls) for cls in _DATA_TYPES}
-_ATTRS[datetime] = frozenset({"year", "month", "day", "hour", "minute", "second",
-                              "microsecond", "isoformat", "timestamp", "weekday",
-                              "isoweekday", "strftime", "replace"})
+_DATETIME_ATTRS = frozenset({"year", "month", "day", "hour", "minute", "second",
+                             "microsecond", "isoformat", "timestamp", "weekday",
+                             "isoweekday", "strftime", "replace"})
+
+
+def format_value(value: Any, spec: str) -> str:
+    """``f"{value:spec}"`` for plan code (the policy rewrites it to a call of this).
+
+    datetime's C formatting imports `time` through the running frame's builtins, which
+    in a plan have no ``__import__``; called from here, it finds this module's.
+    """
+    return format(value, spec)
+
+
+def _datetime_attr(obj: datetime, name: str) -> Any:
+    if name not in _DATETIME_ATTRS:
+        raise AttributeError(f"'datetime' object has no attribute {name!r} available in "
+                             f"plans")
+    if name == "strftime":  # the same import as in format_value: call it from here
+        def strftime(fmt: str) -> str:
+            return obj.strftime(fmt)
+        return strftime
+    return getattr(obj, name)
+
+
+_ATTRS[datetime] = _datetime_attr
 _ATTRS[timedelta] = frozenset({"days", "seconds", "microseconds", "total_seconds"})
 _EXCEPTION_ATTRS = frozenset({"args"})
 _STEP_ERROR_ATTRS = frozenset({"args", "error_name", "message"})
@@ -224,6 +247,7 @@ _GUARDS: dict[str, Any] = {
     "_write_": full_write_guard,
     "_inplacevar_": guarded_inplacevar,
     "_apply_": guarded_apply,
+    "_format_": format_value,
 }
 
 #: Every global name a plan can use besides its own definitions and parameters.

@@ -38,6 +38,20 @@ class PlanPolicy(RestrictingNodeTransformer):
         # accesses go through the guards.
         return self.node_contents_visit(node)
 
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        # ``f"{when:%Y-%m-%d}"`` makes datetime's C code import `time` through the
+        # running frame's builtins, and plans have no `__import__`: the formatting is
+        # handed to `_format_` (the plain `format` builtin, run from the sandbox's own
+        # module). Only the value and the spec are passed; nothing else changes.
+        node = self.node_contents_visit(node)  # type: ignore[assignment]
+        if node.format_spec is not None and node.conversion == -1:
+            call = ast.Call(func=ast.Name("_format_", ast.Load()),
+                            args=[node.value, node.format_spec], keywords=[])
+            node.value = ast.copy_location(call, node.value)
+            node.format_spec = None
+            ast.fix_missing_locations(node)
+        return node
+
     def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
         if node.is_async:
             self.error(node.target, "Async comprehensions are not allowed.")

@@ -57,6 +57,17 @@ async def test_the_event_has_payload_timestamp_and_instance_id(pool: WorkerPool)
     assert result == [{"k": [1]}, 2026, 5, "2026-03-04T05:06:07+00:00", "inst-1"]
 
 
+async def test_datetimes_format_with_strftime_and_f_string_specs(pool: WorkerPool) -> None:
+    # datetime's C formatting imports `time` through the frame's builtins, which in a
+    # plan hold no __import__: without help these fail with KeyError('__import__').
+    result = await run(pool, plan("t = event.timestamp\n"
+                                  "day = f'{t:%Y-%m-%d}'\n"
+                                  "width = f'{event.payload:>5}'\n"
+                                  "return [t.strftime('%H:%M'), day, width, f'{t!s:.4}']"),
+                       payload="ab")
+    assert result == ["05:06", "2026-03-04", "   ab", "2026"]
+
+
 async def test_every_step_op_reaches_the_host_with_its_args(pool: WorkerPool) -> None:
     host = RecordingHost()
     source = plan('''
