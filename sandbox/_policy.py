@@ -43,7 +43,7 @@ class PlanPolicy(RestrictingNodeTransformer):
         # running frame's builtins, and plans have no `__import__`: the formatting is
         # handed to `_format_` (the plain `format` builtin, run from the sandbox's own
         # module). Only the value and the spec are passed; nothing else changes.
-        node = self.node_contents_visit(node)  # type: ignore[assignment]
+        node = self.node_contents_visit(node)
         if node.format_spec is not None and node.conversion == -1:
             call = ast.Call(func=ast.Name("_format_", ast.Load()),
                             args=[node.value, node.format_spec], keywords=[])
