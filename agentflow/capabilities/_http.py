@@ -9,6 +9,7 @@ a host that is not allowed.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 from collections.abc import Iterable
@@ -97,7 +98,12 @@ class HttpCapability(Capability):
                     stop=stop_after_attempt(self.attempts),
                     wait=wait_random_exponential(multiplier=0.2, max=2.0)):
                 with attempt:
-                    return await self._once(client, method, target, body)
+                    try:  # httpx's timeout bounds each read; this bounds the request
+                        async with asyncio.timeout(self.timeout):
+                            return await self._once(client, method, target, body)
+                    except TimeoutError:
+                        raise _Transient(f"no complete reply from {target.host} within "
+                                         f"{self.timeout:g} s") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(self, client: httpx2.AsyncClient, method: str, url: httpx2.URL,

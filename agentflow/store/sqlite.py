@@ -465,10 +465,10 @@ class SQLiteStore(Store):
         return bool(count)
 
     async def kv_list(self, scope: str, prefix: str = "", limit: int = 1000) -> list[str]:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # Not LIKE: SQLite's LIKE ignores ASCII case, and keys are case-sensitive.
         rows = await self._read(lambda db: db.execute(
-            "SELECT key FROM kv WHERE scope = ? AND key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
-            (scope, escaped + "%", limit)).fetchall())
+            "SELECT key FROM kv WHERE scope = ? AND substr(key, 1, ?) = ? ORDER BY key"
+            " LIMIT ?", (scope, len(prefix), prefix, limit)).fetchall())
         return [str(r[0]) for r in rows]
 
 

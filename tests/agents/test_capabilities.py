@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,23 @@ async def test_http_allowlist_size_cap_and_secret_stay_on_host(af: AgentFlow) ->
     row = await af.engine.store.get_instance(inst.id)
     assert row is not None
     assert SECRET not in row.payload
+
+
+async def test_http_timeout_bounds_the_whole_request_not_each_read(af: AgentFlow) -> None:
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"["  # then nothing more, ever: each read alone would never time out
+        await asyncio.Event().wait()
+
+    async def slow_api(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=trickle())
+
+    slow = HttpCapability(["api.example.com"], timeout=0.2, attempts=1,
+                          transport=httpx2.MockTransport(slow_api))
+    agent = af.agent("slow", capabilities={"http": slow})
+    await agent.submit_plan("probe", PROBE)
+    inst = await agent.start("probe", params={"urls": {"t": "https://api.example.com/x"}})
+    status = await inst.wait(timeout=10)
+    assert "no complete reply from api.example.com within 0.2 s" in status.output["t"][2]
 
 
 async def test_missing_grant_is_a_clear_step_error(af: AgentFlow) -> None:

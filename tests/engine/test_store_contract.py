@@ -179,6 +179,15 @@ async def test_dropping_steps_drops_their_events_and_every_unconsumed_one(store:
     assert await store.pending_events("d", "dropped") == []
 
 
+async def test_kv_list_prefix_is_case_sensitive(store: Store) -> None:
+    for key in ("apple", "Apricot", "a_b", "a%c"):
+        await store.kv_set("s", key, "1", 1.0)
+    assert await store.kv_list("s", "A") == ["Apricot"]
+    assert await store.kv_list("s", "a_") == ["a_b"]
+    assert await store.kv_list("s", "a%") == ["a%c"]
+    assert await store.kv_list("s", "") == ["Apricot", "a%c", "a_b", "apple"]
+
+
 async def test_release_hands_claims_back(store: Store) -> None:
     await store.create_instances([NewInstance("r", "w", "null", 1.0)])
     await claim(store, "A")
