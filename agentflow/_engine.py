@@ -23,7 +23,7 @@ from typing import Any, TypeVar, overload
 
 from agentflow._durations import to_datetime
 from agentflow._instance import Instance, WorkflowBinding, instance_status
-from agentflow._limits import dumps, encode_value
+from agentflow._limits import check_statuses, dumps, encode_value
 from agentflow._step import Activation, Step
 from agentflow.clock import Clock, SystemClock
 from agentflow.errors import (
@@ -256,7 +256,7 @@ class Engine:
                              offset: int = 0) -> list[InstanceStatus]:
         """Statuses of instances, newest first, filtered by workflow and status."""
         workflows = [workflow] if isinstance(workflow, str) else workflow
-        statuses = [status] if isinstance(status, str) else status
+        statuses = check_statuses(status)
         rows = await self.store.list_instances(workflows=workflows, statuses=statuses,
                                                limit=limit, offset=offset)
         return [instance_status(r) for r in rows]

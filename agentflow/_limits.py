@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from agentflow.errors import InvalidArgumentError, LimitExceededError
+from agentflow.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 MAX_STEP_NAME = 256
 MAX_STEPS = 10_000
@@ -87,3 +88,16 @@ def check_step_name(name: Any) -> str:
             f"step name {name[:40]!r}... is {len(name)} characters, over the limit of "
             f"{MAX_STEP_NAME}; use a short, stable name and put the details in the step's result")
     return name
+
+
+def check_statuses(status: Any) -> list[str] | None:
+    """A status filter (one status, a list, or None for all) as a list, checked."""
+    if status is None:
+        return None
+    statuses = [status] if isinstance(status, str) else status
+    known = ACTIVE_STATUSES | TERMINAL_STATUSES | {"paused"}
+    if not isinstance(statuses, list | tuple | set | frozenset) or any(
+            s not in known for s in statuses):
+        raise InvalidArgumentError(f"status filter {status!r:.100} is invalid: use one or a "
+                                   f"list of {sorted(known)}")
+    return list(statuses)

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from agentflow._durations import parse_duration, to_datetime
 from agentflow._engine import Engine
 from agentflow._instance import Instance, instance_status
-from agentflow._limits import encode_value
+from agentflow._limits import check_statuses, encode_value
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.clock import Clock
 from agentflow.dispatch import create_dynamic_entrypoint, unwrap, wrap_workflow_binding
@@ -461,7 +461,7 @@ class Agent:
     async def instances(self, status: str | list[str] | None = None, *, limit: int = 100,
                         offset: int = 0) -> list[InstanceStatus]:
         """This agent's instances, newest first, optionally of some statuses."""
-        statuses = [status] if isinstance(status, str) else status
+        statuses = check_statuses(status)
         rows = await self._af.engine.store.list_instances(
             workflows=[PLAN_WORKFLOW], statuses=statuses, scopes=[self.id], limit=limit,
             offset=offset)

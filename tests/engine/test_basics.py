@@ -233,3 +233,6 @@ async def test_list_instances_filters(engine: Engine) -> None:
     assert [st.id for st in waiting] == ["s1"]
     assert waiting[0].waiting_on is not None and waiting[0].waiting_on.kind == "sleep"
     assert [st.id for st in await engine.list_instances(workflow="quick")] == ["q1"]
+    assert len(await engine.list_instances(status=["waiting", "complete"])) == 2
+    with pytest.raises(InvalidArgumentError, match=r"status filter 'wating'.*'waiting'"):
+        await engine.list_instances(status="wating")  # a typo is an error, not "none"
