@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,8 +44,20 @@ async def _setup(db: Path) -> None:
         await step.sleep("nap", "1 hour")
         return "rested"
 
+    @engine.workflow("go")
+    async def go(event: Event, step: Step) -> object:
+        await step.sleep("warm up", "1 hour")
+        approved = await step.wait_for_event("approval", type="approval", timeout="7 days")
+        return approved["payload"]
+
+    @engine.workflow("signal")
+    async def signal_(event: Event, step: Step) -> object:
+        return (await step.wait_for_event("go", type="go", timeout="7 days"))["payload"]
+
     async with engine:
         await (await engine.binding("nap").create(id="napper")).wait(timeout=10)
+        await (await engine.binding("go").create(id="early")).wait(timeout=10)
+        await (await engine.binding("signal").create(id="signal")).wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +141,26 @@ def test_approve_and_reject_as_a_human(db: Path, worker: None) -> None:
     assert json.loads(done.stdout)["output"] == {"status": "approved", "by": "human"}
     rejected = json.loads(cli("wait", "no", "--json", "--timeout", "30", db=db).stdout)
     assert rejected["output"] == {"status": "rejected", "comment": "too risky"}
+
+
+def test_approve_refuses_an_instance_that_does_not_wait_for_an_approval(db: Path) -> None:
+    # "early" sleeps before it asks: an approval now would be buffered and answer a
+    # question nobody has seen yet. "signal" waits for a "go" event, not an approval.
+    for verb, iid, why in [("approve", "early", "waiting on sleep 'warm up'"),
+                           ("reject", "early", "waiting on sleep 'warm up'"),
+                           ("approve", "signal", "waits for a 'go' event")]:
+        out = cli(verb, iid, "--json", db=db)
+        assert out.returncode == 2, out.stderr
+        assert out.stdout == ""
+        assert out.stderr.startswith(f"agentflow: instance {iid!r} does not wait for an "
+                                     "approval")
+        assert why in out.stderr
+        assert "Nothing was sent" in out.stderr
+        assert out.stderr.count("\n") == 1
+    assert "send-event signal go" in cli("approve", "signal", db=db).stderr
+    with sqlite3.connect(db) as conn:  # nothing was buffered for later
+        assert conn.execute("SELECT count(*) FROM events WHERE instance_id IN "
+                            "('early', 'signal')").fetchone() == (0,)
 
 
 def test_doctor_reports_every_layer() -> None:

@@ -79,12 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also return when it waits for a sleep, an event or a retry")
     p.set_defaults(handler=_ops.wait)
 
-    for verb, text in (("approve", "approve a pending approval as a human"),
-                       ("reject", "reject a pending approval as a human")):
-        p = with_json(add(verb, text))
+    for verb in ("approve", "reject"):
+        p = with_json(add(verb, f"{verb} as a human the approval an instance waits for now; "
+                                "refused (nothing is sent) if it does not wait for one"))
         p.add_argument("id")
         p.add_argument("--comment", default="")
-        p.add_argument("--type", default="approval", help="the event type (default approval)")
+        p.add_argument("--type", default="approval",
+                       help="the event type the instance must wait for (default approval)")
         p.set_defaults(handler=_ops.control(verb))
 
     p = with_json(add("send-event", "send an event to an instance"))

@@ -26,8 +26,8 @@ from rich.table import Table
 from agentflow._engine import Engine
 from agentflow._instance import Instance
 from agentflow.dispatch import ENVELOPE_KEY
-from agentflow.errors import InvalidArgumentError, NotFoundError
-from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord
+from agentflow.errors import InvalidArgumentError, InvalidStateError, NotFoundError
+from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.notebook import Timeline
 from agentflow.store import SQLiteStore, Store, open_store
 
@@ -215,13 +215,41 @@ def parse_payload(text: str | None) -> Any:
                                    ) from None
 
 
+async def pending_approval(inst: Instance, wanted: str) -> WaitingOn:
+    """The approval ``inst`` waits for now: a wait for an event of type ``wanted``.
+
+    A human answers a question they were shown. Sent to an instance that does not wait
+    for it yet, an approval would be buffered and answer a later wait nobody saw (the
+    MCP ``approve`` tool refuses the same way); ``send-event`` remains for events sent
+    on purpose ahead of time.
+
+    Raises:
+        InvalidStateError: it does not wait for a ``wanted`` event now.
+    """
+    status = await inst.status()
+    w = status.waiting_on
+    if (status.status == "waiting" and w is not None and w.kind == "event"
+            and w.type is not None and w.type.casefold() == wanted.casefold()):
+        return w
+    if w is not None and w.kind == "event" and status.status == "waiting":
+        now = (f"it waits for a {w.type!r} event; answer that with `agentflow send-event "
+               f"{inst.id} {w.type} JSON`")
+    else:
+        now = f"it is {status.status}" + (f", waiting on {waits_on(status)}" if w else "")
+    raise InvalidStateError(
+        f"instance {inst.id!r} does not wait for an approval: {now}. Nothing was sent; "
+        f"approve and reject answer an instance that waits for a {wanted!r} event "
+        f"(`agentflow instances --status waiting` shows which do)")
+
+
 async def _act(args: argparse.Namespace, action: str) -> Instance:
     async with client(args) as engine:
         inst = await engine.get_instance(args.id)
         if action == "send-event":
             await inst.send_event(args.type, parse_payload(args.payload))
         elif action in ("approve", "reject"):
-            await inst.send_event(args.type, {"approved": action == "approve",
+            wait = await pending_approval(inst, args.type)
+            await inst.send_event(wait.type or args.type, {"approved": action == "approve",
                                               "comment": args.comment or "", "by": "human"})
         elif action == "restart":
             await inst.restart(args.from_step)
