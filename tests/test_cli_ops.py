@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentflow import AgentFlow, Engine, Event, Step
+from agentflow import AgentFlow, Engine, Event, NonRetryableError, Step
 
 PLAN = '''
 async def run(event, step):
@@ -24,10 +25,12 @@ async def run(event, step):
 '''
 
 
-def cli(*args: str, db: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, db: Path | None = None, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
     extra = ["--db", f"sqlite:///{db}"] if db is not None else []
     return subprocess.run([sys.executable, "-m", "agentflow.cli", *args, *extra],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
 
 
 async def _setup(db: Path) -> None:
@@ -161,6 +164,53 @@ def test_approve_refuses_an_instance_that_does_not_wait_for_an_approval(db: Path
     with sqlite3.connect(db) as conn:  # nothing was buffered for later
         assert conn.execute("SELECT count(*) FROM events WHERE instance_id IN "
                             "('early', 'signal')").fetchone() == (0,)
+
+
+STEP = "[dim]secret step[/dim] [/] \x1b[8mhidden"
+ERROR = "list index [/] out of range\nstatus: complete"
+
+
+async def _setup_hostile_text(db: Path) -> None:
+    engine = Engine(f"sqlite:///{db}")
+
+    @engine.workflow("hostile")
+    async def hostile(event: Event, step: Step) -> None:
+        await step.do(STEP, lambda: "[red]token=abc[/red] [link=http://evil]click[/link]")
+
+        def fail() -> None:
+            raise NonRetryableError(ERROR)
+        await step.do("fail", fail)
+
+    @engine.workflow("napper")
+    async def napper(event: Event, step: Step) -> None:
+        await step.sleep("nap [/]", "1 hour")
+
+    async with engine:
+        await (await engine.binding("hostile").create(id="hostile")).wait(timeout=10)
+        await (await engine.binding("napper").create(id="napper")).wait(timeout=10)
+
+
+def test_text_from_plans_is_printed_literally(tmp_path: Path) -> None:
+    # Plans are written by agents: their text must reach the operator as it is, neither
+    # read as Rich markup (a "[/]" crashed the whole listing) nor obeyed by the terminal.
+    db = tmp_path / "hostile.db"
+    asyncio.run(_setup_hostile_text(db))
+    wide = {"COLUMNS": "250"}
+    listing = cli("instances", db=db, env=wide)
+    assert listing.returncode == 0, listing.stderr
+    assert "hostile" in listing.stdout
+    assert "sleep 'nap [/]' until" in listing.stdout
+    shown = cli("show", "hostile", db=db, env=wide)
+    assert shown.returncode == 0, shown.stderr
+    assert "[dim]secret step[/dim] [/] \\x1b[8mhidden" in shown.stdout
+    assert '"[red]token=abc[/red] [link=http://evil]click[/link]"' in shown.stdout
+    assert "error: NonRetryableError: list index [/] out of range\\nstatus: complete" in (
+        shown.stdout)
+    assert "\x1b" not in shown.stdout
+    assert "\nstatus: complete" not in shown.stdout  # a plan cannot fake a line
+    waited = cli("wait", "hostile", db=db)
+    assert waited.returncode == 1
+    assert "out of range\\nstatus: complete" in waited.stdout
 
 
 def test_doctor_reports_every_layer() -> None:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from agentflow._engine import Engine
 from agentflow._instance import Instance
@@ -52,7 +54,30 @@ async def client(args: argparse.Namespace) -> AsyncIterator[Engine]:
 
 
 def out(args: argparse.Namespace) -> Console:
-    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    # Without markup: what is printed comes from plans, and `literal` keeps it as it is.
+    return Console(highlight=False, markup=False, emoji=False,
+                   soft_wrap=not sys.stdout.isatty())
+
+
+# C0 and C1 controls (ANSI escapes, carriage returns, newlines...) and the bidirectional
+# overrides that reorder what a terminal shows.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``).
+
+    Step names, outputs, errors and plan names come from plans, which agents write: a
+    terminal must show them, not obey them (move the cursor, restyle, hide or link text,
+    or fake a line such as "status: complete").
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                            text)
+
+
+def literal(text: str, style: str = "") -> Text:
+    """Stored text as Rich shows it: never parsed as markup, control characters escaped."""
+    return Text(printable(text), style=style)
 
 
 def emit_json(value: Any) -> None:
@@ -107,7 +132,8 @@ async def instances(args: argparse.Namespace) -> int:
         return EXIT_OK
     table = Table("id", "agent", "plan / workflow", "status", "waiting on", "updated")
     for s, (agent, plan) in zip(items, extra, strict=True):
-        table.add_row(s.id, agent, plan, s.status, waits_on(s), _ago(s.updated_at))
+        table.add_row(*map(literal, (s.id, agent, plan, s.status, waits_on(s),
+                                     _ago(s.updated_at))))
     out(args).print(table if items else "no instances")
     return EXIT_OK
 
@@ -122,8 +148,8 @@ async def plans(args: argparse.Namespace) -> int:
         return EXIT_OK
     table = Table("agent", "plan", "current version", "submitted")
     for r in rows:
-        table.add_row(r.scope, r.name, r.version,
-                      _ago(datetime.fromtimestamp(r.created_at, UTC)))
+        table.add_row(*map(literal, (r.scope, r.name, r.version,
+                                     _ago(datetime.fromtimestamp(r.created_at, UTC)))))
     out(args).print(table if rows else "no plans")
     return EXIT_OK
 
@@ -131,8 +157,9 @@ async def plans(args: argparse.Namespace) -> int:
 def timeline(history: list[StepRecord]) -> Table:
     table = Table("#", "kind", "step", "status", "attempts", "took", "result / error / wait")
     for r in Timeline(history).rows():
-        table.add_row(r["#"], r["kind"], r["step"], r["status"], r["attempts"], r["took"],
-                      r["detail"][:80])
+        detail = r["detail"] if len(r["detail"]) <= 80 else r["detail"][:79] + "…"
+        table.add_row(*map(literal, (r["#"], r["kind"], r["step"], r["status"], r["attempts"],
+                                     r["took"], detail)))
     return table
 
 
@@ -147,15 +174,18 @@ async def show(args: argparse.Namespace) -> int:
                    "plan": plan, "history": [h.model_dump(mode="json") for h in history]})
         return EXIT_OK
     console = out(args)
-    console.print(f"[bold]{status.id}[/]  {plan}" + (f"  agent {agent}" if agent else ""))
-    console.print(f"status: [bold]{status.status}[/]  created {_ago(status.created_at)}, "
-                  f"updated {_ago(status.updated_at)}")
+    console.print(Text.assemble(literal(status.id, "bold"), "  ", literal(plan),
+                                *(("  agent ", literal(agent)) if agent else ())))
+    console.print(Text.assemble("status: ", literal(status.status, "bold"),
+                                f"  created {_ago(status.created_at)}, "
+                                f"updated {_ago(status.updated_at)}"))
     if status.waiting_on:
-        console.print(f"waiting on: {waits_on(status)}")
+        console.print(Text.assemble("waiting on: ", literal(waits_on(status))))
     if status.output is not None:
-        console.print(f"output: {json.dumps(status.output)}")
+        console.print(Text.assemble("output: ", literal(json.dumps(status.output))))
     if status.error:
-        console.print(f"error: {status.error['name']}: {status.error['message']}")
+        console.print(Text.assemble("error: ", literal(
+            f"{status.error['name']}: {status.error['message']}")))
     console.print(timeline(history) if history else "no steps yet")
     return EXIT_OK
 
@@ -181,7 +211,7 @@ async def wait(args: argparse.Namespace) -> int:
                 live.start()
             while True:
                 if live:
-                    live.update(f"{status.id}: {status.status} {waits_on(status)}")
+                    live.update(literal(f"{status.id}: {status.status} {waits_on(status)}"))
                 if status.status in TERMINAL_STATUSES or (
                         args.until_waiting and status.status in ("waiting", "paused")):
                     break
@@ -197,9 +227,10 @@ async def wait(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(status.model_dump(mode="json"))
     else:
-        print(f"{status.id}: {status.status}" + (
+        print(printable(f"{status.id}: {status.status}" + (
             f" output={json.dumps(status.output)}" if status.output is not None else "") + (
-            f" error={status.error['name']}: {status.error['message']}" if status.error else ""))
+            f" error={status.error['name']}: {status.error['message']}" if status.error else
+            "")))
     return exit_code_for(status)
 
 
@@ -282,6 +313,7 @@ async def doctor(args: argparse.Namespace) -> int:
     else:
         table = Table("layer", "available", "detail")
         for s in layers:
-            table.add_row(s.name, "yes" if s.available else "[red]NO[/]", s.detail)
+            table.add_row(s.name, Text("yes") if s.available else Text("NO", style="red"),
+                          literal(s.detail))
         out(args).print(table)
     return EXIT_OK if all(s.available for s in layers) else EXIT_FAILED
