@@ -61,6 +61,7 @@ async def _setup(db: Path) -> None:
         await (await engine.binding("nap").create(id="napper")).wait(timeout=10)
         await (await engine.binding("go").create(id="early")).wait(timeout=10)
         await (await engine.binding("signal").create(id="signal")).wait(timeout=10)
+        await (await engine.binding("nap").create()).wait(timeout=10)  # a generated id
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,17 @@ def test_listing_plans_and_instances(db: Path) -> None:
     assert table.returncode == 0
     assert "event 'approval'" in table.stdout
     assert "napper" in table.stdout
+
+
+def test_instance_ids_are_never_cut(db: Path) -> None:
+    listed = json.loads(cli("instances", "--workflow", "nap", "--json", db=db).stdout)
+    (generated,) = [i["id"] for i in listed if i["id"] != "napper"]
+    assert len(generated) == 36
+    for env in ({}, {"COLUMNS": "80"}):  # through a pipe, and on an 80-column terminal
+        table = cli("instances", db=db, env=env)
+        assert table.returncode == 0, table.stderr
+        assert generated in table.stdout, (env, table.stdout)
+        assert "…" not in table.stdout
 
 
 def test_show_gives_status_and_timeline(db: Path) -> None:

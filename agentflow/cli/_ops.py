@@ -34,6 +34,8 @@ from agentflow.notebook import Timeline
 from agentflow.store import SQLiteStore, Store, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT, EXIT_NOT_FINISHED = 0, 1, 4, 5
+UUID_LENGTH = 36  # a generated instance id
+PIPE_WIDTH = 10_000  # tables take only the width they need
 
 
 def existing_store(url: str) -> Store:
@@ -55,8 +57,10 @@ async def client(args: argparse.Namespace) -> AsyncIterator[Engine]:
 
 def out(args: argparse.Namespace) -> Console:
     # Without markup: what is printed comes from plans, and `literal` keeps it as it is.
-    return Console(highlight=False, markup=False, emoji=False,
-                   soft_wrap=not sys.stdout.isatty())
+    # Through a pipe (and no $COLUMNS) nothing wraps: one instance is one line for grep.
+    tty = sys.stdout.isatty()
+    return Console(highlight=False, markup=False, emoji=False, soft_wrap=not tty,
+                   width=None if tty or os.environ.get("COLUMNS") else PIPE_WIDTH)
 
 
 # C0 and C1 controls (ANSI escapes, carriage returns, newlines...) and the bidirectional
@@ -130,7 +134,16 @@ async def instances(args: argparse.Namespace) -> int:
         emit_json([{**s.model_dump(mode="json"), "agent": a or None, "plan": p}
                    for s, (a, p) in zip(items, extra, strict=True)])
         return EXIT_OK
-    table = Table("id", "agent", "plan / workflow", "status", "waiting on", "updated")
+    # The id is what every other command takes: never cut. A uuid keeps one line; a
+    # longer id folds onto the next. Names fold too rather than end in "…".
+    table = Table()
+    table.add_column("id", width=max(2, min(UUID_LENGTH, max((len(s.id) for s in items),
+                                                             default=2))), overflow="fold")
+    for header in ("agent", "plan / workflow"):
+        table.add_column(header, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("waiting on", overflow="fold")
+    table.add_column("updated", no_wrap=True)
     for s, (agent, plan) in zip(items, extra, strict=True):
         table.add_row(*map(literal, (s.id, agent, plan, s.status, waits_on(s),
                                      _ago(s.updated_at))))
