@@ -38,6 +38,9 @@ def encode_value(value: Any, *, what: str) -> str:
         raise InvalidArgumentError(
             f"{what} must be JSON-serializable (dict, list, str, int, float, bool, None): "
             f"{exc}") from None
+    except RecursionError:
+        raise InvalidArgumentError(f"{what} is nested too deeply to store as JSON; "
+                                   f"flatten it") from None
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:

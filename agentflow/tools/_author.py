@@ -23,6 +23,7 @@ from agentflow.tools import openai as openai_tools
 from agentflow.tools._context import ToolContext
 from agentflow.tools._prompts import load_prompt
 from agentflow.tools._registry import ToolOutcome
+from agentflow.tools._sync import sync_loop
 from agentflow.tools._toolbox import AUTHORING_TOOLS, Toolbox, result_content
 from agentflow.tools._toolbox import field as get
 
@@ -47,7 +48,8 @@ class AuthoringResult:
     """What the authoring loop achieved.
 
     Attributes:
-        ok: the model submitted a valid plan and started an instance of it.
+        ok: the model submitted a valid plan and started an instance of that very
+            plan version (starting some other plan the agent had does not count).
         plan: the name of the last plan it submitted successfully.
         version: that plan version.
         instance_id: the instance it started last, if any.
@@ -67,6 +69,8 @@ class AuthoringResult:
     reason: str = ""
     calls: list[ToolCallRecord] = field(default_factory=list)
     diagnostics: list[list[str]] = field(default_factory=list)
+    #: (plan, version) of the instance started last.
+    started: tuple[str, str] | None = None
 
     def record(self, turn: int, outcome: ToolOutcome, arguments: Any) -> None:
         self.calls.append(ToolCallRecord(turn, outcome.tool, arguments, outcome.is_error,
@@ -80,7 +84,8 @@ class AuthoringResult:
             plan = result.plan  # type: ignore[attr-defined]
             self.plan, self.version = plan.name, plan.version
         if outcome.tool == "start_instance":
-            self.instance_id = result.instance.id  # type: ignore[attr-defined]
+            info = result.instance  # type: ignore[attr-defined]
+            self.instance_id, self.started = info.id, (info.plan, info.version)
 
 
 def instructions(guide: str | None = None) -> str:
@@ -170,8 +175,18 @@ class _Conversation:
                  "is_error": o.is_error} for call_id, o in results]})
 
 
+def _sdk_of(client: Any) -> str | None:
+    """``"openai"`` or ``"anthropic"`` when the client's class (or a base, for a user's
+    subclass) comes from that SDK."""
+    for cls in type(client).__mro__:
+        root = cls.__module__.split(".")[0]
+        if root in ("openai", "anthropic"):
+            return root
+    return None
+
+
 def _api_of(client: Any, api: Api | None) -> Api:
-    module = type(client).__module__.split(".")[0]
+    module = _sdk_of(client)
     if module == "anthropic" or (hasattr(client, "messages") and not hasattr(client, "chat")):
         if api not in (None, "messages"):
             raise UsageError(f"an Anthropic client speaks the Messages API, not {api!r}")
@@ -187,7 +202,7 @@ def _api_of(client: Any, api: Api | None) -> Api:
 def _is_async(client: Any, create: Any) -> bool:
     """Whether the client's calls are coroutines (the SDKs wrap ``create``, so ask the
     client's class; it is importable since the client is one of its objects)."""
-    module = type(client).__module__.split(".")[0]
+    module = _sdk_of(client)
     if module == "openai":
         import openai
 
@@ -210,8 +225,17 @@ def _create(client: Any, api: Api) -> Any:
 def _setup(client: Any, model: str, agent: Agent, goal: str, *, api: Api | None,
            plan_name: str | None, params: dict[str, Any] | None, tools: Iterable[str] | None,
            context: ToolContext | None, guide: str | None, max_tokens: int,
-           request_options: dict[str, Any] | None, want_async: bool
+           request_options: dict[str, Any] | None, max_turns: int, want_async: bool
            ) -> tuple[_Conversation, Any]:
+    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
+        raise UsageError(f"max_turns must be a whole number of model requests >= 1, "
+                         f"got {max_turns!r}")
+    # Before any (paid) model request: the agent's AgentFlow must be usable from here.
+    if want_async:
+        if agent.flow.loop is None:
+            raise UsageError("the agent's AgentFlow is not started: use `async with af:`")
+    else:
+        sync_loop(agent)
     chosen = _api_of(client, api)
     create = _create(client, chosen)
     if _is_async(client, create) != want_async:
@@ -228,7 +252,8 @@ def _setup(client: Any, model: str, agent: Agent, goal: str, *, api: Api | None,
 
 
 def _finish(result: AuthoringResult, text: str | None, max_turns: int) -> AuthoringResult:
-    result.ok = result.instance_id is not None and result.plan is not None
+    result.ok = (result.plan is not None
+                 and result.started == (result.plan, result.version))
     if text is None:
         result.reason = f"stopped after max_turns={max_turns} model requests"
     else:
@@ -270,7 +295,7 @@ async def author_plan_async(client: Any, model: str, agent: Agent, goal: str, *,
     conversation, create = _setup(client, model, agent, goal, api=api, plan_name=plan_name,
                                   params=params, tools=tools, context=context, guide=guide,
                                   max_tokens=max_tokens, request_options=request_options,
-                                  want_async=True)
+                                  max_turns=max_turns, want_async=True)
     result = AuthoringResult()
     for turn in range(1, max_turns + 1):
         result.turns = turn
@@ -306,7 +331,7 @@ def author_plan(client: Any, model: str, agent: Agent, goal: str, *,
     conversation, create = _setup(client, model, agent, goal, api=api, plan_name=plan_name,
                                   params=params, tools=tools, context=context, guide=guide,
                                   max_tokens=max_tokens, request_options=request_options,
-                                  want_async=False)
+                                  max_turns=max_turns, want_async=False)
     result = AuthoringResult()
     for turn in range(1, max_turns + 1):
         result.turns = turn

@@ -97,7 +97,9 @@ class ToolContext:
 
     Attributes:
         human_only: event types that ``send_event`` refuses and only ``approve`` (a
-            person) delivers. Compared case-insensitively.
+            person) delivers, compared case-insensitively. The operator's types are
+            added to `DEFAULT_HUMAN_ONLY`, never put in its place: ``approval`` always
+            stays a person's to send.
         ask_human: how to ask a person, where the front end has a way (MCP
             elicitation); None means there is no person to ask.
         report_progress: called while ``wait_for_instance`` waits.
@@ -106,6 +108,12 @@ class ToolContext:
     human_only: frozenset[str] = DEFAULT_HUMAN_ONLY
     ask_human: AskHuman | None = None
     report_progress: ProgressCallback | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.human_only, str):
+            raise UsageError("human_only is a set of event types, not one string")
+        object.__setattr__(self, "human_only",
+                           DEFAULT_HUMAN_ONLY | frozenset(self.human_only))
 
 
 def is_human_only(event_type: str, human_only: Iterable[str]) -> bool:

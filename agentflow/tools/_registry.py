@@ -199,12 +199,16 @@ async def call_tool(agent: Agent, name: str, arguments: Mapping[str, Any] | str 
         except ValueError as exc:
             return ToolOutcome(name, error=f"the arguments of {name} are not valid JSON: "
                                            f"{exc}")
+        except RecursionError:
+            return ToolOutcome(name, error=f"the arguments of {name} are nested too deeply")
     if arguments is not None and not isinstance(arguments, Mapping):
         return ToolOutcome(name, error=f"the arguments of {name} must be a JSON object")
     try:
         args = spec.args_model.model_validate(dict(arguments or {}))
     except ValidationError as exc:
         return ToolOutcome(name, error=format_validation_error(name, exc))
+    except RecursionError:
+        return ToolOutcome(name, error=f"the arguments of {name} are nested too deeply")
     try:
         result = await spec.handler(agent, args, context)
     except AgentflowError as exc:

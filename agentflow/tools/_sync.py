@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 from agentflow.agents import Agent
 from agentflow.errors import UsageError
 
-__all__ = ["run_sync"]
+__all__ = ["run_sync", "sync_loop"]
 
 T = TypeVar("T")
 
 
-def run_sync(agent: Agent, coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the loop of ``agent``'s AgentFlow and wait for its result.
+def sync_loop(agent: Agent) -> asyncio.AbstractEventLoop:
+    """The loop sync code in this thread may submit ``agent``'s work to.
 
     Raises:
         UsageError: the AgentFlow is not started, or this thread is its loop's own
@@ -23,7 +23,6 @@ def run_sync(agent: Agent, coro: Coroutine[Any, Any, T]) -> T:
     """
     loop = agent.flow.loop
     if loop is None or loop.is_closed():
-        coro.close()
         raise UsageError("the agent's AgentFlow is not running: start it for sync code with "
                          "`with AgentFlow(url).in_thread() as af:`, or use the async variant "
                          "inside `async with af:`")
@@ -32,7 +31,20 @@ def run_sync(agent: Agent, coro: Coroutine[Any, Any, T]) -> T:
     except RuntimeError:
         running = None
     if running is loop:
-        coro.close()
         raise UsageError("a sync tool call on the AgentFlow's own event loop would block it: "
                          "in async code use the async variant (await it)")
+    return loop
+
+
+def run_sync(agent: Agent, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the loop of ``agent``'s AgentFlow and wait for its result.
+
+    Raises:
+        UsageError: see `sync_loop`.
+    """
+    try:
+        loop = sync_loop(agent)
+    except UsageError:
+        coro.close()
+        raise
     return asyncio.run_coroutine_threadsafe(coro, loop).result()

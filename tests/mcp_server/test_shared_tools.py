@@ -163,3 +163,25 @@ def test_prompts_ship_beside_the_packages() -> None:
     pyproject = (REPO / "pyproject.toml").read_text()
     assert 'prompts = ["*.md"]' in pyproject
     assert 'agentflow-mcp = "mcp_server.__main__:main"' in pyproject
+
+
+async def test_an_operators_human_only_types_add_to_approval_never_replace_it(
+        af: AgentFlow) -> None:
+    instance_id = await approval_waiting(af)
+    agent = af.agent("alice")
+    context = ToolContext(human_only=frozenset({"deploy"}))
+    assert context.human_only == {"approval", "deploy"}
+    for event_type in ("approval", "deploy"):
+        refused = await call_tool(agent, "send_event", {"instance_id": instance_id,
+                                                        "type": event_type,
+                                                        "payload": {"approved": True}},
+                                  context)
+        assert refused.is_error and "human-only" in refused.text
+    assert (await agent.status(instance_id)).status == "waiting"
+
+
+async def test_arguments_nested_too_deeply_are_an_error_result(af: AgentFlow) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    outcome = await call_tool(af.agent("alice"), "start_instance",
+                              '{"plan": "p", "params": ' + deep + "}")
+    assert outcome.is_error and "nested too deeply" in outcome.text

@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
+import openai
 import pytest
 
 from agentflow import AgentFlow
@@ -161,3 +163,59 @@ async def test_sync_and_async_clients_are_not_mixed_up() -> None:
             author_plan(sync_client, "gpt-test", agent, "goal")
         with pytest.raises(UsageError, match="OpenAI or Anthropic client"):
             await author_plan_async(object(), "gpt-test", agent, "goal")
+
+
+class StartsAnotherPlan(ScriptedModel):
+    """Submits "adder" like the scripted model, then starts a plan the agent already had."""
+
+    def next_move(self, last_result: str | None) -> tuple[str, dict[str, Any]] | str:
+        move = super().next_move(last_result)
+        if isinstance(move, tuple) and move[0] == "start_instance":
+            return "start_instance", {"plan": "older"}
+        return move
+
+
+async def test_ok_only_when_the_started_instance_runs_the_submitted_plan() -> None:
+    async with AgentFlow("memory://", isolation="inline") as af:
+        agent = af.agent("author")
+        await agent.submit_plan("older", "async def run(event, step):\n    return 1\n")
+        model = StartsAnotherPlan()
+        result = await author_plan_async(client_for("chat", model, use_async=True),
+                                         "gpt-test", agent, "add up the numbers")
+        assert result.plan == "adder" and result.instance_id is not None
+        assert result.started is not None and result.started[0] == "older"
+        assert not result.ok
+        assert "without starting an instance of a valid plan" in result.reason
+
+
+async def test_a_subclassed_sdk_client_is_recognised() -> None:
+    class MyClient(openai.AsyncOpenAI):
+        pass
+
+    async with AgentFlow("memory://", isolation="inline") as af:
+        model = ScriptedModel()
+        client = MyClient(api_key="sk-test", base_url="https://api.test/v1", max_retries=0,
+                          http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(model)))
+        result = await author_plan_async(client, "gpt-test", af.agent("author"),
+                                         "add up the numbers")
+        assert result.ok, result.reason
+
+
+async def test_misuse_is_refused_before_any_model_request() -> None:
+    from agentflow.errors import UsageError
+
+    model = ScriptedModel()
+    af = AgentFlow("memory://", isolation="inline")  # not started
+    with pytest.raises(UsageError, match="not started"):
+        await author_plan_async(client_for("chat", model, use_async=True), "gpt-test",
+                                af.agent("author"), "goal")
+    with pytest.raises(UsageError, match="not running"):
+        author_plan(client_for("chat", model, use_async=False), "gpt-test",
+                    af.agent("author"), "goal")
+    async with af:
+        for turns in (0, -1, 1.5):
+            with pytest.raises(UsageError, match="max_turns"):
+                await author_plan_async(client_for("chat", model, use_async=True),
+                                        "gpt-test", af.agent("author"), "goal",
+                                        max_turns=turns)  # type: ignore[arg-type]
+    assert model.requests == []  # nothing was paid for
