@@ -50,6 +50,17 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
     out = agentflow("demo", "--db", f"sqlite:///{tmp_path}/garbage.db", cwd=tmp_path)
-    assert out.returncode == 1
+    assert out.returncode == 6  # the database cannot be used, not "the demo failed"
+    assert "file is not a database" in out.stderr
     assert "Traceback" not in out.stderr
     assert out.stderr.startswith("agentflow: ")
+
+
+def test_help_documents_every_exit_code(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    for command in ((), ("wait",), ("pause",)):
+        text = agentflow(*command, "--help", cwd=tmp_path).stdout
+        for code in ("0", "1", "2", "3", "4", "5", "6", "130"):
+            assert f"\n  {code} " in text, (command, code)
+            assert f"| {code} |" in section, code

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -135,6 +138,112 @@ def test_errors_are_one_line(db: Path, tmp_path: Path) -> None:
     assert missing.returncode == 3
     assert "no agentflow database" in missing.stderr
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_files_without_an_agentflow_database_are_refused_untouched(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    header_only = tmp_path / "header.db"  # a SQLite file with no table in it
+    sqlite3.connect(header_only).execute("PRAGMA journal_mode = WAL").fetchone()
+    foreign = tmp_path / "users.db"
+    with closing(sqlite3.connect(foreign)) as conn, conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+    for path, code, text in [(empty, 3, "holds no agentflow database"),
+                             (header_only, 3, "holds no agentflow database"),
+                             (foreign, 2, "is not an agentflow database")]:
+        for command in (("plans",), ("instances",), ("show", "x"), ("pause", "x")):
+            out = cli(*command, db=path)
+            assert out.returncode == code, (path, command, out.stderr)
+            assert text in out.stderr
+            assert out.stderr.count("\n") == 1
+    assert empty.stat().st_size == 0
+    for path, tables in [(header_only, []), (foreign, ["users"])]:
+        with closing(sqlite3.connect(path)) as conn:
+            assert [t for (t,) in conn.execute("SELECT name FROM sqlite_master")] == tables
+
+
+def test_a_broken_database_has_its_own_exit_code(tmp_path: Path) -> None:
+    # 1 means the instance failed; a database that cannot be read is not that.
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    out = cli("wait", "x", db=garbage)
+    assert out.returncode == 6, out.stderr
+    assert out.stderr == (f"agentflow: cannot use the database {str(garbage)!r}: file is "
+                          "not a database\n")
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "agentflow.cli", "wait", "x", "--db",
+         "postgresql://u:secret@127.0.0.1:1/db"], capture_output=True, text=True, timeout=60)
+    if "PostgreSQL driver" not in unreachable.stderr:  # psycopg is installed
+        assert unreachable.returncode == 6, unreachable.stderr
+        assert unreachable.stderr.count("\n") == 1
+        assert "Connection refused" in unreachable.stderr
+        assert "secret" not in unreachable.stderr
+
+
+def _copy(db: Path, to: Path) -> Path:
+    with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(to)) as copy:
+        source.backup(copy)
+    return to
+
+
+def _opened_by(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (then it waits on its lock)."""
+    with contextlib.suppress(FileNotFoundError):
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path)
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    return False
+
+
+def _interrupt_when_waiting(args: list[str], db: Path) -> tuple[int, float]:
+    """Run the command; once it has the database open, Ctrl-C it: (exit code, seconds
+    it took to end after Ctrl-C)."""
+    proc = subprocess.Popen([sys.executable, "-m", "agentflow.cli", *args, "--db",
+                             f"sqlite:///{db}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not _opened_by(proc.pid, db) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the command never opened the database"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in err
+    return proc.returncode, time.monotonic() - interrupted
+
+
+def test_a_locked_database_fails_fast_and_ctrl_c_stops_at_once(db: Path, tmp_path: Path
+                                                              ) -> None:
+    locked = _copy(db, tmp_path / "locked.db")
+    with closing(sqlite3.connect(locked, isolation_level=None)) as holder:
+        holder.execute("PRAGMA journal_mode = WAL").fetchone()
+        holder.execute("BEGIN IMMEDIATE")  # another process's write lock, held
+        shown = cli("show", "napper", db=locked)  # reading needs no lock
+        assert shown.returncode == 0, shown.stderr
+        started = time.monotonic()
+        paused = cli("pause", "napper", db=locked)
+        assert time.monotonic() - started < 20  # not the store's minute of retrying
+        assert paused.returncode == 6, paused.stderr
+        assert paused.stderr.startswith("agentflow: database is locked: ")
+        assert "nothing was changed" in paused.stderr
+        assert paused.stderr.count("\n") == 1
+        code, took = _interrupt_when_waiting(["pause", "napper"], locked)
+        assert (code, took < 3) == (130, True)
+        holder.execute("ROLLBACK")
+    assert json.loads(cli("show", "napper", "--json", db=locked).stdout)["status"][
+        "status"] == "waiting"
+    # In rollback-journal mode even a read waits, in a thread Ctrl-C cannot cancel.
+    journal = _copy(db, tmp_path / "journal.db")
+    with closing(sqlite3.connect(journal, isolation_level=None)) as holder:
+        holder.execute("PRAGMA journal_mode = DELETE").fetchone()
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE instances SET updated_at = updated_at")
+        code, took = _interrupt_when_waiting(["instances"], journal)
+        assert (code, took < 3) == (130, True)
+        holder.execute("ROLLBACK")
 
 
 def test_pause_resume_terminate_restart(db: Path) -> None:

@@ -1,32 +1,44 @@
 """``agentflow``: run the demo, run a worker, and look at what runs.
 
 Every command takes ``--db URL`` (default ``$AGENTFLOW_DB``, else ``./agentflow.db``).
-Errors are one clear line on stderr and a non-zero exit code, never a traceback:
-0 success, 1 the operation failed, 2 bad usage or input, 3 not found.
+Errors are one clear line on stderr and an exit code from `agentflow.cli._exits`,
+never a traceback.
+
+Ctrl-C cancels the command. A database call can be stuck where cancelling cannot reach
+it (SQLite waiting for another process's lock, in its connection's thread, which would
+also keep the process alive), so a command still running `INTERRUPT_GRACE_SECONDS` after
+Ctrl-C, or at a second Ctrl-C, ends the process there. Nothing is lost by that: a
+change the database has not committed is not made, and one it has is kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from agentflow.cli import _demo, _ops, _worker
-from agentflow.errors import AgentflowError, NotFoundError, UsageError
+from agentflow.cli._exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, failure
 from agentflow.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 from agentflow.store import default_url
 
 STATUSES = ACTIVE_STATUSES | TERMINAL_STATUSES | {"paused"}
+INTERRUPT_GRACE_SECONDS = 1.0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="agentflow", description="Durable plans written by LLM agents.")
+        prog="agentflow", description="Durable plans written by LLM agents.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, help=help, description=help, epilog=EXIT_CODES_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--db", default=None, metavar="URL",
                        help="database URL (default: $AGENTFLOW_DB, else sqlite:///agentflow.db)")
         return p
@@ -72,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_ops.show)
 
     p = with_json(add("wait", "wait for an instance to finish (exit 0 complete, 1 errored or "
-                              "terminated, 4 timeout, 5 waiting with --until-waiting)"))
+                              "terminated, 4 timeout, 5 waiting with --until-waiting, 6 "
+                              "database unavailable)"))
     p.add_argument("id")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
     p.add_argument("--until-waiting", action="store_true",
@@ -109,26 +122,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _run(args: argparse.Namespace) -> int:
+    """Run the command; Ctrl-C cancels it, and ends the process if that is not enough."""
+    loop = asyncio.get_running_loop()
+    command = asyncio.current_task()
+    assert command is not None
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: leave now
+            os._exit(EXIT_INTERRUPTED)
+        interrupted = True
+        command.cancel()
+        leave = threading.Timer(INTERRUPT_GRACE_SECONDS, os._exit, args=(EXIT_INTERRUPTED,))
+        leave.daemon = True  # a command that ends in time does not wait for it
+        leave.start()
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)  # the worker installs its own
+    code: int = await args.handler(args)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.db = args.db or default_url()
     try:
-        code: int = asyncio.run(args.handler(args))
+        return asyncio.run(_run(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        code, line = failure(exc)
+        print(f"agentflow: {line}", file=sys.stderr)
         return code
-    except KeyboardInterrupt:
-        return 130
-    except NotFoundError as exc:
-        print(f"agentflow: {exc}", file=sys.stderr)
-        return 3
-    except UsageError as exc:
-        print(f"agentflow: {exc}", file=sys.stderr)
-        return 2
-    except AgentflowError as exc:
-        print(f"agentflow: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"agentflow: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a database that is not one, a locked file, ...
-        print(f"agentflow: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1

@@ -12,11 +12,8 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,32 +24,16 @@ from rich.text import Text
 
 from agentflow._engine import Engine
 from agentflow._instance import Instance
+from agentflow.cli._db import client
+from agentflow.cli._exits import EXIT_FAILED, EXIT_NOT_FINISHED, EXIT_OK, EXIT_TIMEOUT
+from agentflow.cli._text import literal, printable
 from agentflow.dispatch import ENVELOPE_KEY
-from agentflow.errors import InvalidArgumentError, InvalidStateError, NotFoundError
+from agentflow.errors import InvalidArgumentError, InvalidStateError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.notebook import Timeline
-from agentflow.store import SQLiteStore, Store, open_store
 
-EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT, EXIT_NOT_FINISHED = 0, 1, 4, 5
 UUID_LENGTH = 36  # a generated instance id
 PIPE_WIDTH = 10_000  # tables take only the width they need
-
-
-def existing_store(url: str) -> Store:
-    """The store a read or steer command opens: it must exist (never create one)."""
-    store = open_store(url)
-    if isinstance(store, SQLiteStore) and store.path != ":memory:" and not os.path.exists(
-            store.path):
-        raise NotFoundError(f"no agentflow database at {store.path!r}; pass --db or set "
-                            "$AGENTFLOW_DB")
-    return store
-
-
-@asynccontextmanager
-async def client(args: argparse.Namespace) -> AsyncIterator[Engine]:
-    engine = Engine(existing_store(args.db), run_scheduler=False)
-    async with engine:
-        yield engine
 
 
 def out(args: argparse.Namespace) -> Console:
@@ -61,27 +42,6 @@ def out(args: argparse.Namespace) -> Console:
     tty = sys.stdout.isatty()
     return Console(highlight=False, markup=False, emoji=False, soft_wrap=not tty,
                    width=None if tty or os.environ.get("COLUMNS") else PIPE_WIDTH)
-
-
-# C0 and C1 controls (ANSI escapes, carriage returns, newlines...) and the bidirectional
-# overrides that reorder what a terminal shows.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``).
-
-    Step names, outputs, errors and plan names come from plans, which agents write: a
-    terminal must show them, not obey them (move the cursor, restyle, hide or link text,
-    or fake a line such as "status: complete").
-    """
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
-                            text)
-
-
-def literal(text: str, style: str = "") -> Text:
-    """Stored text as Rich shows it: never parsed as markup, control characters escaped."""
-    return Text(printable(text), style=style)
 
 
 def emit_json(value: Any) -> None:
@@ -287,7 +247,7 @@ async def pending_approval(inst: Instance, wanted: str) -> WaitingOn:
 
 
 async def _act(args: argparse.Namespace, action: str) -> Instance:
-    async with client(args) as engine:
+    async with client(args, writes=True) as engine:
         inst = await engine.get_instance(args.id)
         if action == "send-event":
             await inst.send_event(args.type, parse_payload(args.payload))
