@@ -122,6 +122,18 @@ def test_wait_exit_codes(db: Path) -> None:
     assert cli("wait", "napper", "--until-waiting", db=db).returncode == 5
 
 
+def test_wait_json_on_timeout_prints_the_status(db: Path) -> None:
+    out = cli("wait", "signal", "--timeout", "0", "--json", db=db)
+    assert out.returncode == 4
+    status = json.loads(out.stdout)
+    assert (status["status"], status["waiting_on"]["type"]) == ("waiting", "go")
+    assert out.stderr == "agentflow: instance 'signal' still waiting after 0s\n"
+    for bad in ("-5", "nan"):
+        refused = cli("wait", "signal", "--timeout", bad, db=db)
+        assert refused.returncode == 2
+        assert refused.stderr.startswith("agentflow: --timeout must be 0 or more seconds")
+
+
 def test_errors_are_one_line(db: Path, tmp_path: Path) -> None:
     for args, code, text in [
         (("show", "missing"), 3, "no instance with id 'missing'"),

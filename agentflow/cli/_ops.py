@@ -173,7 +173,10 @@ def exit_code_for(status: InstanceStatus) -> int:
 
 async def wait(args: argparse.Namespace) -> int:
     """Wait until the instance finishes (exit 0 complete, 1 errored/terminated, 4 timeout);
-    with ``--until-waiting`` also return when it waits (exit 5)."""
+    with ``--until-waiting`` also return when it waits (exit 5). With ``--json`` the last
+    status is printed whichever way it ends, a timeout included."""
+    if not args.timeout >= 0:  # also refuses nan
+        raise InvalidArgumentError(f"--timeout must be 0 or more seconds, not {args.timeout:g}")
     deadline = time.monotonic() + args.timeout
     async with client(args) as engine:
         inst = await engine.get_instance(args.id)
@@ -189,6 +192,8 @@ async def wait(args: argparse.Namespace) -> int:
                         args.until_waiting and status.status in ("waiting", "paused")):
                     break
                 if time.monotonic() > deadline:
+                    if args.json:  # what it still waits on, for the script that asked
+                        emit_json(status.model_dump(mode="json"))
                     print(f"agentflow: instance {args.id!r} still {status.status} after "
                           f"{args.timeout:g}s", file=sys.stderr)
                     return EXIT_TIMEOUT
