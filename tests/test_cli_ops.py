@@ -138,6 +138,7 @@ def test_errors_are_one_line(db: Path, tmp_path: Path) -> None:
     for args, code, text in [
         (("show", "missing"), 3, "no instance with id 'missing'"),
         (("send-event", "napper", "poke", "{not json"), 2, "not valid JSON"),
+        (("send-event", "napper", "poke", "[" * 50_000 + "]" * 50_000), 2, "nested too deeply"),
         (("send-event", "napper", "bad type!", "{}"), 2, "event type"),
         (("restart", "napper", "--from-step", "zzz"), 2, "no step named 'zzz'"),
     ]:
@@ -265,7 +266,10 @@ def test_pause_resume_terminate_restart(db: Path) -> None:
     assert cli("resume", "napper", "--json", db=db).returncode == 0
     assert cli("terminate", "napper", db=db).returncode == 0
     assert cli("wait", "napper", db=db).returncode == 1  # terminated
-    assert cli("resume", "napper", db=db).returncode == 2  # cannot resume a finished one
+    finished = cli("resume", "napper", db=db)  # cannot resume a finished one
+    assert finished.returncode == 2
+    assert finished.stderr == ("agentflow: cannot resume instance 'napper': it is terminated. "
+                               "Run `agentflow restart napper` to run it again\n")
     assert cli("restart", "napper", db=db).stdout.strip() == "restarted napper"
 
 

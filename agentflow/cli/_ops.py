@@ -222,6 +222,9 @@ def parse_payload(text: str | None) -> Any:
         raise InvalidArgumentError(f"the payload is not valid JSON ({exc.msg} at column "
                                    f"{exc.colno}); quote it, e.g. '{{\"approved\": true}}'"
                                    ) from None
+    except RecursionError:  # Python's parser recurses once per level
+        raise InvalidArgumentError("the payload is not valid JSON here: it is nested too "
+                                   "deeply to read; flatten it") from None
 
 
 async def pending_approval(inst: Instance, wanted: str) -> WaitingOn:
@@ -267,9 +270,24 @@ async def _act(args: argparse.Namespace, action: str) -> Instance:
         return inst
 
 
+# What the library's errors advise, as a person at the command line does it.
+_CLI_ADVICE = {"Use restart() to run it again": "Run `agentflow restart {id}` to run it again"}
+
+
+def in_cli_words(exc: InvalidStateError, instance_id: str) -> InvalidStateError:
+    """``exc`` with advice to call a Python method turned into the command to run."""
+    message = str(exc)
+    for python, command in _CLI_ADVICE.items():
+        message = message.replace(python, command.format(id=instance_id))
+    return InvalidStateError(message)
+
+
 def control(action: str) -> Any:
     async def run(args: argparse.Namespace) -> int:
-        await _act(args, action)
+        try:
+            await _act(args, action)
+        except InvalidStateError as exc:
+            raise in_cli_words(exc, args.id) from None
         done = {"send-event": f"sent {getattr(args, 'type', '')!r} to",
                 "approve": "approved", "reject": "rejected", "pause": "paused",
                 "resume": "resumed", "terminate": "terminated", "restart": "restarted"}
