@@ -104,8 +104,6 @@ def failure(exc: BaseException) -> tuple[int, str]:
                                        f"lock too long ({exc}); try again when it is done")
     if is_database_error(exc):
         return EXIT_DATABASE, one_line(f"the database cannot be used: {exc}")
-    if isinstance(exc, OSError):  # a file or socket the database needs
-        return EXIT_DATABASE, one_line(str(exc))
-    if isinstance(exc, AgentflowError):
+    if isinstance(exc, AgentflowError | OSError):
         return EXIT_FAILED, one_line(str(exc))
     return EXIT_FAILED, one_line(f"{type(exc).__name__}: {exc}")

@@ -139,7 +139,8 @@ async def _run(args: argparse.Namespace) -> int:
         leave.daemon = True  # a command that ends in time does not wait for it
         leave.start()
 
-    loop.add_signal_handler(signal.SIGINT, interrupt)  # the worker installs its own
+    if threading.current_thread() is threading.main_thread():  # where signals arrive
+        loop.add_signal_handler(signal.SIGINT, interrupt)  # the worker installs its own
     code: int = await args.handler(args)
     return code
 

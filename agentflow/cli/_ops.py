@@ -261,8 +261,9 @@ async def _act(args: argparse.Namespace, action: str) -> Instance:
             await inst.send_event(args.type, parse_payload(args.payload))
         elif action in ("approve", "reject"):
             wait = await pending_approval(inst, args.type)
-            await inst.send_event(wait.type or args.type, {"approved": action == "approve",
-                                              "comment": args.comment or "", "by": "human"})
+            decision = {"approved": action == "approve", "comment": args.comment or "",
+                        "by": "human"}
+            await inst.send_event(wait.type or args.type, decision)
         elif action == "restart":
             await inst.restart(args.from_step)
         else:
