@@ -286,9 +286,9 @@ def test_approve_and_reject_as_a_human(db: Path, worker: None) -> None:
 def test_approve_refuses_an_instance_that_does_not_wait_for_an_approval(db: Path) -> None:
     # "early" sleeps before it asks: an approval now would be buffered and answer a
     # question nobody has seen yet. "signal" waits for a "go" event, not an approval.
-    for verb, iid, why in [("approve", "early", "waiting on sleep 'warm up'"),
-                           ("reject", "early", "waiting on sleep 'warm up'"),
-                           ("approve", "signal", "waits for a 'go' event")]:
+    for verb, iid, why in [("approve", "early", "it waits on sleep 'warm up' until"),
+                           ("reject", "early", "it waits on sleep 'warm up' until"),
+                           ("approve", "signal", "it waits for an event of type 'go'")]:
         out = cli(verb, iid, "--json", db=db)
         assert out.returncode == 2, out.stderr
         assert out.stdout == ""

@@ -243,14 +243,16 @@ async def pending_approval(inst: Instance, wanted: str) -> WaitingOn:
     if (status.status == "waiting" and w is not None and w.kind == "event"
             and w.type is not None and w.type.casefold() == wanted.casefold()):
         return w
-    if w is not None and w.kind == "event" and status.status == "waiting":
-        now = (f"it waits for a {w.type!r} event; answer that with `agentflow send-event "
-               f"{inst.id} {w.type} JSON`")
+    if status.status != "waiting" or w is None:
+        now = f"it is {status.status}"
+    elif w.kind == "event":
+        now = (f"it waits for an event of type {w.type!r}; answer that with `agentflow "
+               f"send-event {inst.id} {w.type} JSON`")
     else:
-        now = f"it is {status.status}" + (f", waiting on {waits_on(status)}" if w else "")
+        now = f"it waits on {waits_on(status)}"
     raise InvalidStateError(
         f"instance {inst.id!r} does not wait for an approval: {now}. Nothing was sent; "
-        f"approve and reject answer an instance that waits for a {wanted!r} event "
+        f"approve and reject answer an instance that waits for an event of type {wanted!r} "
         f"(`agentflow instances --status waiting` shows which do)")
 
 
