@@ -144,6 +144,11 @@ class Step:
         `WorkflowTimeoutError`. The final error is journaled and raised again on every
         replay, so the plan may catch it.
 
+        A sync ``fn`` runs on the engine's event loop, like any sync call in async code:
+        keep it quick, and make blocking I/O an ``async`` function (or wrap it,
+        ``lambda: asyncio.to_thread(requests.get, url)``), so that other instances and
+        the lease heartbeat keep running, and the timeout can end it.
+
         Args:
             name: a stable name for the step, at most 256 characters.
             fn: the work, a zero-argument callable.
