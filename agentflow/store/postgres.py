@@ -50,6 +50,7 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from agentflow.errors import InvalidArgumentError
 from agentflow.store._base import (
     CommitResult,
     EventRow,
@@ -62,7 +63,7 @@ from agentflow.store._base import (
     Store,
 )
 from agentflow.store._group import GroupCommitter
-from agentflow.store._pg_migrations import MIGRATIONS
+from agentflow.store._pg_migrations import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["CommitOutcomeUnknownError", "PostgresStore"]
 
@@ -197,6 +198,11 @@ class PostgresStore(Store):
         if row is None:
             await conn.execute("INSERT INTO agentflow_schema (version) VALUES (0)")
         version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise InvalidArgumentError(
+                f"the PostgreSQL schema has agentflow schema version {version}, written by a "
+                f"newer agentflow (this one knows up to {SCHEMA_VERSION}); upgrade agentflow "
+                f"to use it")
         for number, statements in MIGRATIONS:
             if number > version:
                 for statement in statements:

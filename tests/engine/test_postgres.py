@@ -275,3 +275,20 @@ async def test_an_unreachable_server_fails_open_at_once_saying_why() -> None:
         await store.open()
     assert time.monotonic() - started < 10
     await store.close()  # nothing was opened: a no-op
+
+
+async def test_a_schema_from_a_newer_agentflow_is_refused(postgres_url: str) -> None:
+    import psycopg
+
+    from agentflow import InvalidArgumentError
+    from agentflow.store._pg_migrations import SCHEMA_VERSION
+
+    store = open_store(postgres_url)
+    await store.open()
+    await store.close()
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute("UPDATE agentflow_schema SET version = %s", (SCHEMA_VERSION + 1,))
+    newer = open_store(postgres_url)
+    with pytest.raises(InvalidArgumentError, match="newer agentflow"):
+        await newer.open()
+    await newer.close()
