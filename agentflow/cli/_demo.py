@@ -20,7 +20,7 @@ async def run(args: argparse.Namespace) -> int:
         while status.status == "waiting" and status.waiting_on is not None:
             w = status.waiting_on
             if w.kind == "event":
-                print(f"waiting for a {w.type!r} event; sending one as a human would")
+                print(f"waiting for an event of type {w.type!r}; sending one as a human would")
                 await inst.send_event("approval", {"approved": True})
             else:
                 print(f"waiting: {w.kind} {w.step!r} until {w.until:%H:%M:%S.%f} UTC")
