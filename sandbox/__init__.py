@@ -42,7 +42,8 @@ What it is NOT
   process is the boundary.
 - **Inline isolation is not a security boundary.** ``WorkerPool(isolation="inline")``
   runs plans in the host process with layers 1-2 only, for trusted code, tests and
-  notebooks. It has no watchdog: an endless loop hangs the host.
+  notebooks. It has no watchdog: an endless loop hangs the host, a memory bomb
+  exhausts it, and data nested too deeply for the C stack can crash its interpreter.
 - It does not police what the host's own step and capability implementations do, nor
   what the values a plan returns mean. Granting a capability is granting its power.
 - It is Linux-only in its process layers, and its seccomp filter is x86_64-only.

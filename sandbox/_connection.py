@@ -228,7 +228,8 @@ class ProcessConnection(Connection):
 
     def eof(self) -> None:
         reason = f": {self._fatal_reason}" if self._fatal_reason else (
-            " (it may have hit Limits.memory_bytes or Limits.cpu_seconds)")
+            " (it may have hit Limits.memory_bytes or Limits.cpu_seconds, or crashed on "
+            "data nested too deeply for the C stack)")
         self.kill(WorkerCrashedError(f"the worker for agent {self.agent_id!r} exited "
                                      f"unexpectedly{reason}"))
 

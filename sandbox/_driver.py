@@ -112,10 +112,12 @@ class RunDriver:
             # The plan's stubs only allow these; a worker that sends others has escaped.
             if name not in self._capabilities or not _METHOD.match(method):
                 raise ProtocolError(f"capability call {name}.{method} was not granted")
-            if not self._bodies:  # e.g. a task a finished body left behind
+            # The body it names must be in flight: a call kept from an ended body, or
+            # made outside any, is a side effect no step would record.
+            if message.get("body") not in self._bodies:
                 self._reply({"t": "cap_err", "call": call, "error": error_payload(
-                    RuntimeError(f"env.{name}.{method}() was called after its step body "
-                                 f"ended"))})
+                    RuntimeError(f"env.{name}.{method}() was called outside the step body "
+                                 f"that made it, or after it ended"))})
                 return
             self._spawn(self._serve_capability(call, name, method, args, kwargs))
         elif kind in ("body_ok", "body_err"):

@@ -45,9 +45,11 @@ __all__ = ["PlanSide"]
 
 Send = Callable[[dict[str, Any]], None]
 
-# Set (to the run) inside the task that executes a step body.
+# Set (to the run, and to the body's id) inside the task that executes a step body.
 _BODY_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("sandbox_body",
                                                                         default=None)
+_BODY_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar("sandbox_body_id",
+                                                                      default=None)
 
 
 def rebuild_error(payload: object) -> Exception:
@@ -145,7 +147,8 @@ class CapabilityMethod:
             raise RuntimeError(
                 f"env.{name}.{self._method}() can only be called inside a step body, "
                 f"e.g. await step.do(\"call {name}\", lambda: env.{name}.{self._method}(...))")
-        return run.capability_call(name, self._method, list(args), dict(kwargs))
+        return run.capability_call(name, self._method, list(args), dict(kwargs),
+                                   body=_BODY_ID.get())
 
 
 class CapabilityStub:
@@ -224,9 +227,16 @@ class _Run:
         return _reply_value(reply)
 
     async def capability_call(self, name: str, method: str, args: list[Any],
-                              kwargs: dict[str, Any]) -> Any:
+                              kwargs: dict[str, Any], *, body: int | None) -> Any:
+        # Checked again when the call runs, not only when it was made: a call kept and
+        # awaited later (outside its body, or in another step's) would be a side effect
+        # no step records.
+        if (_BODY_RUN.get() is not self or _BODY_ID.get() != body
+                or body not in self.body_tasks):
+            raise RuntimeError(f"env.{name}.{method}() must be awaited in the step body that "
+                               f"called it, while that body runs")
         reply = await self._request({"t": "cap", "name": name, "method": method,
-                                     "args": args, "kwargs": kwargs})
+                                     "args": args, "kwargs": kwargs, "body": body})
         return _reply_value(reply)
 
 
@@ -306,6 +316,10 @@ class PlanSide:
             namespace = plan_globals(PlanEnv(run, caps))
             exec(plan.code, namespace)
             value = await namespace["run"](PlanEvent(event), PlanStep(run))
+            # Free what the plan kept before reporting: freeing data nested too deeply
+            # for the C stack crashes the worker, and that must fail this run, not the
+            # next one to use the worker.
+            namespace.clear()
             self._finish(run, {"t": "done", **pack_value(value)}, "the plan's return value")
         except asyncio.CancelledError:
             if run.cancelling:
@@ -374,6 +388,7 @@ class PlanSide:
         fn = run.bodies.get(call)
         context = contextvars.copy_context()
         context.run(_BODY_RUN.set, run)
+        context.run(_BODY_ID.set, body)
         run.body_tasks[body] = asyncio.get_running_loop().create_task(
             self._run_body(run, call, body, fn), context=context)
 

@@ -286,6 +286,36 @@ return [one, await step.do("both", both)]
     assert result[0] == {"capability": "kv", "method": "get", "args": ["k"], "kwargs": {}}
 
 
+STASH_HELPERS = """
+STASH = []
+
+def stash(call):
+    STASH.append(call)
+    return "stashed"
+
+async def await_it():
+    try:
+        return await STASH[0]
+    except RuntimeError as err:
+        return ["refused", str(err)]
+"""
+
+
+@pytest.mark.parametrize("where", ["another step's body", "plan code between steps"])
+async def test_a_capability_call_kept_from_one_body_cannot_run_elsewhere(
+        pool: WorkerPool, where: str) -> None:
+    # The call is made inside body "a" (allowed) but only awaited later: it must not run
+    # as a side effect no step records.
+    host = RecordingHost()
+    late = ('return await step.do("b", await_it)' if where.startswith("another")
+            else "return await await_it()")
+    source = plan(f'await step.do("a", lambda: stash(env.kv.set("k", 1)))\n{late}',
+                  helpers=STASH_HELPERS)
+    result = await run(pool, source, host, agent="agent-stash", capabilities=["kv"])
+    assert result[0] == "refused" and "must be awaited in the step body" in result[1]
+    assert host.capability_calls == []
+
+
 async def test_capability_errors_reach_the_body(pool: WorkerPool) -> None:
     async def failing(*_args: Any) -> Any:
         raise PermissionError("host not in allowlist")

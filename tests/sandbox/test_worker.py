@@ -315,3 +315,14 @@ async def test_workers_never_see_the_host_environment(monkeypatch: pytest.Monkey
     assert secret not in str(environ["value"])
     assert secret.encode() not in initial
     assert secret.encode() not in zygote_initial
+
+
+async def test_a_plan_whose_data_crashes_the_worker_when_freed_fails_itself(
+        pool: WorkerPool) -> None:
+    # Freeing a million nested slices overflows the C stack (a segfault). It must fail
+    # the run that built them, not report success and take down the next run.
+    source = plan("x = None\nfor i in range(1000000):\n    x = slice(x)\nKEEP.append(x)\n"
+                  "return 'reported success'", helpers="KEEP = []\n")
+    with pytest.raises(WorkerCrashedError, match="nested too deeply"):
+        await run(pool, "deep-nester", source)
+    assert await run(pool, "deep-nester", plan("return 'next run fine'")) == "next run fine"
