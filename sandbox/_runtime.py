@@ -228,9 +228,7 @@ class _Run:
 
     async def capability_call(self, name: str, method: str, args: list[Any],
                               kwargs: dict[str, Any], *, body: int | None) -> Any:
-        # Checked again when the call runs, not only when it was made: a call kept and
-        # awaited later (outside its body, or in another step's) would be a side effect
-        # no step records.
+        # Checked again when it runs: a call kept and awaited elsewhere is unrecorded.
         if (_BODY_RUN.get() is not self or _BODY_ID.get() != body
                 or body not in self.body_tasks):
             raise RuntimeError(f"env.{name}.{method}() must be awaited in the step body that "
@@ -282,7 +280,8 @@ class PlanSide:
         elif kind == "body":
             self._start_body(run, message)
         elif kind == "body_cancel":
-            task = run.body_tasks.pop(message.get("body"), None)  # type: ignore[arg-type]
+            # Kept until it ends (_run_body pops it): it may ignore the cancellation.
+            task = run.body_tasks.get(message.get("body"))  # type: ignore[arg-type]
             if task is not None:
                 self._cancel(task)
         elif kind == "cancel":
@@ -316,10 +315,8 @@ class PlanSide:
             namespace = plan_globals(PlanEnv(run, caps))
             exec(plan.code, namespace)
             value = await namespace["run"](PlanEvent(event), PlanStep(run))
-            # Free what the plan kept before reporting: freeing data nested too deeply
-            # for the C stack crashes the worker, and that must fail this run, not the
-            # next one to use the worker.
-            namespace.clear()
+            if not run.body_tasks:  # free what the plan kept before reporting: a crash
+                namespace.clear()   # freeing it (deep nesting) must fail this very run
             self._finish(run, {"t": "done", **pack_value(value)}, "the plan's return value")
         except asyncio.CancelledError:
             if run.cancelling:
