@@ -69,6 +69,13 @@ def _add_resources(server: MCPServer, identity: Identity) -> None:
     def plan_api() -> str:
         return load_prompt("plan-authoring")
 
+    @server.resource("agentflow://docs/validator-codes", name="validator-codes",
+                     mime_type="text/markdown",
+                     description="Every validator diagnostic code, what it means and how "
+                                 "to fix it.")
+    def validator_codes() -> str:
+        return load_prompt("validator-codes")
+
     @server.resource("agentflow://plans/{name}", name="plan-source", mime_type="text/x-python",
                      description="The source of the current version of one of your plans.")
     async def plan_source(name: str) -> str:

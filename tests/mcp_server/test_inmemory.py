@@ -240,6 +240,9 @@ async def test_resources_and_prompts(server: Any, mode: str) -> None:
         await c.call_tool("wait_for_instance", {"instance_id": "res-1"})
         docs = (await c.read_resource("agentflow://docs/plan-api")).contents[0]
         assert "async def run(event, step)" in docs.text  # type: ignore[union-attr]
+        assert "agentflow://docs/validator-codes" in docs.text  # type: ignore[union-attr]
+        codes = (await c.read_resource("agentflow://docs/validator-codes")).contents[0]
+        assert "AF301" in codes.text and "AF201" in codes.text  # type: ignore[union-attr]
         templates = {t.uri_template for t in
                      (await c.list_resource_templates()).resource_templates}
         assert templates == {"agentflow://plans/{name}", "agentflow://instances/{id}"}
