@@ -12,12 +12,11 @@ What plan code gets:
   waits for the host's answer; ``step.do`` keeps ``fn`` here and runs it when the host
   asks (``body``), as often as the host asks.
 - ``env``: `PlanEnv` with one `CapabilityStub` per granted capability. A capability
-  method returns an awaitable and may only be called while a step body runs (so its
-  effects are journaled): ``await step.do("get", lambda: env.http.get_json(url))``.
+  method returns an awaitable, to be called and awaited in one step body (so its effects
+  are journaled): ``await step.do("get", lambda: env.http.get_json(url))``.
 
 Plan code runs in a task wrapped so that no exception, `BaseException` included, leaves
-it: `SystemExit`, `KeyboardInterrupt` and `GeneratorExit` would otherwise escape
-``exec`` or break out of the event loop.
+it: `SystemExit`, `KeyboardInterrupt`, `GeneratorExit` would escape or break the loop.
 """
 
 from __future__ import annotations
@@ -197,6 +196,7 @@ class _Run:
         self.bodies: dict[int, Callable[[], Any]] = {}
         self.body_tasks: dict[int, asyncio.Task[None]] = {}
         self.cancelling = False
+        self.abandoned_bodies = False  # a body was cancelled: it may still be running
         self._ids = itertools.count(1)
 
     async def _request(self, message: dict[str, Any],
@@ -280,9 +280,9 @@ class PlanSide:
         elif kind == "body":
             self._start_body(run, message)
         elif kind == "body_cancel":
-            # Kept until it ends (_run_body pops it): it may ignore the cancellation.
-            task = run.body_tasks.get(message.get("body"))  # type: ignore[arg-type]
+            task = run.body_tasks.pop(message.get("body"), None)  # type: ignore[arg-type]
             if task is not None:
+                run.abandoned_bodies = True
                 self._cancel(task)
         elif kind == "cancel":
             run.cancelling = True
@@ -315,8 +315,8 @@ class PlanSide:
             namespace = plan_globals(PlanEnv(run, caps))
             exec(plan.code, namespace)
             value = await namespace["run"](PlanEvent(event), PlanStep(run))
-            if not run.body_tasks:  # free what the plan kept before reporting: a crash
-                namespace.clear()   # freeing it (deep nesting) must fail this very run
+            if not (run.body_tasks or run.abandoned_bodies):  # free what the plan kept
+                namespace.clear()  # now: a crash freeing it must fail this very run
             self._finish(run, {"t": "done", **pack_value(value)}, "the plan's return value")
         except asyncio.CancelledError:
             if run.cancelling:
