@@ -6,7 +6,11 @@ stdio (the default) serves one agent, named by ``--agent`` or ``$AGENTFLOW_AGENT
 which keeps tokens out of the process list). A request without a valid token gets 401.
 
 While it runs, the server's engine drives due instances; an ``agentflow worker`` on the
-same database keeps them going between sessions.
+same database keeps them going between sessions. ``--app module:attribute`` gives this
+process the host's capability grants (an `AgentFlow` whose agents have them) and
+workflows (an `Engine`), as ``agentflow worker --app`` does: every process that runs
+plans needs the same grants. ``--no-run`` makes the server steer only, leaving the
+running to workers.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from agentflow._apps import adopt_apps, load_app
+from agentflow._engine import Engine
 from agentflow.agents import AgentFlow
 from agentflow.errors import AgentflowError, UsageError
 from agentflow.store import default_url
@@ -49,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--human-only", action="append", default=[], metavar="TYPE",
                         help="an event type only a person may send, besides 'approval' "
                              "(repeatable)")
+    parser.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR",
+                        help="an AgentFlow whose agents' capability grants apply here, or "
+                             "an Engine whose workflows run here (repeatable)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="steer only: run no instances here (agentflow worker does)")
     return parser
 
 
@@ -58,6 +69,8 @@ class Options:
     isolation: Literal["process", "inline"]
     config: ServerConfig
     http: tuple[str, int] | None
+    apps: tuple[Engine | AgentFlow, ...] = ()
+    run: bool = True
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -93,13 +106,18 @@ def options(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) ->
             raise UsageError("--http needs at least one bearer token: --token TOKEN=AGENT or "
                              "$AGENTFLOW_MCP_TOKENS='{\"TOKEN\": \"AGENT\"}'")
         config = ServerConfig(tokens=tokens, human_only=human_only)
+    if args.no_run and args.app:
+        raise UsageError("--app gives grants to the plans this server runs, and --no-run "
+                         "runs none: give --app to the workers instead")
     return Options(db=args.db or env.get("AGENTFLOW_DB") or default_url(),
-                   isolation=args.isolation, config=config, http=http)
+                   isolation=args.isolation, config=config, http=http,
+                   apps=tuple(load_app(spec) for spec in args.app), run=not args.no_run)
 
 
 async def serve(opts: Options) -> None:
     """Run the server until stdin closes (stdio) or a signal arrives."""
-    af = AgentFlow(opts.db, isolation=opts.isolation)
+    af = AgentFlow(opts.db, isolation=opts.isolation, run_scheduler=opts.run)
+    adopt_apps(af, opts.apps)
     if opts.http is None:
         server = build_server(af, opts.config)
         # SIGTERM cancels the serving task, so the store and the workers close cleanly.
@@ -108,7 +126,8 @@ async def serve(opts: Options) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         async with af:
             print(f"agentflow-mcp: agent {opts.config.agent_id!r} on stdio, database "
-                  f"{opts.db}, isolation {opts.isolation}", file=sys.stderr, flush=True)
+                  f"{opts.db}, isolation {opts.isolation}"
+                  f"{'' if opts.run else ', steering only'}", file=sys.stderr, flush=True)
             with contextlib.suppress(asyncio.CancelledError):
                 await server.run_stdio_async()
         return

@@ -14,35 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import os
 import signal
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
-from agentflow._engine import Engine
-from agentflow.errors import InvalidArgumentError
-
-
-def load_app(spec: str) -> object:
-    """Import ``module:attribute`` and return the `Engine` or `AgentFlow` it names."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise InvalidArgumentError(f"--app {spec!r} must look like package.module:engine")
-    if os.getcwd() not in sys.path:  # like uvicorn: apps in the working directory import
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidArgumentError(f"--app {spec!r}: cannot import {module_name!r}: {exc}"
-                                   ) from None
-    app = getattr(module, attr, None)
-    from agentflow.agents import AgentFlow
-
-    if not isinstance(app, Engine | AgentFlow):
-        raise InvalidArgumentError(f"--app {spec!r}: {attr!r} is neither an agentflow Engine "
-                                   "nor an AgentFlow")
-    return app
+from agentflow._apps import adopt_apps, load_app
 
 
 def without_password(url: str) -> str:
@@ -60,15 +36,7 @@ async def run(args: argparse.Namespace) -> int:
     flow = AgentFlow(args.db, isolation=args.isolation, engine_options={
         "max_concurrency": args.concurrency, "lease_seconds": args.lease,
         "poll_interval": args.poll})
-    for spec in args.app:
-        app = load_app(spec)
-        if isinstance(app, AgentFlow):  # its agents' capability grants apply here too
-            flow._grants.update(app._grants)
-            app = app.engine
-        assert isinstance(app, Engine)
-        for name in app.workflows:
-            if name not in flow.engine.workflows:
-                flow.engine.register(name, app._workflows[name])
+    adopt_apps(flow, [load_app(spec) for spec in args.app])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

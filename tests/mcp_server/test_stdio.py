@@ -132,3 +132,51 @@ async def test_the_json_client_config_starts_the_console_script(tmp_path: Path) 
         assert structured(await c.call_tool("submit_plan", {"name": "p",
                                                             "source": APPROVAL_PLAN}))["ok"]
     assert (tmp_path / "client.db").exists()
+
+
+KV_PLAN = '''async def run(event, step):
+    await step.do("remember", lambda: env.kv.set("seen", event.payload))
+    return await step.do("recall", lambda: env.kv.get("seen"))
+'''
+
+GRANTS_APP = '''from agentflow import AgentFlow
+from agentflow.capabilities import KVCapability
+
+app = AgentFlow()
+app.agent("alice", capabilities={"kv": KVCapability()})
+'''
+
+
+async def test_app_gives_the_servers_plans_the_hosts_grants(tmp_path: Path) -> None:
+    (tmp_path / "grants_app.py").write_text(GRANTS_APP)
+    db = f"sqlite:///{tmp_path}/grants.db"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "AGENTFLOW_AGENT": "alice",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+
+    def server(*extra: str) -> StdioServerParameters:
+        return StdioServerParameters(command=sys.executable, env=env, cwd=str(REPO),
+                                     args=["-m", "mcp_server", "--db", db,
+                                           "--isolation", "inline", *extra])
+
+    async with Client(server(), mode="auto") as c:  # no grants here: the step fails
+        structured(await c.call_tool("submit_plan", {"name": "kv", "source": KV_PLAN}))
+        structured(await c.call_tool("start_instance", {"plan": "kv", "id": "no-grant",
+                                                         "params": {"v": 1}}))
+        denied = structured(await c.call_tool("wait_for_instance",
+                                              {"instance_id": "no-grant"}))
+        assert denied["instance"]["waiting_on"]["kind"] == "retry"
+        history = structured(await c.call_tool("get_history", {"instance_id": "no-grant"}))
+        assert "capability 'kv' was not granted" in json.dumps(history["steps"])
+    async with Client(server("--app", "grants_app:app"), mode="auto") as c:
+        structured(await c.call_tool("start_instance", {"plan": "kv", "id": "granted",
+                                                         "params": {"v": 7}}))
+        done = structured(await c.call_tool("wait_for_instance", {"instance_id": "granted"}))
+        assert done["instance"]["status"] == "complete"
+        assert done["instance"]["output"] == {"v": 7}
+
+
+def test_no_run_and_app_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--agent", "a", "--no-run", "--app", "grants_app:app"]) == 2
+    assert "give --app to the workers" in capsys.readouterr().err
+    assert main(["--agent", "a", "--app", "no_such_module_x:app"]) == 2
+    assert "cannot import 'no_such_module_x'" in capsys.readouterr().err
