@@ -1,7 +1,7 @@
 """agentflow: durable plans written by LLM agents.
 
 The durable engine (`Engine`, `run(event, step)`) and its errors are exported here.
-See DESIGN.md for the full contract.
+The README has the contract: the API, what the engine guarantees, and its limits.
 """
 
 from agentflow._durations import RetryPolicy, parse_duration
@@ -31,7 +31,7 @@ from agentflow.models import Event, InstanceStatus, StepRecord, WaitingOn
 __version__ = "0.1.0"
 
 # The agent layer imports the sandbox; load it only when asked for, so that importing the
-# engine stays light and never pulls in RestrictedPython (DESIGN.md section 1).
+# engine stays light and never pulls in RestrictedPython.
 _LAZY = {
     "AgentFlow": "agentflow.agents",
     "Agent": "agentflow.agents",

@@ -51,6 +51,8 @@ def test_agent_plan_notebook(tmp_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_model_writes_a_plan_notebook(tmp_path: Path) -> None:
     text = outputs(run("03_model_writes_a_plan.ipynb", tmp_path))
+    assert "['validate_plan', 'submit_plan', 'list_plans', 'start_instance', 'get_instance']" \
+        in text  # the five tools author_plan offers, not all fifteen
     assert "'AF301'" in text and "'AF201'" in text  # the draft's two mistakes, diagnosed
     assert "ok: True" in text
     assert "complete {'total': 6}" in text

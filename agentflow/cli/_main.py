@@ -87,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "terminated, 4 timeout, 5 waiting with --until-waiting, 6 "
                               "database unavailable)"))
     p.add_argument("id")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="give up after this long, with exit 4 (default: 60)")
     p.add_argument("--until-waiting", action="store_true",
-                   help="also return when it waits for a sleep, an event or a retry")
+                   help="also return when it waits for a sleep, an event or a retry, or "
+                        "is paused")
     p.set_defaults(handler=_ops.wait)
 
     for verb in ("approve", "reject"):
