@@ -96,6 +96,10 @@ def test_listing_plans_and_instances(db: Path) -> None:
     assert table.returncode == 0
     assert "event 'approval'" in table.stdout
     assert "napper" in table.stdout
+    assert "--limit" not in table.stderr  # everything fit
+    first = cli("instances", "--limit", "1", db=db)
+    assert first.returncode == 0 and "showing the newest 1; pass --limit N" in first.stderr
+    assert cli("instances", "--limit", "0", db=db).returncode == 2
 
 
 def test_instance_ids_are_never_cut(db: Path) -> None:

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", help="only this agent's instances")
     p.add_argument("--status", choices=sorted(STATUSES), help="only instances in this status")
     p.add_argument("--workflow", help="only instances of this workflow")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=int, default=100,
+                   help="show at most this many, newest first (default: 100)")
     p.set_defaults(handler=_ops.instances)
 
     p = with_json(add("show", "status, output or error, and the timeline of an instance"))

@@ -82,6 +82,8 @@ async def _agent_and_plan(engine: Engine, status: InstanceStatus) -> tuple[str, 
 
 # -- reading --------------------------------------------------------------------------
 async def instances(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise InvalidArgumentError(f"--limit must be 1 or more, not {args.limit}")
     async with client(args) as engine:
         statuses = [args.status] if args.status else None
         rows = await engine.store.list_instances(
@@ -108,6 +110,9 @@ async def instances(args: argparse.Namespace) -> int:
         table.add_row(*map(literal, (s.id, agent, plan, s.status, waits_on(s),
                                      _ago(s.updated_at))))
     out(args).print(table if items else "no instances")
+    if len(items) == args.limit:  # there may be more: say so, on stderr (not the table)
+        print(f"showing the newest {args.limit}; pass --limit N to see more",
+              file=sys.stderr)
     return EXIT_OK
 
 
