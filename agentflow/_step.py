@@ -212,7 +212,8 @@ class Step:
                 return value if type(value) in _PLAIN else json.loads(text)
             record = error_record(failure)
             final = (isinstance(failure, NonRetryableError | LimitExceededError
-                                | InvalidArgumentError) or attempts > policy.limit)
+                                | InvalidArgumentError) or attempts > policy.limit
+                     or not getattr(failure, "retryable", True))
             if final:
                 await a.commit(JournalRow(seq, name, n, "do", "error", attempts, started,
                                           error=dumps(record), finished_at=now))

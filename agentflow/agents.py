@@ -314,7 +314,11 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
                     raise NonRetryableError(exc.message) from None
                 if exc.error_name == "WorkflowTimeoutError":
                     raise WorkflowTimeoutError(exc.message) from None
-                raise StepError(exc.message, error_name=exc.error_name, step=name) from None
+                # A capability's refusal (a denied host, a reply over its cap, an HTTP
+                # 4xx) is the same on every attempt; its transient failures were retried
+                # inside the capability, and end in other errors.
+                raise StepError(exc.message, error_name=exc.error_name, step=name,
+                                retryable=exc.error_name != "CapabilityError") from None
         return await step.do(name, body, retries=args.get("retries"),
                              timeout=args.get("timeout"))
     if op == "sleep":

@@ -100,13 +100,17 @@ class StepError(WorkflowError):
         error_name: the class name of the original error, e.g. ``"MyClientError"``.
         message: the original error's message.
         step: the name of the step that failed, when known.
+        retryable: False when retrying cannot help (a capability's refusal): the step
+            then fails at once, as with `NonRetryableError`.
     """
 
-    def __init__(self, message: str, *, error_name: str = "StepError", step: str | None = None):
+    def __init__(self, message: str, *, error_name: str = "StepError", step: str | None = None,
+                 retryable: bool = True):
         super().__init__(message)
         self.error_name = error_name
         self.message = message
         self.step = step
+        self.retryable = retryable
 
 
 class WorkflowTimeoutError(WorkflowError, TimeoutError):

@@ -88,6 +88,23 @@ async def test_http_timeout_bounds_the_whole_request_not_each_read(af: AgentFlow
     assert "no complete reply from api.example.com within 0.2 s" in status.output["t"][2]
 
 
+async def test_a_capability_refusal_fails_its_step_at_once(af: AgentFlow) -> None:
+    # Default retries (5, exponential): a refusal is the same on every attempt, so the
+    # step fails on the first one instead of five minutes of durable retry timers later.
+    agent = af.agent("refused", capabilities={"http": http()})
+    await agent.submit_plan("p", '''
+async def run(event, step):
+    return await step.do("get", lambda: env.http.get_json("https://evil.example.net/x"))
+''')
+    inst = await agent.start("p")
+    status = await inst.wait(timeout=10)
+    assert status.status == "errored" and status.error is not None
+    assert status.error["name"] == "CapabilityError"
+    assert "not in this agent's allowlist" in status.error["message"]
+    (record,) = await inst.history()
+    assert record.attempts == 1
+
+
 async def test_missing_grant_is_a_clear_step_error(af: AgentFlow) -> None:
     agent = af.agent("nogrants")  # the default: no capability at all
     await agent.submit_plan("p", '''
