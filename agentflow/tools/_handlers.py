@@ -410,6 +410,30 @@ async def handle_terminate_instance(agent: Agent, args: TerminateInstanceArgs,
                                    summary=describe_instance(info, ctx.human_only))
 
 
+async def _refuse_carrying_an_approval_over(agent: Agent, inst: AgentInstance,
+                                            from_step: str, human_only: frozenset[str]
+                                            ) -> None:
+    """A person approved the version they were shown. Restarting on another version
+    from a step after that approval would keep it for code they never saw."""
+    current = [p.version for p in await agent.plans() if p.name == inst.plan]
+    if current == [inst.version]:
+        return  # the same version: the approval stays with the code it was given for
+    history = await inst.history()
+    cut = min((r.seq for r in history if r.name == from_step), default=None)
+    if cut is None:
+        return  # restart() itself says the step is unknown
+    for r in history:
+        kept_type = r.result.get("type") if isinstance(r.result, dict) else None
+        if (r.seq < cut and r.kind == "event" and r.status == "ok"
+                and isinstance(kept_type, str) and is_human_only(kept_type, human_only)):
+            raise InvalidStateError(
+                f"restarting instance {inst.id!r} on the current version from step "
+                f"{from_step!r} would keep the {kept_type!r} a person gave at step "
+                f"{r.name!r} for version {inst.version}, for code they never saw. Restart "
+                f"with upgrade from {r.name!r} or earlier, so a person approves the new "
+                f"version, or restart without upgrade.")
+
+
 async def handle_restart_instance(agent: Agent, args: RestartInstanceArgs,
                                   context: ToolContext | None = None
                                   ) -> RestartInstanceResult:
@@ -417,6 +441,8 @@ async def handle_restart_instance(agent: Agent, args: RestartInstanceArgs,
     ctx = context or _DEFAULT
     inst = await agent.get(args.instance_id)
     previous = inst.version
+    if args.upgrade and args.from_step:
+        await _refuse_carrying_an_approval_over(agent, inst, args.from_step, ctx.human_only)
     await inst.restart(args.from_step, upgrade=args.upgrade)
     info = await instance_info(agent, args.instance_id)
     where = f"from step {args.from_step!r}" if args.from_step else "from the top"

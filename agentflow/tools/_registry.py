@@ -131,7 +131,9 @@ TOOLS: dict[str, ToolSpec[Any, Any]] = {spec.name: spec for spec in [
     _spec("restart_instance", """
         Run an instance again with the same params: from the top, or from_step (earlier
         steps keep their results and do not run again). upgrade=true moves it to its
-        plan's current version first, e.g. after you submitted a fix for an error.""",
+        plan's current version first, e.g. after you submitted a fix for an error. A
+        person's approval is not kept for a new version: upgrade from a step after one
+        is refused.""",
           m.RestartInstanceArgs, m.RestartInstanceResult, h.handle_restart_instance,
           destructive=True),
     _spec("get_history", """

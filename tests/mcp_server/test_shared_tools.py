@@ -185,3 +185,38 @@ async def test_arguments_nested_too_deeply_are_an_error_result(af: AgentFlow) ->
     outcome = await call_tool(af.agent("alice"), "start_instance",
                               '{"plan": "p", "params": ' + deep + "}")
     assert outcome.is_error and "nested too deeply" in outcome.text
+
+
+GATED_V1 = '''async def run(event, step):
+    decision = await step.wait_for_event("approval", type="approval", timeout="1 day")
+    target = await step.do("target", lambda: "staging")
+    return {"deployed_to": target, "approved": decision["payload"]["approved"]}
+'''
+GATED_V2 = GATED_V1.replace('"staging"', '"production"')
+
+
+async def test_an_approval_is_not_carried_over_to_a_version_nobody_approved(
+        af: AgentFlow) -> None:
+    agent = af.agent("alice")
+    await agent.submit_plan("gated", GATED_V1)
+    inst = await agent.start("gated")
+    await inst.wait(timeout=5)
+    await agent.send_event(inst.id, "approval", {"approved": True})  # a person, for v1
+    assert (await inst.wait(timeout=5)).output["deployed_to"] == "staging"
+    await agent.submit_plan("gated", GATED_V2)  # the model changes what follows
+    sneaky = await call_tool(agent, "restart_instance", {
+        "instance_id": inst.id, "from_step": "target", "upgrade": True})
+    assert sneaky.is_error and "for code they never saw" in sneaky.text
+    assert (await inst.status()).output["deployed_to"] == "staging"  # nothing restarted
+    # Without upgrade the kept approval stays with the code it was given for.
+    same = await call_tool(agent, "restart_instance", {"instance_id": inst.id,
+                                                       "from_step": "target"})
+    assert not same.is_error, same.text
+    assert (await inst.wait(timeout=5)).output["deployed_to"] == "staging"
+    # From the approval itself, a person is asked again about the new version.
+    fresh = await call_tool(agent, "restart_instance", {
+        "instance_id": inst.id, "from_step": "approval", "upgrade": True})
+    assert not fresh.is_error, fresh.text
+    status = await inst.wait(timeout=5)
+    assert status.status == "waiting" and status.waiting_on is not None
+    assert status.waiting_on.type == "approval"
