@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentflow._durations import parse_duration, to_datetime
@@ -91,11 +91,19 @@ class Instance:
             LimitExceededError: the payload is over 1 MiB.
             InvalidStateError: the instance has finished.
         """
+        await self._send_event(type, payload)
+
+    async def _send_event(self, type: str, payload: Any,
+                          check: Callable[[InstanceRow], None] | None = None) -> None:
+        """`send_event`, with ``check(row)`` run in the same transaction as the send: it
+        raises to send nothing (an approval must reach the very wait a person saw)."""
         check_event_type(type)
         text = encode_value(payload, what=f"the payload of event {type!r}")
         now = self._engine.clock.now()
 
         def decide(row: InstanceRow) -> InstanceChange | None:
+            if check is not None:
+                check(row)
             if row.status in TERMINAL_STATUSES:
                 raise InvalidStateError(f"instance {self.id!r} is {row.status}; an event can "
                                         f"only be sent to an instance that has not finished")

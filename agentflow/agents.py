@@ -355,16 +355,20 @@ class AgentInstance(Instance):
         """Run again from the top (or from a step). ``upgrade=True`` moves the instance
         to its plan's current version first; otherwise it keeps the version it started
         with."""
+        version = (await self._agent._current(self.plan)).version if upgrade else None
+        await self._restart_on(version, from_step)
+
+    async def _restart_on(self, version: str | None, from_step: str | None) -> None:
+        """Restart, moved to ``version`` of its plan (None: keep the one it runs)."""
         payload = None
-        if upgrade:
-            current = await self._agent._current(self.plan)
+        if version is not None:
             row = await self._row()
             metadata, params = unwrap_row(row)
-            metadata = {**metadata, "version": current.version}
+            metadata = {**metadata, "version": version}
             payload = encode_value(
                 wrap_workflow_binding(self._agent._af._binding, metadata).envelope(params),
                 what=f"params of instance {self.id!r}")
-            self.version = current.version
+            self.version = version
         await self._restart(from_step, payload=payload)
 
 

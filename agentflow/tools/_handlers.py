@@ -23,6 +23,7 @@ from agentflow._instance import instance_status
 from agentflow.agents import Agent, AgentInstance, PlanVersion
 from agentflow.errors import InvalidStateError
 from agentflow.models import InstanceStatus, StepRecord
+from agentflow.store import InstanceRow
 from agentflow.tools._context import (
     ApprovalRequest,
     HumanOnlyEventError,
@@ -306,6 +307,24 @@ def how_a_person_answers(instance_id: str) -> str:
             f"'comment': '...', 'by': 'human'}})`.")
 
 
+class _StaleWait(Exception):
+    """The instance no longer waits where the person was asked about it."""
+
+
+def _wait_ref(row: InstanceRow) -> str | None:
+    """A reference to the event wait ``row`` is in, or None if it waits for no event.
+
+    The fence moves whenever the instance is claimed, woken, paused, restarted or
+    terminated, so the reference names this very wait: a person's answer to an older
+    one (same step, same second, another run) no longer matches it.
+    """
+    w = instance_status(row).waiting_on
+    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
+        return None
+    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
+    return hashlib.sha256(wait.encode()).hexdigest()[:12]
+
+
 async def approval_request(agent: Agent, instance_id: str, note: str,
                            human_only: frozenset[str]) -> ApprovalRequest:
     """What a person would be asked about this instance, read from the store.
@@ -320,17 +339,18 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
     w = status.waiting_on
     if (status.status != "waiting" or w is None or w.kind != "event" or not w.type
             or not is_human_only(w.type, human_only)):
-        waits = (f"waits for a {w.type!r} event, which is not human-only (use send_event)"
-                 if w is not None and w.kind == "event" else f"is {status.status}")
+        if w is not None and w.kind == "event":
+            waits = f"waits for a {w.type!r} event, which is not human-only (use send_event)"
+        elif w is not None:  # a sleep or a retry timer
+            waits = (f"waits on a {w.kind} at step {w.step!r} until "
+                     f"{w.until.isoformat(timespec='seconds')}")
+        else:
+            waits = f"is {status.status}"
         raise InvalidStateError(
             f"instance {instance_id!r} does not wait for an approval: it {waits}. approve "
             f"applies to an instance that waits for one of the human-only event types "
             f"{sorted(human_only)}; list_pending_events shows which do.")
-    # The fence moves whenever the instance is claimed, woken, paused, restarted or
-    # terminated, so the reference names this very wait: a person's answer to an older
-    # one (same step, same second, another run) no longer matches it.
-    wait = f"{inst.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
-    ref = hashlib.sha256(wait.encode()).hexdigest()[:12]
+    ref = _wait_ref(row) or ""
     return ApprovalRequest(agent_id=agent.id, instance_id=inst.id, plan=inst.plan,
                            version=inst.version, type=w.type, step=w.step, deadline=w.until,
                            ref=ref, note=note)
@@ -369,7 +389,17 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
     decision = answer.decision
     payload = {"approved": decision.approved, "comment": decision.comment, "by": "human"}
     inst = await agent.get(args.instance_id)
-    await inst.send_event(request.type, payload)
+
+    def still_that_wait(row: InstanceRow) -> None:
+        if _wait_ref(row) != request.ref:
+            raise _StaleWait
+
+    try:  # checked in the send's own transaction: no restart, no second answer between
+        await inst._send_event(request.type, payload, check=still_that_wait)
+    except _StaleWait:
+        return await result("stale", (
+            "The instance changed while the person was asked; nothing was sent. Call "
+            "approve again if it still waits."))
     verdict = "approved" if decision.approved else "rejected"
     comment = f" Comment: {decision.comment}" if decision.comment else ""
     return await result(verdict, (
@@ -410,14 +440,10 @@ async def handle_terminate_instance(agent: Agent, args: TerminateInstanceArgs,
                                    summary=describe_instance(info, ctx.human_only))
 
 
-async def _refuse_carrying_an_approval_over(agent: Agent, inst: AgentInstance,
-                                            from_step: str, human_only: frozenset[str]
-                                            ) -> None:
+async def _refuse_carrying_an_approval_over(inst: AgentInstance, from_step: str,
+                                            human_only: frozenset[str]) -> None:
     """A person approved the version they were shown. Restarting on another version
     from a step after that approval would keep it for code they never saw."""
-    current = [p.version for p in await agent.plans() if p.name == inst.plan]
-    if current == [inst.version]:
-        return  # the same version: the approval stays with the code it was given for
     history = await inst.history()
     cut = min((r.seq for r in history if r.name == from_step), default=None)
     if cut is None:
@@ -441,9 +467,12 @@ async def handle_restart_instance(agent: Agent, args: RestartInstanceArgs,
     ctx = context or _DEFAULT
     inst = await agent.get(args.instance_id)
     previous = inst.version
-    if args.upgrade and args.from_step:
-        await _refuse_carrying_an_approval_over(agent, inst, args.from_step, ctx.human_only)
-    await inst.restart(args.from_step, upgrade=args.upgrade)
+    # The version checked is the version moved to: a plan submitted meanwhile must not
+    # slip in between the check and the restart.
+    target = (await agent._current(inst.plan)).version if args.upgrade else None
+    if target is not None and target != inst.version and args.from_step:
+        await _refuse_carrying_an_approval_over(inst, args.from_step, ctx.human_only)
+    await inst._restart_on(target, args.from_step)
     info = await instance_info(agent, args.instance_id)
     where = f"from step {args.from_step!r}" if args.from_step else "from the top"
     moved = (f" on version {info.version} (was {previous})" if info.version != previous

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -220,3 +221,40 @@ async def test_an_approval_is_not_carried_over_to_a_version_nobody_approved(
     status = await inst.wait(timeout=5)
     assert status.status == "waiting" and status.waiting_on is not None
     assert status.waiting_on.type == "approval"
+
+
+TWO_GATES = '''async def run(event, step):
+    stage = await step.wait_for_event("stage", type="approval", timeout="1 day")
+    prod = await step.wait_for_event("prod", type="approval", timeout="1 day")
+    return [stage["payload"]["comment"], prod["payload"]["comment"]]
+'''
+
+
+async def test_two_answers_to_one_question_deliver_one_decision(af: AgentFlow) -> None:
+    # Two approve calls ask about the same wait ("stage") at once, and the person
+    # accepts both. Only one decision may be sent: the other must not fall through to
+    # the next wait ("prod"), which nobody was asked about.
+    agent = af.agent("alice")
+    await agent.submit_plan("gates", TWO_GATES)
+    inst = await agent.start("gates")
+    await inst.wait(timeout=5)
+    asked: list[ApprovalRequest] = []
+    both_asked = asyncio.Event()
+
+    async def person(request: ApprovalRequest) -> HumanAnswer:
+        asked.append(request)
+        if len(asked) == 2:
+            both_asked.set()
+        await both_asked.wait()
+        return HumanAnswer(action="accept", request=request,
+                           decision=HumanDecision(approved=True, comment=request.step))
+
+    outcomes = await asyncio.gather(*(
+        call_tool(agent, "approve", {"instance_id": inst.id}, ToolContext(ask_human=person))
+        for _ in range(2)))
+    assert [a.step for a in asked] == ["stage", "stage"]
+    kinds = sorted(o.result.outcome for o in outcomes)  # type: ignore[union-attr]
+    assert kinds == ["approved", "stale"]
+    status = await inst.wait(timeout=5)
+    assert status.status == "waiting" and status.waiting_on is not None
+    assert status.waiting_on.step == "prod"  # still waits for a person about prod
