@@ -7,8 +7,10 @@ import json
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
+from pydantic import ConfigDict
 
 from agentflow import __version__
 from agentflow.agents import AgentFlow
@@ -49,17 +51,31 @@ def build_server(af: AgentFlow, config: ServerConfig, *, host: str = "127.0.0.1"
         verifier = StaticTokenVerifier(config.tokens)
         auth = AuthSettings(issuer_url=f"http://{host}:{port}/",  # type: ignore[arg-type]
                             resource_server_url=None, required_scopes=[SCOPE])
-    server: MCPServer = MCPServer("agentflow", instructions=INSTRUCTIONS, version=__version__,
-                                  log_level="WARNING", token_verifier=verifier, auth=auth)
     identity = Identity(af, config)
+    tools = []
     for spec in TOOLS.values():
         fn = approve_function(identity) if spec.name == "approve" else tool_function(
             spec, identity)
-        server.add_tool(fn, name=spec.name, description=spec.description,
-                        annotations=annotations_for(spec))
+        tools.append(strict(Tool.from_function(fn, name=spec.name,
+                                               description=spec.description,
+                                               annotations=annotations_for(spec))))
+    server: MCPServer = MCPServer("agentflow", instructions=INSTRUCTIONS, version=__version__,
+                                  log_level="WARNING", token_verifier=verifier, auth=auth,
+                                  tools=tools)
     _add_resources(server, identity)
     _add_prompts(server, identity)
     return server
+
+
+def strict(tool: Tool) -> Tool:
+    """``tool``, refusing arguments its schema does not name, as the shared argument
+    models do: a misspelt ``fromStep`` must be an error the model reads, not a restart
+    from the top that drops the journal."""
+    base = tool.fn_metadata.arg_model
+    tool.fn_metadata.arg_model = type(f"{tool.name}_arguments", (base,), {
+        "model_config": ConfigDict(extra="forbid", arbitrary_types_allowed=True)})
+    tool.parameters = {**tool.parameters, "additionalProperties": False}
+    return tool
 
 
 def _add_resources(server: MCPServer, identity: Identity) -> None:

@@ -261,6 +261,24 @@ async def test_resources_and_prompts(server: Any, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_an_argument_the_schema_does_not_name_is_refused(server: Any, mode: str
+                                                               ) -> None:
+    async with connect(server, mode) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        assert all(t.input_schema.get("additionalProperties") is False
+                   for t in tools.values())
+        await c.call_tool("submit_plan", {"name": "r", "source": REPLY_PLAN})
+        await c.call_tool("start_instance", {"plan": "r", "id": "typo"})
+        await c.call_tool("wait_for_instance", {"instance_id": "typo"})
+        # "fromStep" for "from_step": dropping it would restart from the top.
+        typo = await c.call_tool("restart_instance", {"instance_id": "typo",
+                                                      "fromStep": "reply"})
+        assert typo.is_error and "fromStep" in text(typo)
+        refused = await c.call_tool("approve", {"instance_id": "typo", "by": "me"})
+        assert refused.is_error and "by" in text(refused)
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_unknown_ids_in_resources_and_prompts_are_clear_not_found_errors(
         af: AgentFlow, mode: str) -> None:
     bob = af.agent("bob")
