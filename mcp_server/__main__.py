@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -120,17 +119,31 @@ async def serve(opts: Options) -> None:
     adopt_apps(af, opts.apps)
     if opts.http is None:
         server = build_server(af, opts.config)
-        # SIGTERM cancels the serving task, so the store and the workers close cleanly.
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        stop = asyncio.Event()
+        received: list[signal.Signals] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            received.append(sig)
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, on_signal, sig)
         async with af:
             print(f"agentflow-mcp: agent {opts.config.agent_id!r} on stdio, database "
                   f"{opts.db}, isolation {opts.isolation}"
                   f"{'' if opts.run else ', steering only'}", file=sys.stderr, flush=True)
-            with contextlib.suppress(asyncio.CancelledError):
-                await server.run_stdio_async()
-        return
+            serving = asyncio.create_task(server.run_stdio_async())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if serving.done():
+                serving.result()  # stdin closed (or the transport failed: say so)
+                return
+            serving.cancel()  # its read of stdin blocks in a thread, which cannot be
+        # interrupted: the store and the workers are closed now, so end the process here
+        # rather than wait for input that may never come.
+        sys.stderr.flush()
+        os._exit(130 if received[:1] == [signal.SIGINT] else 0)
     host, port = opts.http
     server = build_server(af, opts.config, host=host, port=port)
     # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal with the

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,25 @@ def test_no_run_and_app_together_are_refused(capsys: pytest.CaptureFixture[str])
     assert "give --app to the workers" in capsys.readouterr().err
     assert main(["--agent", "a", "--app", "no_such_module_x:app"]) == 2
     assert "cannot import 'no_such_module_x'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_server_while_its_client_keeps_stdin_open(
+        tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "AGENTFLOW_AGENT": "alice"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcp_server", "--db", f"sqlite:///{tmp_path}/sig.db"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        cwd=str(REPO))
+    try:
+        banner = proc.stderr.readline().decode()  # type: ignore[union-attr]
+        assert "on stdio" in banner, banner
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == code  # stdin is still open: it must not matter
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
