@@ -9,6 +9,7 @@ model sees its mistake as a tool result and can correct it.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -215,4 +216,7 @@ async def call_tool(agent: Agent, name: str, arguments: Mapping[str, Any] | str 
         result = await spec.handler(agent, args, context)
     except AgentflowError as exc:
         return ToolOutcome(name, error=str(exc))
+    except sqlite3.OperationalError as exc:  # still locked after the store's retries
+        return ToolOutcome(name, error=f"the database is unavailable ({exc}); nothing was "
+                                       f"changed. Try {name} again in a little while.")
     return ToolOutcome(name, result=result)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -258,3 +259,26 @@ async def test_two_answers_to_one_question_deliver_one_decision(af: AgentFlow) -
     status = await inst.wait(timeout=5)
     assert status.status == "waiting" and status.waiting_on is not None
     assert status.waiting_on.step == "prod"  # still waits for a person about prod
+
+
+async def test_a_locked_database_is_a_clear_error_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from agentflow.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_BUSY_RETRY_SECONDS", 0.3)  # not a minute
+    flow = AgentFlow(f"sqlite:///{tmp_path}/locked.db", isolation="inline")
+    flow.engine._store._busy_timeout = 0.05  # type: ignore[attr-defined]
+    async with flow:
+        holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+        try:
+            holder.execute("BEGIN EXCLUSIVE")  # another process, mid-write
+            outcome = await call_tool(flow.agent("alice"), "submit_plan",
+                                      {"name": "p", "source": APPROVAL_PLAN})
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert outcome.is_error and "database is unavailable" in outcome.text
+        assert "database is locked" in outcome.text and "nothing was changed" in outcome.text
+        assert await flow.agent("alice").plans() == []
