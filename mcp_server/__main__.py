@@ -169,6 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve(opts))
     except KeyboardInterrupt:
         return 130
+    except SystemExit as exc:  # uvicorn's way to fail, e.g. on a port already in use
+        if exc.code in (0, None):
+            return 0
+        print(f"agentflow-mcp: could not serve HTTP on {args.http} (its reason is above)",
+              file=sys.stderr)
+        return 1
     except (AgentflowError, OSError) as exc:
         print(f"agentflow-mcp: {exc}", file=sys.stderr)
         return 1

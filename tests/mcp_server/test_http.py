@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -11,7 +16,14 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.mcp_server.conftest import APPROVAL_PLAN, REPLY_PLAN, elicitation, structured, text
+from tests.mcp_server.conftest import (
+    APPROVAL_PLAN,
+    REPLY_PLAN,
+    REPO,
+    elicitation,
+    structured,
+    text,
+)
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {},
@@ -106,3 +118,18 @@ async def test_a_person_approves_over_http(http_server: str, mode: str) -> None:
         done = structured(await alice.call_tool("wait_for_instance",
                                                 {"instance_id": f"ok-{mode}"}))
         assert done["instance"]["output"] == {"status": "approved", "total": 1, "by": "human"}
+
+
+def test_a_port_in_use_is_a_clear_failure(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "mcp_server", "--http", f"127.0.0.1:{port}", "--token",
+             "t=alice", "--isolation", "inline", "--db", f"sqlite:///{tmp_path}/p.db"],
+            capture_output=True, text=True, timeout=60, cwd=str(REPO),
+            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.returncode == 1, out.stderr
+    assert "address already in use" in out.stderr
+    assert f"could not serve HTTP on 127.0.0.1:{port}" in out.stderr
