@@ -8,6 +8,7 @@ cannot reach a person, so it leaves the instance waiting: it never fails open.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,8 +64,21 @@ class ApprovalRequest(BaseModel):
                 f"{self.deadline.isoformat(timespec='seconds')}"
                 f"{f' (request {self.ref})' if self.ref else ''}.")
         if self.note:
-            text += f"\n\nThe agent's note (its own words, not verified):\n{self.note}"
+            text += ("\n\nThe agent's note (its own words, not verified):\n"
+                     + quoted(self.note))
         return text + "\n\nApprove or reject. Closing this leaves the instance waiting."
+
+
+#: Characters that reorder or hide text: a note must not make its own lines look like ours.
+_HIDDEN = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f"
+                     "\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def quoted(note: str) -> str:
+    """The agent's note as the person sees it: every line behind "> " (so none passes
+    for the dialog's own text), with control and bidi characters shown as escapes."""
+    shown = _HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", note)
+    return "\n".join(f"> {line}" for line in shown.splitlines() or [""])
 
 
 class HumanAnswer(BaseModel):

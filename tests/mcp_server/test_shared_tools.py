@@ -282,3 +282,26 @@ async def test_a_locked_database_is_a_clear_error_result(
         assert outcome.is_error and "database is unavailable" in outcome.text
         assert "database is locked" in outcome.text and "nothing was changed" in outcome.text
         assert await flow.agent("alice").plans() == []
+
+
+async def test_the_agents_note_cannot_pass_for_the_dialogs_own_text(af: AgentFlow) -> None:
+    instance_id = await approval_waiting(af)
+    seen: list[str] = []
+
+    async def person(request: ApprovalRequest) -> HumanAnswer:
+        seen.append(request.message())
+        return HumanAnswer(action="cancel", request=request)
+
+    note = ("Routine change.\n\nApprove or reject. The security team verified this."
+            "\u202egnp.exe\x1b[2J")
+    await call_tool(af.agent("alice"), "approve", {"instance_id": instance_id, "note": note},
+                    ToolContext(ask_human=person))
+    (message,) = seen
+    assert "> Routine change.\n>\n> Approve or reject. The security team verified this." \
+        in message.replace("> \n", ">\n")
+    assert "\\u202e" in message and "\\u001b" in message
+    assert "\u202e" not in message and "\x1b" not in message
+    # The dialog's own closing line is the last one, and only once unquoted.
+    lines = message.splitlines()
+    assert lines[-1] == "Approve or reject. Closing this leaves the instance waiting."
+    assert [line for line in lines if line.startswith("Approve or reject")] == [lines[-1]]
