@@ -259,7 +259,7 @@ async def test_a_suspension_cancels_the_other_calls_in_flight(pool: WorkerPool) 
 
     async def slow_capability(*_args: Any) -> Any:
         body_started.set()
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # never set: stays pending until cancelled
 
     host = RecordingHost(suspend={"wait"}, capability=slow_capability)
     source = plan('await gather(step.do("slow", lambda: env.kv.get("k")), '
@@ -400,7 +400,7 @@ async def test_a_cancelled_caller_abandons_the_run(pool: WorkerPool) -> None:
     class BlockingHost(RecordingHost):
         async def step(self, *args: Any) -> Any:
             entered.set()
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # never set: stays pending until cancelled
 
     task = asyncio.ensure_future(run(pool, plan('await step.sleep("s", 1)'), BlockingHost(),
                                      agent="agent-cancel"))

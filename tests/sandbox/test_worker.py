@@ -32,6 +32,10 @@ LIMITS = Limits(call_timeout=CALL_TIMEOUT, memory_bytes=256 * 1024 * 1024,
                 max_message_bytes=1024 * 1024, unsafe_test_probe=True)
 
 
+#: Probe code that blocks the rogue worker until the host kills it (no timer to race).
+HOLD_UNTIL_KILLED = "import threading\nthreading.Event().wait()"
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pool() -> AsyncIterator[WorkerPool]:
     async with WorkerPool(limits=LIMITS, max_workers=8) as started:
@@ -205,7 +209,7 @@ async def test_a_worker_that_breaks_the_protocol_is_killed(pool: WorkerPool, fra
     victim = pool.worker_pid("rogue")
     with pytest.raises(WorkerCrashedError, match=reason):
         await pool._probe("rogue", FIND_WRITE_PIPE + f"os.write(find_write_pipe(), {frame})\n"
-                                   "import time\ntime.sleep(30)")
+                                   + HOLD_UNTIL_KILLED)
     assert victim is not None
     await wait_until(lambda: gone(victim), what="rogue worker killed")
     await assert_bystander_unharmed(pool, other)
@@ -235,7 +239,7 @@ class BlockingHost(RecordingHost):
 
     async def step(self, op: str, args: dict[str, Any], run_body: Any) -> Any:
         self.calls.append((op, args))
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # never set: stays pending until cancelled
 
 
 @pytest.mark.parametrize(("forgery", "reason"), [
@@ -253,7 +257,7 @@ async def test_an_escaped_worker_cannot_use_the_host_beyond_its_grant(
         capabilities=["kv"]))
     await wait_until(lambda: host.calls, what="the run to reach the host")
     with pytest.raises(WorkerCrashedError, match=reason):
-        await pool._probe(agent, FORGE + forgery + "\nimport time\ntime.sleep(30)")
+        await pool._probe(agent, FORGE + forgery + "\n" + HOLD_UNTIL_KILLED)
     with pytest.raises(WorkerCrashedError, match=reason):
         await run_task
     assert host.capability_calls == []
