@@ -151,24 +151,28 @@ class WrappedBinding:
                 explicit.append(rows[-1].id)
         if not rows:
             return []
-        await self._refuse_foreign(explicit)
+        own = await self._refuse_foreign(explicit)
         created = set(await engine.store.create_instances(rows))
         if must_be_new and not created:
             raise InvalidArgumentError(f"an instance with id {rows[0].id!r} already exists; "
                                        f"choose another id")
         engine.nudge()
         # An id taken by someone else between the check and the write was skipped.
-        await self._refuse_foreign([r.id for r in rows if r.id not in created])
+        await self._refuse_foreign([r.id for r in rows if r.id not in created | own])
         return [Instance(engine, r.id, self.binding.name) for r in rows]
 
-    async def _refuse_foreign(self, ids: list[str]) -> None:
-        store = self.binding._engine.store
+    async def _refuse_foreign(self, ids: list[str]) -> set[str]:
+        """Refuse ids held by another tenant or workflow; return those this one holds."""
+        store, own = self.binding._engine.store, set()
         for instance_id in dict.fromkeys(ids):
             row = await store.get_instance(instance_id)
-            if row is not None and (row.scope != self.scope
-                                    or row.workflow != self.binding.name):
+            if row is None:
+                continue
+            if row.scope != self.scope or row.workflow != self.binding.name:
                 raise InvalidArgumentError(f"an instance with id {instance_id!r} already "
                                            f"exists; choose another id")
+            own.add(instance_id)
+        return own
 
     async def get(self, id: str) -> Instance:
         """The tenant's own instance with that id; any other id is not found."""

@@ -22,7 +22,7 @@ from typing import Any
 from agentflow._instance import instance_status
 from agentflow.agents import Agent, AgentInstance, PlanVersion
 from agentflow.errors import InvalidStateError
-from agentflow.models import InstanceStatus, StepRecord
+from agentflow.models import InstanceStatus, StepRecord, WaitingOn
 from agentflow.store import InstanceRow
 from agentflow.tools._context import (
     ApprovalRequest,
@@ -311,14 +311,14 @@ class _StaleWait(Exception):
     """The instance no longer waits where the person was asked about it."""
 
 
-def _wait_ref(row: InstanceRow) -> str | None:
-    """A reference to the event wait ``row`` is in, or None if it waits for no event.
+def _wait_ref(row: InstanceRow, w: WaitingOn | None) -> str | None:
+    """A reference to the event wait ``row`` is in (``w``, its parsed ``waiting_on``),
+    or None if it waits for no event.
 
     The fence moves whenever the instance is claimed, woken, paused, restarted or
     terminated, so the reference names this very wait: a person's answer to an older
     one (same step, same second, another run) no longer matches it.
     """
-    w = instance_status(row).waiting_on
     if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
         return None
     wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
@@ -350,7 +350,7 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
             f"instance {instance_id!r} does not wait for an approval: it {waits}. approve "
             f"applies to an instance that waits for one of the human-only event types "
             f"{sorted(human_only)}; list_pending_events shows which do.")
-    ref = _wait_ref(row) or ""
+    ref = _wait_ref(row, w) or ""
     return ApprovalRequest(agent_id=agent.id, instance_id=inst.id, plan=inst.plan,
                            version=inst.version, type=w.type, step=w.step, deadline=w.until,
                            ref=ref, note=note)
@@ -390,8 +390,10 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
     payload = {"approved": decision.approved, "comment": decision.comment, "by": "human"}
     inst = await agent.get(args.instance_id)
 
+    seen = answer.request.ref  # the wait the person was asked about
+
     def still_that_wait(row: InstanceRow) -> None:
-        if _wait_ref(row) != request.ref:
+        if _wait_ref(row, instance_status(row).waiting_on) != seen:
             raise _StaleWait
 
     try:  # checked in the send's own transaction: no restart, no second answer between
