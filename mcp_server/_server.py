@@ -10,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from agentflow import __version__
 from agentflow.agents import AgentFlow
@@ -107,15 +107,28 @@ def _add_resources(server: MCPServer, identity: Identity) -> None:
                      description="One of your instances: its status and its journal.")
     async def instance(id: str) -> str:
         try:
-            await identity.agent().get(id)
+            return (await _history(identity, id, 500)).model_dump_json(indent=1)
         except NotFoundError as exc:
             raise ResourceNotFoundError(str(exc)) from None
-        outcome = await call_tool(identity.agent(), "get_history",
-                                  {"instance_id": id, "limit": 500},
-                                  ToolContext(human_only=identity.config.human_only))
-        if outcome.result is None:
-            raise ResourceError(outcome.error or f"cannot read instance {id!r}")
-        return outcome.result.model_dump_json(indent=1)
+        except AgentflowError as exc:
+            raise ResourceError(str(exc)) from None
+
+
+async def _history(identity: Identity, instance_id: str, limit: int) -> BaseModel:
+    """The agent's ``get_history`` result for one of its instances.
+
+    Raises:
+        NotFoundError: no instance of this agent has that id (or it is malformed).
+        AgentflowError: the history could not be read.
+    """
+    agent = identity.agent()
+    await agent.get(instance_id)  # a missing id, told apart from other failures
+    outcome = await call_tool(agent, "get_history",
+                              {"instance_id": instance_id, "limit": limit},
+                              ToolContext(human_only=identity.config.human_only))
+    if outcome.result is None:
+        raise AgentflowError(outcome.error or f"cannot read instance {instance_id!r}")
+    return outcome.result
 
 
 def _add_prompts(server: MCPServer, identity: Identity) -> None:
@@ -134,16 +147,11 @@ def _add_prompts(server: MCPServer, identity: Identity) -> None:
         # An MCPError reaches the client as it is; anything else would become the SDK's
         # "Error rendering prompt", which tells a model nothing.
         try:
-            await identity.agent().get(instance_id)
+            data = (await _history(identity, instance_id, 200)).model_dump(mode="json")
         except NotFoundError as exc:
             raise MCPError(INVALID_PARAMS, f"{exc}: list_instances shows your instances"
                            ) from None
-        outcome = await call_tool(identity.agent(), "get_history",
-                                  {"instance_id": instance_id, "limit": 200},
-                                  ToolContext(human_only=identity.config.human_only))
-        if outcome.result is None:
-            raise MCPError(INVALID_PARAMS, outcome.error or
-                           f"cannot read instance {instance_id!r}") from None
-        data = outcome.result.model_dump(mode="json")
+        except AgentflowError as exc:
+            raise MCPError(INVALID_PARAMS, str(exc)) from None
         return (f"{load_prompt('debug-instance')}\n\n---\n\n"
                 f"Instance {instance_id}:\n\n```json\n{json.dumps(data, indent=1)}\n```")
