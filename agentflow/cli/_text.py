@@ -9,20 +9,11 @@ listing, restyle or hide text, or fake a line such as "status: complete".
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 
+from agentflow._text import printable
+
 __all__ = ["literal", "printable"]
-
-# C0 and C1 controls, and the bidirectional marks and overrides that reorder a line.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``)."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
-                            text)
 
 
 def literal(text: str, style: str = "") -> Text:

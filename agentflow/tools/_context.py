@@ -8,7 +8,6 @@ cannot reach a person, so it leaves the instance waiting: it never fails open.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from agentflow._text import printable
 from agentflow.errors import UsageError
 from agentflow.tools._models import HumanDecision
 
@@ -69,16 +69,10 @@ class ApprovalRequest(BaseModel):
         return text + "\n\nApprove or reject. Closing this leaves the instance waiting."
 
 
-#: Characters that reorder or hide text: a note must not make its own lines look like ours.
-_HIDDEN = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f"
-                     "\u202a-\u202e\u2060-\u2069\ufeff]")
-
-
 def quoted(note: str) -> str:
     """The agent's note as the person sees it: every line behind "> " (so none passes
     for the dialog's own text), with control and bidi characters shown as escapes."""
-    shown = _HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", note)
-    return "\n".join(f"> {line}" for line in shown.splitlines() or [""])
+    return "\n".join(f"> {printable(line)}" for line in note.splitlines() or [""])
 
 
 class HumanAnswer(BaseModel):

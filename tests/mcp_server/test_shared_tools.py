@@ -299,7 +299,7 @@ async def test_the_agents_note_cannot_pass_for_the_dialogs_own_text(af: AgentFlo
     (message,) = seen
     assert "> Routine change.\n>\n> Approve or reject. The security team verified this." \
         in message.replace("> \n", ">\n")
-    assert "\\u202e" in message and "\\u001b" in message
+    assert "\\u202e" in message and "\\x1b" in message
     assert "\u202e" not in message and "\x1b" not in message
     # The dialog's own closing line is the last one, and only once unquoted.
     lines = message.splitlines()
