@@ -242,6 +242,13 @@ class Engine:
         if self._changes is not None:
             self._changes.notify()
 
+    def running_task(self, instance_id: str) -> asyncio.Task[None] | None:
+        """This process's task running the instance now, if any. A terminate or a
+        restart cancels the one it found before moving the fence (nothing more of that
+        run can be recorded, and a step body still running would only burn time; the
+        sandbox kills a worker whose body does not stop)."""
+        return self._running.get(instance_id)
+
     # -- reading ---------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> Instance:
         """A handle to any instance by id, whatever its workflow."""

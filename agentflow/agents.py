@@ -41,6 +41,7 @@ from agentflow.errors import (
     NonRetryableError,
     NotFoundError,
     StepError,
+    Suspend,
     UsageError,
     WorkflowTimeoutError,
     rebuild_error,
@@ -54,6 +55,7 @@ from sandbox import (
     PlanValidationError,
     RemoteError,
     ValidationReport,
+    WorkerCrashedError,
     WorkerPool,
     compile_plan,
     validate,
@@ -275,9 +277,17 @@ class _PlanRunner:
                      "instance_id": event.instance_id}
         try:
             return await self.af.pool.run_plan(self.agent_id, plan, raw_event, host,
-                                               capabilities=sorted(grants))
+                                               capabilities=sorted(grants),
+                                               label=event.instance_id)
         except PlanRuntimeError as exc:
             raise rebuild_error({"name": exc.error_name, "message": exc.message}) from None
+        except WorkerCrashedError as exc:
+            if not exc.rerun:
+                raise
+            # The host ended the worker (an eviction, or another run's body that would
+            # not stop when cancelled): not this run's fault. Park the instance as due
+            # now; it replays from its journal in a fresh worker.
+            raise Suspend(f"re-run: {exc}") from None
 
 
 class _PlanHost:
@@ -309,6 +319,10 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
         async def body() -> Any:
             try:
                 return await run_body()
+            except WorkerCrashedError as exc:
+                if exc.rerun:  # not this body's fault: no failed attempt, a re-run
+                    raise Suspend(f"re-run: {exc}") from None
+                raise
             except RemoteError as exc:
                 if exc.error_name == "NonRetryableError":
                     raise NonRetryableError(exc.message) from None

@@ -304,7 +304,7 @@ class WorkerPool:
         connection = self._workers.pop(agent_id, None)
         if connection is not None:
             connection.kill(WorkerCrashedError(
-                f"the worker for agent {agent_id!r} was evicted"))
+                f"the worker for agent {agent_id!r} was evicted", rerun=True))
 
     # -- workers -------------------------------------------------------------------------
 

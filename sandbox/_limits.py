@@ -27,6 +27,11 @@ class Limits:
             awaiting its own coroutines still computes). Waiting for the host does not
             count. Past it the worker is SIGKILLed and the run raises
             `SandboxTimeoutError`. Not enforced in inline mode.
+        cancel_grace: seconds a worker has, once the host cancels a step body or a
+            run (a step timeout, terminate, restart), to show that its event loop turns
+            again; a worker still computing after that (a synchronous body that spins)
+            is SIGKILLed, and its runs end with a `WorkerCrashedError` whose ``rerun``
+            is true. Not enforced in inline mode.
         cpu_seconds: RLIMIT_CPU, a lifetime CPU budget per worker; a worker near it is
             replaced before its next run.
         memory_bytes: RLIMIT_AS, the worker's address space.
@@ -53,6 +58,7 @@ class Limits:
     """
 
     call_timeout: float = 30.0
+    cancel_grace: float = 1.0
     cpu_seconds: int = 300
     memory_bytes: int = 512 * 1024 * 1024
     open_files: int = 32
@@ -73,6 +79,8 @@ class Limits:
     def __post_init__(self) -> None:
         if not self.call_timeout > 0:
             raise ValueError(f"call_timeout must be > 0, got {self.call_timeout!r}")
+        if not self.cancel_grace > 0:
+            raise ValueError(f"cancel_grace must be > 0, got {self.cancel_grace!r}")
         if self.max_message_bytes < 64 * 1024:
             raise ValueError("max_message_bytes must be at least 64 KiB")
         if not (self.uid_base > 0 and self.uid_base + self.uid_count < 2**32 - 1):
