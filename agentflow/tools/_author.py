@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentflow.agents import Agent
 from agentflow.errors import UsageError
+from agentflow.plans import Agent
 from agentflow.tools import anthropic as anthropic_tools
 from agentflow.tools import openai as openai_tools
 from agentflow.tools._context import ToolContext

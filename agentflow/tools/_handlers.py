@@ -20,9 +20,9 @@ import time
 from typing import Any
 
 from agentflow._instance import instance_status
-from agentflow.agents import Agent, AgentInstance, PlanVersion
 from agentflow.errors import InvalidStateError
 from agentflow.models import InstanceStatus, StepRecord, WaitingOn
+from agentflow.plans import Agent, AgentInstance, PlanVersion
 from agentflow.store import InstanceRow
 from agentflow.tools._context import (
     ApprovalRequest,

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from agentflow.agents import Agent
+from agentflow.plans import Agent
 from agentflow.tools._context import ToolContext
 from agentflow.tools._sync import run_sync
 from agentflow.tools._toolbox import Toolbox, field, input_schema, result_content, specs_named

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from agentflow.agents import Agent
+from agentflow.plans import Agent
 from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import ToolOutcome
 from agentflow.tools._sync import run_sync
