@@ -19,17 +19,18 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from agentflow.errors import PlanNotFoundError
     from agentflow.plans._agent import (
         PLAN_WORKFLOW,
         Agent,
         AgentInstance,
         PendingEvent,
-        PlanNotFoundError,
         PlanVersion,
         version_of,
     )
     from agentflow.plans._flow import AgentFlow, adopt_apps, load_app
-    from sandbox import Diagnostic, PlanValidationError, ValidationReport
+    from agentflow.plans._invalid import PlanValidationError
+    from sandbox import Diagnostic, ValidationReport
 
 __all__ = [
     "PLAN_WORKFLOW",
@@ -52,14 +53,14 @@ _LAZY = {
     "Agent": "agentflow.plans._agent",
     "AgentInstance": "agentflow.plans._agent",
     "PendingEvent": "agentflow.plans._agent",
-    "PlanNotFoundError": "agentflow.plans._agent",
+    "PlanNotFoundError": "agentflow.errors",
     "PlanVersion": "agentflow.plans._agent",
     "version_of": "agentflow.plans._agent",
     "AgentFlow": "agentflow.plans._flow",
     "adopt_apps": "agentflow.plans._flow",
     "load_app": "agentflow.plans._flow",
     "Diagnostic": "sandbox",
-    "PlanValidationError": "sandbox",
+    "PlanValidationError": "agentflow.plans._invalid",
     "ValidationReport": "sandbox",
 }
 

@@ -19,21 +19,18 @@ from agentflow._durations import parse_duration, to_datetime
 from agentflow._instance import Instance, instance_status
 from agentflow._limits import check_statuses, encode_value
 from agentflow.capabilities import Capability
-from agentflow.errors import InstanceNotFoundError, InvalidArgumentError, NotFoundError
+from agentflow.errors import InstanceNotFoundError, InvalidArgumentError, PlanNotFoundError
 from agentflow.models import InstanceStatus, StepRecord
+from agentflow.plans._invalid import compile_checked
 from agentflow.plans.dispatch import unwrap, wrap_workflow_binding
 from agentflow.store import InstanceRow, PlanRow
-from sandbox import ValidationReport, compile_plan, validate
+from sandbox import ValidationReport, validate
 
 if TYPE_CHECKING:
     from agentflow.plans._flow import AgentFlow
 
 PLAN_WORKFLOW = "agentflow.plan"
 _PLAN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
-
-
-class PlanNotFoundError(NotFoundError):
-    """No plan of that name (or version) exists for this agent."""
 
 
 class PlanVersion(BaseModel):
@@ -139,7 +136,7 @@ class Agent:
                 the diagnostics with line, column, code and a fix hint).
         """
         self._check_plan_name(name)
-        compile_plan(source, filename=f"<plan {name}>")  # raises PlanValidationError
+        compile_checked(source, filename=f"<plan {name}>")  # raises PlanValidationError
         row = await self._af.engine.store.put_plan_version(PlanRow(
             scope=self.id, name=name, version=version_of(source), source=source,
             created_at=self._af.engine.clock.now(), created_by=self.id, current=True))

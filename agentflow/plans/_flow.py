@@ -32,11 +32,12 @@ from typing import Any, Literal
 from agentflow._engine import Engine
 from agentflow.capabilities import Capability
 from agentflow.clock import Clock
-from agentflow.errors import InvalidArgumentError, UsageError
-from agentflow.plans._agent import PLAN_WORKFLOW, Agent, PlanNotFoundError
+from agentflow.errors import InvalidArgumentError, PlanNotFoundError, UsageError
+from agentflow.plans._agent import PLAN_WORKFLOW, Agent
+from agentflow.plans._invalid import compile_checked
 from agentflow.plans._runner import _PlanRunner
 from agentflow.plans.dispatch import create_dynamic_entrypoint
-from sandbox import CompiledPlan, WorkerPool, compile_plan
+from sandbox import CompiledPlan, WorkerPool
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}\Z")
 
@@ -179,7 +180,7 @@ class AgentFlow:
             if row is None:
                 raise PlanNotFoundError(f"plan {name!r} version {version} of agent "
                                         f"{agent_id!r} is not in the store")
-            plan = compile_plan(row.source, filename=f"<plan {name}@{version}>")
+            plan = compile_checked(row.source, filename=f"<plan {name}@{version}>")
             self._compiled[key] = plan
             while len(self._compiled) > self._compiled_cache_size:
                 self._compiled.popitem(last=False)

@@ -22,7 +22,7 @@ from typing import Any
 from agentflow._instance import instance_status
 from agentflow.errors import InvalidStateError
 from agentflow.models import InstanceStatus, StepRecord, WaitingOn
-from agentflow.plans import Agent, AgentInstance, PlanVersion
+from agentflow.plans import Agent, AgentInstance, PlanValidationError, PlanVersion
 from agentflow.store import InstanceRow
 from agentflow.tools._context import (
     ApprovalRequest,
@@ -68,7 +68,7 @@ from agentflow.tools._models import (
     WaitForInstanceResult,
 )
 from agentflow.tools._summaries import describe_diagnostics, describe_instance
-from sandbox import PlanValidationError, ValidationReport
+from sandbox import ValidationReport
 
 __all__ = [
     "approval_request",
