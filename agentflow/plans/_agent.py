@@ -67,39 +67,103 @@ def version_of(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+class AgentInstanceStatus(InstanceStatus):
+    """An instance's status plus the plan and version it runs (from the same read)."""
+
+    plan: str
+    version: str
+
+
+def _agent_status(row: InstanceRow) -> AgentInstanceStatus:
+    metadata, _ = unwrap_row(row)
+    return AgentInstanceStatus(**dict(instance_status(row)), plan=metadata["plan"],
+                               version=metadata["version"])
+
+
+def wait_ref(row: InstanceRow) -> str | None:
+    """A reference to the event wait ``row`` is in, or None if it waits for no event.
+
+    The fence moves whenever the instance is claimed, woken, paused, restarted or
+    terminated, so the reference names this very wait: an answer given to an older one
+    (same step, same second, another run) no longer matches it.
+    """
+    w = instance_status(row).waiting_on
+    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
+        return None
+    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
+    return hashlib.sha256(wait.encode()).hexdigest()[:12]
+
+
+class _StaleWait(Exception):
+    """The instance no longer waits where the sender saw it wait."""
+
+
 class AgentInstance(Instance):
     """An instance of an agent's plan: the engine `Instance` plus the plan it runs."""
 
     def __init__(self, agent: Agent, row: InstanceRow) -> None:
-        super().__init__(agent._af.engine, row.id, row.workflow)
+        super().__init__(agent.flow.engine, row.id, row.workflow)
         self._agent = agent
         metadata, _ = unwrap_row(row)
         self.plan: str = metadata["plan"]
         self.version: str = metadata["version"]
 
-    async def restart(self, from_step: str | None = None, *,
-                      upgrade: bool = False) -> None:
-        """Run again from the top (or from a step). ``upgrade=True`` moves the instance
-        to its plan's current version first; otherwise it keeps the version it started
-        with."""
-        version = (await self._agent._current(self.plan)).version if upgrade else None
-        await self._restart_on(version, from_step)
+    async def status_and_wait_ref(self) -> tuple[AgentInstanceStatus, str | None]:
+        """The status and, when it waits for an event, a reference naming this very
+        wait (see `send_event_to_wait`), both from one read of the store."""
+        row = await self._row()
+        return _agent_status(row), wait_ref(row)
 
-    async def _restart_on(self, version: str | None, from_step: str | None) -> None:
-        """Restart, moved to ``version`` of its plan (None: keep the one it runs)."""
+    async def send_event_to_wait(self, ref: str, type: str, payload: Any = None) -> bool:
+        """Send an event only if the instance still waits where ``ref`` (from
+        `status_and_wait_ref`) says, checked in the send's own transaction: no restart
+        and no other answer can come between. Returns False, having sent nothing, when
+        it has moved on (a person's answer must reach the very wait they were shown).
+
+        Raises:
+            the errors of `send_event`.
+        """
+        def still_that_wait(row: InstanceRow) -> None:
+            if wait_ref(row) != ref:
+                raise _StaleWait
+
+        try:
+            await self._send_event(type, payload, check=still_that_wait)
+        except _StaleWait:
+            return False
+        return True
+
+    async def restart(self, from_step: str | None = None, *, upgrade: bool = False,
+                      version: str | None = None) -> None:
+        """Run again from the top (or from a step). ``upgrade=True`` moves the instance
+        to its plan's current version first, ``version=`` to that version of its plan
+        (read it with `Agent.current_version` to check a version, then move to the very
+        one checked); otherwise it keeps the version it started with.
+
+        Raises:
+            PlanNotFoundError: its plan has no such version.
+            InvalidArgumentError: both ``upgrade`` and ``version``, or an unknown step.
+        """
+        if upgrade and version is not None:
+            raise InvalidArgumentError("restart takes upgrade=True or a version, not both")
+        if upgrade:
+            version = (await self._agent.current_version(self.plan)).version
+        elif version is not None:
+            await self._agent.plan_source(self.plan, version)  # raises if there is none
         payload = None
         if version is not None:
-            row = await self._row()
-            metadata, params = unwrap_row(row)
+            metadata, params = unwrap_row(await self._row())
             metadata = {**metadata, "version": version}
             payload = encode_value(
-                wrap_workflow_binding(self._agent._af._binding, metadata).envelope(params),
+                wrap_workflow_binding(self._agent.flow.binding, metadata).envelope(params),
                 what=f"params of instance {self.id!r}")
-            self.version = version
         await self._restart(from_step, payload=payload)
+        if version is not None:
+            self.version = version
 
 
 def unwrap_row(row: InstanceRow) -> tuple[dict[str, Any], Any]:
+    """The metadata envelope and the params of a plan instance's stored row."""
     return unwrap(json.loads(row.payload))
 
 
@@ -120,7 +184,8 @@ class Agent:
 
     @property
     def capabilities(self) -> dict[str, Capability]:
-        return dict(self._af._grants.get(self.id, {}))
+        """The capabilities granted to this agent in this process."""
+        return self._af.capabilities_of(self.id)
 
     # -- plans -----------------------------------------------------------------------
     def validate(self, source: str) -> ValidationReport:
@@ -159,11 +224,16 @@ class Agent:
                 f" with version {version!r}" if version else ""))
         return row.source
 
-    async def _current(self, name: str) -> PlanRow:
+    async def current_version(self, name: str) -> PlanVersion:
+        """The current version of a plan (what `start` runs and ``upgrade`` moves to).
+
+        Raises:
+            PlanNotFoundError: this agent has no plan of that name.
+        """
         row = await self._af.engine.store.get_plan_version(self.id, name)
         if row is None:
             raise PlanNotFoundError(f"no plan named {name!r}; submit it first")
-        return row
+        return _plan_version(row)
 
     # -- instances -------------------------------------------------------------------
     async def start(self, name: str, params: Any = None, *, id: str | None = None
@@ -179,8 +249,8 @@ class Agent:
             PlanNotFoundError: this agent has no plan of that name.
             InvalidArgumentError: a malformed or taken id, or params that are not JSON.
         """
-        plan = await self._current(name)
-        binding = wrap_workflow_binding(self._af._binding, {
+        plan = await self.current_version(name)
+        binding = wrap_workflow_binding(self._af.binding, {
             "agent_id": self.id, "plan": name, "version": plan.version})
         inst = await binding.create(params=params, id=id)
         return await self.get(inst.id)
@@ -194,13 +264,14 @@ class Agent:
         return AgentInstance(self, row)
 
     async def instances(self, status: str | list[str] | None = None, *, limit: int = 100,
-                        offset: int = 0) -> list[InstanceStatus]:
-        """This agent's instances, newest first, optionally of some statuses."""
+                        offset: int = 0) -> list[AgentInstanceStatus]:
+        """This agent's instances, newest first, optionally of some statuses; each
+        status also names the plan and version the instance runs."""
         statuses = check_statuses(status)
         rows = await self._af.engine.store.list_instances(
             workflows=[PLAN_WORKFLOW], statuses=statuses, scopes=[self.id], limit=limit,
             offset=offset)
-        return [instance_status(r) for r in rows]
+        return [_agent_status(r) for r in rows]
 
     async def status(self, instance_id: str) -> InstanceStatus:
         return await (await self.get(instance_id)).status()
@@ -240,8 +311,10 @@ class Agent:
         await (await self.get(instance_id)).terminate()
 
     async def restart(self, instance_id: str, from_step: str | None = None, *,
-                      upgrade: bool = False) -> None:
-        await (await self.get(instance_id)).restart(from_step, upgrade=upgrade)
+                      upgrade: bool = False, version: str | None = None) -> None:
+        """See `AgentInstance.restart`."""
+        await (await self.get(instance_id)).restart(from_step, upgrade=upgrade,
+                                                    version=version)
 
     @staticmethod
     def _check_plan_name(name: Any) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from agentflow._engine import Engine
+from agentflow._instance import WorkflowBinding
 from agentflow.capabilities import Capability
 from agentflow.clock import Clock
 from agentflow.errors import InvalidArgumentError, PlanNotFoundError, UsageError
@@ -93,6 +94,22 @@ class AgentFlow:
         self._loop = None
         await self.engine.close()
         await self.pool.close()
+
+    @property
+    def binding(self) -> WorkflowBinding:
+        """The binding of ``agentflow.plan``, the one dynamic workflow that runs every
+        agent's plans (wrap it per agent with `wrap_workflow_binding`)."""
+        return self._binding
+
+    @property
+    def grants(self) -> dict[str, dict[str, Capability]]:
+        """Every agent's capability grants in this process: agent id to name to facade
+        (a copy; grant with `agent`)."""
+        return {agent_id: dict(caps) for agent_id, caps in self._grants.items()}
+
+    def capabilities_of(self, agent_id: str) -> dict[str, Capability]:
+        """The capabilities granted to one agent in this process (a copy; none: {})."""
+        return dict(self._grants.get(agent_id, {}))
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -215,8 +232,9 @@ def adopt_apps(flow: AgentFlow, apps: Iterable[Engine | AgentFlow]) -> None:
     """Give ``flow`` the apps' workflows, and an `AgentFlow`'s agents' grants."""
     for app in apps:
         if isinstance(app, AgentFlow):  # its agents' capability grants apply here too
-            flow._grants.update(app._grants)
+            for agent_id, capabilities in app.grants.items():
+                flow.agent(agent_id, capabilities)
             app = app.engine
         for name in app.workflows:
             if name not in flow.engine.workflows:
-                flow.engine.register(name, app._workflows[name])
+                flow.engine.register(name, app.workflow_function(name))

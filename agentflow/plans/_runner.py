@@ -36,7 +36,7 @@ class _PlanRunner:
 
     async def run(self, event: Event, step: Any) -> Any:
         plan = await self.af.compiled(self.agent_id, self.name, self.version)
-        grants = self.af._grants.get(self.agent_id, {})
+        grants = self.af.capabilities_of(self.agent_id)
         host = _PlanHost(self.af, self.agent_id, event.instance_id, step, grants)
         raw_event = {"payload": event.payload, "timestamp": event.timestamp.isoformat(),
                      "instance_id": event.instance_id}

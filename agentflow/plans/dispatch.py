@@ -139,14 +139,14 @@ class WrappedBinding:
         """
         if metadata is not None and scope_of(metadata) != self.scope:
             raise InvalidArgumentError("per-instance metadata must keep the wrapper's scope")
-        engine = self.binding._engine
+        engine = self.binding.engine
         rows, explicit = [], []
         for i, item in enumerate(items):
             if not isinstance(item, Mapping) or set(item) - {"params", "id"}:
                 raise InvalidArgumentError(f"create_batch item {i} must be a dict with "
                                            f"'params' and optionally 'id'")
-            rows.append(self.binding._new(self.envelope(item.get("params"), metadata),
-                                          item.get("id"), scope=self.scope))
+            rows.append(self.binding.prepare(self.envelope(item.get("params"), metadata),
+                                             item.get("id"), scope=self.scope))
             if item.get("id") is not None:
                 explicit.append(rows[-1].id)
         if not rows:
@@ -163,7 +163,7 @@ class WrappedBinding:
 
     async def _refuse_foreign(self, ids: list[str]) -> set[str]:
         """Refuse ids held by another tenant or workflow; return those this one holds."""
-        store, own = self.binding._engine.store, set()
+        store, own = self.binding.engine.store, set()
         for instance_id in dict.fromkeys(ids):
             row = await store.get_instance(instance_id)
             if row is None:
@@ -176,10 +176,10 @@ class WrappedBinding:
 
     async def get(self, id: str) -> Instance:
         """The tenant's own instance with that id; any other id is not found."""
-        row = await self.binding._engine.store.get_instance(id) if isinstance(id, str) else None
+        row = await self.binding.engine.store.get_instance(id) if isinstance(id, str) else None
         if row is None or row.workflow != self.binding.name or row.scope != self.scope:
             raise InstanceNotFoundError(f"no instance with id {id!r}")
-        return Instance(self.binding._engine, row.id, self.binding.name)
+        return Instance(self.binding.engine, row.id, self.binding.name)
 
 
 def wrap_workflow_binding(binding: WorkflowBinding, metadata: Mapping[str, Any]

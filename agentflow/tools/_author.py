@@ -204,13 +204,9 @@ def _is_async(client: Any, create: Any) -> bool:
     client's class; it is importable since the client is one of its objects)."""
     module = _sdk_of(client)
     if module == "openai":
-        import openai
-
-        return isinstance(client, openai.AsyncOpenAI)
+        return openai_tools.is_async_client(client)
     if module == "anthropic":
-        import anthropic
-
-        return isinstance(client, anthropic.AsyncAnthropic)
+        return anthropic_tools.is_async_client(client)
     return inspect.iscoroutinefunction(create)
 
 
