@@ -153,6 +153,18 @@ class WorkerPool:
         """How many slots are held by runs in progress."""
         return sum(1 for n in self._holders.values() if n)
 
+    @property
+    def machine_layers(self) -> list[LayerStatus]:
+        """What this machine supports, layer by layer, as the zygote probed it at
+        `start` (whether or not this pool applies it); inline pools: none."""
+        return list(self._zygote.layers) if self._zygote is not None else []
+
+    def worker_layers(self, agent_id: str) -> dict[str, str]:
+        """The layers the agent's live worker reported applied, name to detail (no
+        live worker: {})."""
+        connection = self._workers.get(agent_id)
+        return dict(connection.layers) if connection is not None else {}
+
     def worker_pid(self, agent_id: str) -> int | None:
         """The pid of the agent's live worker process, if any (diagnostics, benchmarks)."""
         connection = self._workers.get(agent_id)
