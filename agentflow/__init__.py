@@ -7,6 +7,7 @@ The README has the contract: the API, what the engine guarantees, and its limits
 from agentflow._durations import RetryPolicy, parse_duration
 from agentflow._engine import Engine
 from agentflow._instance import Instance, WorkflowBinding
+from agentflow._limits import Quotas
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
 from agentflow.errors import (
@@ -83,6 +84,7 @@ __all__ = [
     "PlanNotFoundError",
     "PlanValidationError",
     "PlanVersion",
+    "Quotas",
     "RetryPolicy",
     "Step",
     "StepError",

@@ -63,9 +63,11 @@ class Activation:
     """One claim of one instance: the journal as loaded, and what this run adds to it."""
 
     def __init__(self, *, store: Store, clock: Clock, instance_id: str, fence: int,
-                 journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False
-                 ) -> None:
+                 journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False,
+                 journal_quota: int | None = None) -> None:
         self.store = store
+        self.journal_quota = journal_quota
+        self.journal_bytes = sum(_row_bytes(row) for row in journal)
         self.stopping = stopping
         self.clock = clock
         self.instance_id = instance_id
@@ -107,6 +109,8 @@ class Activation:
             self.instance_id, self.fence, [row], consumed or []))
         if not result.ok:
             raise LeaseLost(f"instance {self.instance_id} was taken over")
+        old = self.journal.get(row.seq)
+        self.journal_bytes += _row_bytes(row) - (_row_bytes(old) if old is not None else 0)
         self.journal[row.seq] = row
         if result.status == "waiting_for_pause":
             raise Suspend("pause requested")  # the finish commit turns this into `paused`
@@ -123,6 +127,11 @@ class Activation:
         types = tuple(sorted({w["type"] for w in self.waits if w["kind"] == "event"}))
         return RunFinish(status="waiting", at=now, due_at=first["until"],
                          waiting_on=dumps({**first, "types": list(types)}), wake_types=types)
+
+
+def _row_bytes(row: JournalRow) -> int:
+    return sum(len(text.encode("utf-8", "surrogatepass")) for text in (row.result, row.error)
+               if text is not None)
 
 
 class Step:
@@ -188,6 +197,15 @@ class Step:
                     async with asyncio.timeout(attempt_timeout) as timer:
                         value = await value
                 text = encode_value(value, what=f"the result of step {name!r}")
+                quota = a.journal_quota
+                if quota is not None and a.journal_bytes + len(text.encode()) > quota:
+                    raise LimitExceededError(
+                        f"the result of step {name!r} ({len(text.encode()):,} bytes) would "
+                        f"take this instance's journal to more than its quota of "
+                        f"{quota:,} bytes (journal bytes per instance; it holds "
+                        f"{a.journal_bytes:,}); it was not stored. Keep large data out of "
+                        f"step results (store it elsewhere and return a reference), or "
+                        f"the operator raises Quotas(instance_journal_bytes=...)")
             except EngineSignal:
                 raise
             except asyncio.CancelledError as exc:

@@ -83,24 +83,27 @@ class InlineConnection(Connection):
         if self.dead is not None:
             raise self.dead
         frame = encode_frame(message, self.limits.max_message_bytes)
-        self._loop.call_soon(self._deliver, self._side.handle, frame)
+        self._loop.call_soon(self._deliver, self._to_plan, frame)
 
     def _from_plan(self, message: dict[str, Any]) -> None:
         frame = encode_frame(message, self.limits.max_message_bytes)
         self._loop.call_soon(self._deliver, self._to_driver, frame)
 
-    def _deliver(self, handler: Callable[[dict[str, Any]], None], frame: bytes) -> None:
+    def _to_plan(self, message: dict[str, Any], _size: int) -> None:
+        self._side.handle(message)
+
+    def _deliver(self, handler: Callable[[dict[str, Any], int], None], frame: bytes) -> None:
         if self.dead is not None:
             return
         try:
-            handler(decode_body(frame[4:]))
+            handler(decode_body(frame[4:]), len(frame) - 4)
         except ProtocolError as exc:
             self.kill(WorkerCrashedError(f"inline plan runtime protocol error: {exc}"))
 
-    def _to_driver(self, message: dict[str, Any]) -> None:
+    def _to_driver(self, message: dict[str, Any], size: int) -> None:
         driver = self.drivers.get(message.get("run"))  # type: ignore[arg-type]
         if driver is not None:
-            driver.on_message(message)
+            driver.on_message(message, size)
 
 
 def worker_cpu_seconds(pid: int | None) -> float | None:
@@ -210,18 +213,18 @@ class ProcessConnection(Connection):
             return
         self._last_heard = self._loop.time()
         try:
-            for message in self._frames.feed(data):
+            for message, size in self._frames.feed_sized(data):
                 self._heard += 1
                 if self._yield_by is not None and self._heard > self._yield_mark:
                     self._yield_by = None
-                self._dispatch(message)
+                self._dispatch(message, size)
                 if self.dead is not None:
                     return
         except ProtocolError as exc:
             self.kill(WorkerCrashedError(f"the worker for agent {self.agent_id!r} broke "
                                          f"the message protocol and was killed: {exc}"))
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: dict[str, Any], size: int) -> None:
         kind = message["t"]
         if not self._ready:
             if kind == "fatal":
@@ -245,7 +248,7 @@ class ProcessConnection(Connection):
         else:
             driver = self.drivers.get(message.get("run"))  # type: ignore[arg-type]
             if driver is not None:
-                driver.on_message(message)
+                driver.on_message(message, size)
             elif not isinstance(message.get("run"), int):
                 raise ProtocolError(f"message {kind!r} without a run id")
 

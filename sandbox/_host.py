@@ -216,7 +216,8 @@ class WorkerPool:
         try:
             connection = await self._connection(agent_id, compiled)
             run_id = connection.next_run_id()
-            driver = RunDriver(run_id, host, connection.send, frozenset(capabilities))
+            driver = RunDriver(run_id, host, connection.send, frozenset(capabilities),
+                               max_bytes_in_flight=self.limits.max_bytes_in_flight)
             connection.drivers[run_id] = driver
             try:
                 connection.send({"t": "run", "run": run_id, "source": compiled.source,

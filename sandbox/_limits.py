@@ -39,6 +39,11 @@ class Limits:
         processes: RLIMIT_NPROC for the worker's own uid (1: no fork, no threads).
         file_size_bytes: RLIMIT_FSIZE (0: no file can be written).
         max_message_bytes: the largest JSON message either side accepts.
+        max_bytes_in_flight: bytes one run may have in flight from its worker to the
+            host at once (step and capability calls being served, step results not yet
+            committed). A message past it is refused, not buffered: its step or
+            capability call fails with ``LimitExceededError`` naming this limit, so one
+            plan (``gather`` of 400 steps of 1 MB each) cannot fill the host's memory.
         uid_base: first uid/gid of the per-agent range.
         uid_count: size of the per-agent range.
         close_fds: close every inherited descriptor except the worker's pipes.
@@ -65,6 +70,7 @@ class Limits:
     processes: int = 1
     file_size_bytes: int = 0
     max_message_bytes: int = 4 * 1024 * 1024
+    max_bytes_in_flight: int = 16 * 1024 * 1024
     uid_base: int = 1_500_000_000
     uid_count: int = 1 << 24
     close_fds: bool = True
@@ -83,6 +89,9 @@ class Limits:
             raise ValueError(f"cancel_grace must be > 0, got {self.cancel_grace!r}")
         if self.max_message_bytes < 64 * 1024:
             raise ValueError("max_message_bytes must be at least 64 KiB")
+        if self.max_bytes_in_flight < self.max_message_bytes:
+            raise ValueError("max_bytes_in_flight must be at least max_message_bytes "
+                             f"({self.max_message_bytes:,})")
         if not (self.uid_base > 0 and self.uid_base + self.uid_count < 2**32 - 1):
             raise ValueError("uid_base/uid_count must stay within 1 .. 2**32-2")
 

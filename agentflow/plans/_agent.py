@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict
 
 from agentflow._durations import parse_duration, to_datetime
 from agentflow._instance import Instance, instance_status
-from agentflow._limits import check_statuses, encode_value
+from agentflow._limits import check_statuses, encode_value, quota_error
 from agentflow.capabilities import Capability
 from agentflow.errors import InstanceNotFoundError, InvalidArgumentError, PlanNotFoundError
-from agentflow.models import InstanceStatus, StepRecord
+from agentflow.models import ACTIVE_STATUSES, InstanceStatus, StepRecord
 from agentflow.plans._invalid import compile_checked
 from agentflow.plans.dispatch import unwrap, wrap_workflow_binding
 from agentflow.store import InstanceRow, PlanRow
@@ -248,12 +248,32 @@ class Agent:
         Raises:
             PlanNotFoundError: this agent has no plan of that name.
             InvalidArgumentError: a malformed or taken id, or params that are not JSON.
+            LimitExceededError: the agent has as many unfinished instances as
+                ``Quotas.agent_active_instances`` allows, or as many stored ones as
+                ``Quotas.agent_total_instances`` (nothing is created).
         """
         plan = await self.current_version(name)
         binding = wrap_workflow_binding(self._af.binding, {
             "agent_id": self.id, "plan": name, "version": plan.version})
-        inst = await binding.create(params=params, id=id)
+        async with self._af.start_lock(self.id):
+            await self._check_instance_quotas()
+            inst = await binding.create(params=params, id=id)
         return await self.get(inst.id)
+
+    async def _check_instance_quotas(self) -> None:
+        quotas, store = self._af.quotas, self._af.engine.store
+        active = await store.count_instances(scope=self.id, statuses=sorted(
+            ACTIVE_STATUSES | {"paused"}))
+        if active >= quotas.agent_active_instances:
+            raise quota_error("agent_active_instances", quotas.agent_active_instances,
+                              f"agent {self.id!r} has {active:,} unfinished instances",
+                              "Wait for some to finish, or terminate ones you no longer "
+                              "need.")
+        total = await store.count_instances(scope=self.id)
+        if total >= quotas.agent_total_instances:
+            raise quota_error("agent_total_instances", quotas.agent_total_instances,
+                              f"agent {self.id!r} has {total:,} instances in the store",
+                              "Delete finished instances you no longer need.")
 
     async def get(self, instance_id: str) -> AgentInstance:
         """This agent's instance with that id; another agent's is not found."""

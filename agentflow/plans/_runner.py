@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import (
     InvalidArgumentError,
+    LimitExceededError,
     NonRetryableError,
     StepError,
     Suspend,
@@ -74,7 +75,8 @@ class _PlanHost:
         if grant is None:
             raise CapabilityError(f"capability {name!r} is not granted to this agent")
         context = CapabilityContext(agent_id=self.agent_id, instance_id=self.instance_id,
-                                    store=self.af.engine.store, now=self.af.engine.clock.now())
+                                    store=self.af.engine.store, now=self.af.engine.clock.now(),
+                                    quotas=self.af.quotas)
         return await grant.call(method, list(args), dict(kwargs), context)
 
 
@@ -83,6 +85,7 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
     name = args.get("name")
     if op == "do":
         async def body() -> Any:
+            await host.af.step_rate(host.agent_id).take()  # delays, never fails
             try:
                 return await run_body()
             except WorkerCrashedError as exc:
@@ -90,6 +93,8 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
                     raise Suspend(f"re-run: {exc}") from None
                 raise
             except RemoteError as exc:
+                if exc.error_name == "LimitExceededError":  # a quota: the same on a retry
+                    raise LimitExceededError(exc.message) from None
                 if exc.error_name == "NonRetryableError":
                     raise NonRetryableError(exc.message) from None
                 if exc.error_name == "WorkflowTimeoutError":
