@@ -14,6 +14,7 @@ engine then parks the instance until the earliest of its waits falls due.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import random
@@ -68,6 +69,8 @@ class Activation:
         self.store = store
         self.journal_quota = journal_quota
         self.journal_bytes = sum(_row_bytes(row) for row in journal)
+        self.journal_reserved = 0  # results checked against the quota, not committed yet
+        self.committed_sizes: dict[int, int] = {}  # journal bytes of rows committed here
         self.stopping = stopping
         self.clock = clock
         self.instance_id = instance_id
@@ -109,11 +112,37 @@ class Activation:
             self.instance_id, self.fence, [row], consumed or []))
         if not result.ok:
             raise LeaseLost(f"instance {self.instance_id} was taken over")
-        old = self.journal.get(row.seq)
-        self.journal_bytes += _row_bytes(row) - (_row_bytes(old) if old is not None else 0)
-        self.journal[row.seq] = row
+        size = _row_bytes(row)
+        old = self.committed_sizes.get(row.seq)
+        if old is None:
+            old_row = self.journal.get(row.seq)
+            old = _row_bytes(old_row) if old_row is not None else 0
+        self.journal_bytes += size - old
+        self.committed_sizes[row.seq] = size
+        # This activation never reads a committed position's result again (each position
+        # is taken once per run): keep its size, not its text.
+        self.journal[row.seq] = row if row.result is None else dataclasses.replace(
+            row, result=None)
         if result.status == "waiting_for_pause":
             raise Suspend("pause requested")  # the finish commit turns this into `paused`
+
+    def reserve_journal(self, name: str, size: int) -> int:
+        """Count ``size`` bytes of a result about to be committed against the journal
+        quota (steps of one ``gather`` commit concurrently: the check must include the
+        ones still in flight). Returns the bytes reserved; raises `LimitExceededError`."""
+        quota = self.journal_quota
+        if quota is None:
+            return 0
+        held = self.journal_bytes + self.journal_reserved
+        if held + size > quota:
+            raise LimitExceededError(
+                f"the result of step {name!r} ({size:,} bytes) would take this instance's "
+                f"journal past its quota, Quotas.instance_journal_bytes={quota:,} (it holds "
+                f"{held:,}); it was not stored. Keep large data out of step results (store "
+                f"it elsewhere and return a reference), or the operator raises it with "
+                f"AgentFlow(..., quotas=Quotas(instance_journal_bytes=...))")
+        self.journal_reserved += size
+        return size
 
     def wait(self, waiting_on: dict[str, Any]) -> Suspend:
         self.waits.append(waiting_on)
@@ -191,21 +220,15 @@ class Step:
             attempts += 1
             failure: BaseException | None = None
             timer: asyncio.Timeout | None = None
+            value: Any = None
+            text, reserved = "", 0
             try:
                 value = fn()
                 if inspect.isawaitable(value):
                     async with asyncio.timeout(attempt_timeout) as timer:
                         value = await value
                 text = encode_value(value, what=f"the result of step {name!r}")
-                quota = a.journal_quota
-                if quota is not None and a.journal_bytes + len(text.encode()) > quota:
-                    raise LimitExceededError(
-                        f"the result of step {name!r} ({len(text.encode()):,} bytes) would "
-                        f"take this instance's journal to more than its quota of "
-                        f"{quota:,} bytes (journal bytes per instance; it holds "
-                        f"{a.journal_bytes:,}); it was not stored. Keep large data out of "
-                        f"step results (store it elsewhere and return a reference), or "
-                        f"the operator raises Quotas(instance_journal_bytes=...)")
+                reserved = a.reserve_journal(name, len(text.encode()))
             except EngineSignal:
                 raise
             except asyncio.CancelledError as exc:
@@ -225,9 +248,16 @@ class Step:
                 failure = exc
             now = a.clock.now()
             if failure is None:
-                await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
-                                          result=text, finished_at=now))
+                try:
+                    await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
+                                              result=text, finished_at=now))
+                finally:
+                    a.journal_reserved -= reserved
                 return value if type(value) in _PLAIN else json.loads(text)
+            # The failure's traceback holds this frame until a garbage collection: keep
+            # no large value in it (a plan that fails many big steps at once would pin
+            # them all in the host's memory).
+            value, text = None, ""
             record = error_record(failure)
             final = (isinstance(failure, NonRetryableError | LimitExceededError
                                 | InvalidArgumentError) or attempts > policy.limit
