@@ -165,6 +165,12 @@ class WorkerPool:
         connection = self._workers.get(agent_id)
         return dict(connection.layers) if connection is not None else {}
 
+    @property
+    def sandbox_pid(self) -> int | None:
+        """The pid of the zygote every worker is forked from (its children are the
+        workers and a spare), if running (diagnostics, benchmarks)."""
+        return self._zygote.pid if self._zygote is not None else None
+
     def worker_pid(self, agent_id: str) -> int | None:
         """The pid of the agent's live worker process, if any (diagnostics, benchmarks)."""
         connection = self._workers.get(agent_id)
