@@ -115,6 +115,22 @@ async def test_a_step_timeout_ends_a_spinning_sync_body_and_retries_apply(
         ("hold", "ok", 1), ("after", "ok", 1)]
 
 
+async def test_a_step_timeout_ends_an_async_body_and_retries_apply(flow: AgentFlow) -> None:
+    gate = Gate()  # the first hold never returns; the retry's returns at once
+    agent = flow.agent("async-timeout", capabilities={"gate": gate})
+    await agent.submit_plan("hold", '''
+async def run(event, step):
+    return await step.do("hold", lambda: env.gate.hold(), timeout="1 second",
+                         retries={"limit": 1, "delay": 0})
+''')
+    inst = await agent.start("hold")
+    status = await inst.wait(timeout=60)
+    assert status.status == "complete", status.error
+    assert status.output == "held 2"
+    (record,) = await inst.history()
+    assert record.status == "ok" and record.attempts == 2
+
+
 async def test_terminate_kills_a_spinning_body_and_its_cpu_stops(flow: AgentFlow) -> None:
     agent = flow.agent("terminator")
     await agent.submit_plan("spin", SPIN_FOREVER)
