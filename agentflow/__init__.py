@@ -1,8 +1,12 @@
 """agentflow: durable plans written by LLM agents.
 
-The durable engine (`Engine`, `run(event, step)`) and its errors are exported here.
-The README has the contract: the API, what the engine guarantees, and its limits.
+The durable engine (`Engine`, `run(event, step)`) and its errors are exported here, and
+the agent layer (`AgentFlow`, `Agent`, ...; the `agentflow.plans` subpackage) and the
+dynamic dispatch primitives (`agentflow.plans.dispatch`) too. The README has the
+contract: the API, what the engine guarantees, and its limits.
 """
+
+from typing import TYPE_CHECKING
 
 from agentflow._durations import RetryPolicy, parse_duration
 from agentflow._engine import Engine
@@ -20,6 +24,7 @@ from agentflow.errors import (
     NonDeterminismError,
     NonRetryableError,
     NotFoundError,
+    PlanNotFoundError,
     StepError,
     UsageError,
     WorkflowError,
@@ -27,6 +32,23 @@ from agentflow.errors import (
     WorkflowTimeoutError,
 )
 from agentflow.models import Event, InstanceStatus, StepRecord, WaitingOn
+
+if TYPE_CHECKING:  # the lazy names below, with their real types for mypy and pyright
+    from agentflow.plans import (
+        Agent,
+        AgentFlow,
+        AgentInstance,
+        Diagnostic,
+        PendingEvent,
+        PlanValidationError,
+        PlanVersion,
+        ValidationReport,
+    )
+    from agentflow.plans.dispatch import (
+        create_dynamic_entrypoint,
+        dispatch_workflow,
+        wrap_workflow_binding,
+    )
 
 __version__ = "0.1.0"
 
@@ -38,7 +60,6 @@ _LAZY = {
     "AgentInstance": "agentflow.plans",
     "PlanVersion": "agentflow.plans",
     "PendingEvent": "agentflow.plans",
-    "PlanNotFoundError": "agentflow.plans",
     "PlanValidationError": "agentflow.plans",
     "ValidationReport": "agentflow.plans",
     "Diagnostic": "agentflow.plans",
@@ -57,6 +78,10 @@ def __getattr__(name: str) -> object:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 __all__ = [
     "Agent",
