@@ -115,3 +115,16 @@ async def test_grants_are_readable_and_adopted(clock: ManualClock) -> None:
     assert "hello" in flow.engine.workflows
     assert flow.engine.workflow_function("hello") is hello
     assert flow.binding.name == "agentflow.plan"
+
+
+async def test_a_submitted_version_is_compiled_once_in_this_process(af: AgentFlow) -> None:
+    from sandbox import _compile
+
+    agent = af.agent("a")
+    source = V1.replace('"v1"', '"compiled once"')  # a source no other test compiled
+    misses = _compile._compile_cached.cache_info().misses
+    version = await agent.submit_plan("p", source)
+    inst = await agent.start("p")
+    await inst.wait(timeout=WAIT)  # the run loaded the version: a cache hit, not a compile
+    await af.compiled("a", "p", version.version)
+    assert _compile._compile_cached.cache_info().misses == misses + 1
