@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from agentflow._durations import RetryPolicy, parse_duration
 from agentflow._engine import Engine
 from agentflow._instance import Instance, WorkflowBinding
+from agentflow._lazy import lazy_loader
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
 from agentflow.errors import (
@@ -69,19 +70,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentflow' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_loader(__name__, _LAZY, globals())
 
 __all__ = [
     "Agent",
