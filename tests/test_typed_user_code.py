@@ -131,3 +131,29 @@ def test_readme_and_notebooks_type_check_and_a_wrong_call_is_reported(
     wrong = [e for e in errors if e.startswith("probe.py") and ": error:" in e]
     assert [int(e.split(":")[1]) for e in wrong] == [10, 11, 12, 13], probe
     assert all("[arg-type]" in e or "[call-arg]" in e for e in wrong), probe
+
+
+def _lazy_and_typed(package_init: Path) -> tuple[set[str], set[str]]:
+    """The names a package's ``_LAZY`` table serves and those it imports under
+    ``TYPE_CHECKING``."""
+    tree = ast.parse(package_init.read_text())
+    lazy: set[str] = set()
+    typed: set[str] = set()
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+                and any(isinstance(t, ast.Name) and t.id == "_LAZY" for t in node.targets)):
+            lazy = {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+        if (isinstance(node, ast.If) and isinstance(node.test, ast.Name)
+                and node.test.id == "TYPE_CHECKING"):
+            typed = {a.asname or a.name for n in node.body
+                     if isinstance(n, ast.ImportFrom) for a in n.names}
+    return lazy, typed
+
+
+def test_every_lazy_name_is_typed() -> None:
+    """A name added to a lazy table without its TYPE_CHECKING import would be `object`
+    to type checkers again; this catches it without running mypy."""
+    for init in (REPO / "agentflow" / "__init__.py", REPO / "agentflow" / "plans" / "__init__.py"):
+        lazy, typed = _lazy_and_typed(init)
+        assert lazy, init
+        assert lazy - typed == set(), init
