@@ -181,9 +181,7 @@ class Engine:
         Raises:
             WorkflowNotFoundError: nothing is registered under that name.
         """
-        if name not in self._workflows:
-            raise WorkflowNotFoundError(f"no workflow named {name!r} is registered; "
-                                        f"registered: {self.workflows}")
+        self.workflow_function(name)  # raises WorkflowNotFoundError
         return WorkflowBinding(self, name)
 
     # -- lifecycle -----------------------------------------------------------------

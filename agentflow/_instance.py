@@ -244,12 +244,6 @@ class WorkflowBinding:
     def __repr__(self) -> str:
         return f"WorkflowBinding({self.name!r})"
 
-    @property
-    def engine(self) -> Engine:
-        """The engine this binding creates instances in (wrappers such as
-        `agentflow.plans.dispatch.WrappedBinding` build on it)."""
-        return self._engine
-
     async def create(self, params: Any = None, id: str | None = None) -> Instance:
         """Create an instance that starts as soon as a scheduler picks it up.
 
@@ -306,6 +300,12 @@ class WorkflowBinding:
         if row is None or row.workflow != self.name:
             raise InstanceNotFoundError(f"no instance of workflow {self.name!r} with id {id!r}")
         return Instance(self._engine, row.id, self.name)
+
+    # -- hooks for wrappers (`agentflow.plans.dispatch.WrappedBinding` builds on them) ---
+    @property
+    def engine(self) -> Engine:
+        """The engine this binding creates instances in."""
+        return self._engine
 
     def prepare(self, params: Any, instance_id: str | None = None, *,
                 scope: str | None = None) -> NewInstance:

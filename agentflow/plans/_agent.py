@@ -21,7 +21,7 @@ from agentflow._limits import check_statuses, encode_value
 from agentflow.capabilities import Capability
 from agentflow.errors import InstanceNotFoundError, InvalidArgumentError, PlanNotFoundError
 from agentflow.models import InstanceStatus, StepRecord
-from agentflow.plans._invalid import compile_checked
+from agentflow.plans._invalid import compile_checked, plan_filename
 from agentflow.plans.dispatch import unwrap, wrap_workflow_binding
 from agentflow.store import InstanceRow, PlanRow
 from sandbox import ValidationReport, validate
@@ -201,9 +201,12 @@ class Agent:
                 the diagnostics with line, column, code and a fix hint).
         """
         self._check_plan_name(name)
-        compile_checked(source, filename=f"<plan {name}>")  # raises PlanValidationError
+        version = version_of(source)
+        # Raises PlanValidationError. Compiled under the name loading uses, so the first
+        # run in this process finds it in the sandbox's compile cache.
+        compile_checked(source, filename=plan_filename(name, version))
         row = await self._af.engine.store.put_plan_version(PlanRow(
-            scope=self.id, name=name, version=version_of(source), source=source,
+            scope=self.id, name=name, version=version, source=source,
             created_at=self._af.engine.clock.now(), created_by=self.id, current=True))
         return _plan_version(row)
 
