@@ -350,7 +350,10 @@ class Engine:
         event = Event(payload=json.loads(row.payload), timestamp=to_datetime(row.created_at),
                       instance_id=row.id)
         try:
-            output = await fn(event, Step(activation))
+            try:
+                output = await fn(event, Step(activation))
+            finally:
+                await activation.settle()  # gathered branches still committing
         except Suspend:
             if activation.fatal is None:
                 return activation.suspend_finish(self.clock.now())

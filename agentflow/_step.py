@@ -76,6 +76,24 @@ class Activation:
         self.waits: list[dict[str, Any]] = []
         self.taken_events: set[int] = set()
         self.fatal: BaseException | None = None  # an error no plan may catch
+        self.tasks: set[asyncio.Task[Any]] = set()  # every task that made a step call
+
+    async def settle(self) -> None:
+        """Wait until every other task of this run that made step calls is done.
+
+        Under ``gather`` the first branch that suspends ends the run's own task at once,
+        while its sibling branches are still committing their own waits or steps. The
+        run parks only once they have settled, so that its finish lists every wait
+        (each must be woken by its own event) and no branch writes after the finish.
+        """
+        me = asyncio.current_task()
+        while pending := [t for t in self.tasks if t is not me and not t.done()]:
+            try:
+                await asyncio.wait(pending)
+            except asyncio.CancelledError:  # the run is being ended: so are its branches
+                for t in pending:
+                    t.cancel()
+                raise
 
     def position(self, name: str, kind: str) -> tuple[int, int, JournalRow | None]:
         """Take the next journal position for a call, checking it against the journal."""
@@ -83,6 +101,9 @@ class Activation:
             raise self.fatal
         if self.stopping():  # the engine is shutting down: stop between steps
             raise LeaseLost("the engine is stopping")
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
         self.next_seq += 1
         seq = self.next_seq
         if seq > MAX_STEPS:
@@ -102,14 +123,19 @@ class Activation:
         return seq, n, row
 
     async def commit(self, row: JournalRow, consumed: list[tuple[int, int]] | None = None
-                     ) -> None:
+                     ) -> bool:
+        """Make ``row`` durable (with the events it consumes). False: nothing was
+        written, because another wait consumed one of those events first."""
         result = await self.store.commit(RunCommit(
             self.instance_id, self.fence, [row], consumed or []))
         if not result.ok:
+            if result.taken:
+                return False
             raise LeaseLost(f"instance {self.instance_id} was taken over")
         self.journal[row.seq] = row
         if result.status == "waiting_for_pause":
             raise Suspend("pause requested")  # the finish commit turns this into `paused`
+        return True
 
     def wait(self, waiting_on: dict[str, Any]) -> Suspend:
         self.waits.append(waiting_on)
@@ -121,8 +147,12 @@ class Activation:
             return RunFinish(status="queued", at=now, due_at=now)
         first = min(self.waits, key=lambda w: w["until"])
         types = tuple(sorted({w["type"] for w in self.waits if w["kind"] == "event"}))
+        # The earliest wait, as before, and every wait the run is parked on (a gather
+        # waits on several): each is listed, and any of their event types wakes it.
         return RunFinish(status="waiting", at=now, due_at=first["until"],
-                         waiting_on=dumps({**first, "types": list(types)}), wake_types=types)
+                         waiting_on=dumps({**first, "types": list(types),
+                                           "waits": self.waits}),
+                         wake_types=types)
 
 
 class Step:
@@ -287,16 +317,19 @@ class Step:
         now = a.clock.now()
         started = row.started_at if row is not None else now
         deadline = row.wake_at if row is not None and row.wake_at is not None else now + seconds
-        found = await a.store.pending_events(a.instance_id, type, exclude=list(a.taken_events))
-        if found:
+        while found := await a.store.pending_events(a.instance_id, type,
+                                                    exclude=list(a.taken_events)):
             ev = found[0]
-            a.taken_events.add(ev.id)
+            if ev.id in a.taken_events:
+                continue  # another wait of this run (a gather) took it while we read
+            a.taken_events.add(ev.id)  # no await since the read: no other wait has it
             value = {"type": ev.type, "payload": json.loads(ev.payload),
                      "timestamp": to_datetime(ev.created_at).isoformat()}
-            await a.commit(JournalRow(seq, name, n, "event", "ok", 1, started,
-                                      result=dumps(value), finished_at=now, wake_at=deadline),
-                           consumed=[(ev.id, seq)])
-            return value
+            if await a.commit(JournalRow(seq, name, n, "event", "ok", 1, started,
+                                         result=dumps(value), finished_at=now,
+                                         wake_at=deadline), consumed=[(ev.id, seq)]):
+                return value
+            # Consumed elsewhere first (the store keeps each event to one wait): next one.
         if now >= deadline:
             record = {"name": "WorkflowTimeoutError",
                       "message": f"no {type!r} event arrived for wait {name!r} within "

@@ -53,6 +53,9 @@ class InstanceStatus(BaseModel):
     output: Any = None
     error: dict[str, str] | None = None
     waiting_on: WaitingOn | None = None
+    #: Every wait a ``waiting`` instance is parked on, earliest first (several under
+    #: ``gather``); ``waiting_on`` is the first of them.
+    waits: list[WaitingOn] = []
     created_at: datetime
     updated_at: datetime
 
