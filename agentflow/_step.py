@@ -14,6 +14,7 @@ engine then parks the instance until the earliest of its waits falls due.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import random
@@ -126,8 +127,20 @@ class Activation:
                      ) -> bool:
         """Make ``row`` durable (with the events it consumes). False: nothing was
         written, because another wait consumed one of those events first."""
-        result = await self.store.commit(RunCommit(
-            self.instance_id, self.fence, [row], consumed or []))
+        # Shielded: a run's task cancelled while its commit is in flight (a gathered
+        # sibling suspended it, in the sandbox) must still learn whether the commit
+        # landed, so that what this activation believes matches the journal.
+        writing = asyncio.ensure_future(self.store.commit(RunCommit(
+            self.instance_id, self.fence, [row], consumed or [])))
+        try:
+            result = await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            while not writing.done():  # however often the cancellation is repeated
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([writing])
+            if not writing.cancelled() and writing.exception() is None and writing.result().ok:
+                self.journal[row.seq] = row
+            raise
         if not result.ok:
             if result.taken:
                 return False
@@ -317,6 +330,32 @@ class Step:
         now = a.clock.now()
         started = row.started_at if row is not None else now
         deadline = row.wake_at if row is not None and row.wake_at is not None else now + seconds
+        wait = {"kind": "event", "step": name, "until": deadline, "type": type}
+        # Listed from the start: if a gathered sibling suspends the run and this call is
+        # cancelled before it parks (the sandbox ends the run's other calls), the finish
+        # still lists it, and its type still wakes the instance.
+        a.waits.append(wait)
+        try:
+            value = await self._take_event(seq, n, row, name, type, started, deadline, now)
+        except asyncio.CancelledError:
+            done = a.journal.get(seq)
+            if done is not None and done.status != "waiting":  # it landed all the same
+                a.waits.remove(wait)
+            raise
+        except BaseException:
+            a.waits.remove(wait)
+            raise
+        if value is None:
+            raise Suspend(f"waiting on event {name!r}")
+        a.waits.remove(wait)
+        return value
+
+    async def _take_event(self, seq: int, n: int, row: JournalRow | None, name: str,
+                          type: str, started: float, deadline: float, now: float
+                          ) -> dict[str, Any] | None:
+        """Consume the oldest pending event of ``type`` for this wait and return it;
+        None if there is none yet (the waiting position is then journaled)."""
+        a = self._a
         while found := await a.store.pending_events(a.instance_id, type,
                                                     exclude=list(a.taken_events)):
             ev = found[0]
@@ -340,7 +379,7 @@ class Step:
         if row is None:
             await a.commit(JournalRow(seq, name, n, "event", "waiting", 1, started,
                                       wake_at=deadline))
-        raise a.wait({"kind": "event", "step": name, "until": deadline, "type": type})
+        return None
 
     async def now(self) -> datetime:
         """The current time (UTC), journaled: every replay sees the same value."""
