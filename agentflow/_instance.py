@@ -38,12 +38,22 @@ def instance_status(row: InstanceRow) -> InstanceStatus:
         # "waits" lists every wait (since exactly-once events); older rows hold one.
         waits = sorted((_waiting_on(x) for x in w.get("waits") or [w]),
                        key=lambda x: x.until)
+    status, note = row.status, None
+    if (status in ("running", "waiting_for_pause") and row.lease_until is not None
+            and row.lease_until < time.time()):
+        # Its holder stopped renewing the claim (it crashed, froze or lost the
+        # database): nobody runs it now. `running` would be a lie.
+        note = (f"the worker that ran it ({row.lease_owner}) stopped renewing its claim "
+                f"at {to_datetime(row.lease_until).isoformat(timespec='seconds')}; the next "
+                "worker to look takes it over")
+        status = "queued" if status == "running" else "paused"
     return InstanceStatus(
-        id=row.id, workflow=row.workflow, status=row.status,  # type: ignore[arg-type]
+        id=row.id, workflow=row.workflow, status=status,  # type: ignore[arg-type]
         output=json.loads(row.output) if row.output is not None else None,
         error=json.loads(row.error) if row.error is not None else None,
         waiting_on=waits[0] if waits else None, waits=waits,
-        created_at=to_datetime(row.created_at), updated_at=to_datetime(row.updated_at))
+        created_at=to_datetime(row.created_at), updated_at=to_datetime(row.updated_at),
+        note=note)
 
 
 def _waiting_on(w: dict[str, Any]) -> WaitingOn:

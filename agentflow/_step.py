@@ -78,6 +78,7 @@ class Activation:
         self.taken_events: set[int] = set()
         self.fatal: BaseException | None = None  # an error no plan may catch
         self.tasks: set[asyncio.Task[Any]] = set()  # every task that made a step call
+        self.stopped = False  # the engine stopped this run at a step boundary
 
     async def settle(self) -> None:
         """Wait until every other task of this run that made step calls is done.
@@ -101,6 +102,7 @@ class Activation:
         if self.fatal is not None:
             raise self.fatal
         if self.stopping():  # the engine is shutting down: stop between steps
+            self.stopped = True
             raise LeaseLost("the engine is stopping")
         task = asyncio.current_task()
         if task is not None:

@@ -58,6 +58,9 @@ class InstanceStatus(BaseModel):
     waits: list[WaitingOn] = []
     created_at: datetime
     updated_at: datetime
+    #: What the status alone does not say: e.g. that the process running it stopped
+    #: renewing its claim, so that the next worker to look takes it over.
+    note: str | None = None
 
     @property
     def is_terminal(self) -> bool:
