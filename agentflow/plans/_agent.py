@@ -291,17 +291,17 @@ class Agent:
         await (await self.get(instance_id)).send_event(type, payload)
 
     async def pending_events(self) -> list[PendingEvent]:
-        """This agent's instances that wait for an event, with its type and step."""
+        """This agent's instances that wait for an event, with its type and step: one
+        entry per wait (a plan that gathers two waits is listed twice)."""
         pending = []
         rows = await self._af.engine.store.list_instances(
             workflows=[PLAN_WORKFLOW], statuses=["waiting"], scopes=[self.id], limit=1000)
         for row in rows:
-            status = instance_status(row)
-            w = status.waiting_on
-            if w is not None and w.kind == "event" and w.type:
-                metadata, _ = unwrap_row(row)
-                pending.append(PendingEvent(instance_id=row.id, plan=metadata["plan"],
-                                            type=w.type, step=w.step, deadline=w.until))
+            for w in instance_status(row).waits:
+                if w.kind == "event" and w.type:
+                    metadata, _ = unwrap_row(row)
+                    pending.append(PendingEvent(instance_id=row.id, plan=metadata["plan"],
+                                                type=w.type, step=w.step, deadline=w.until))
         return pending
 
     async def pause(self, instance_id: str) -> None:
