@@ -12,6 +12,7 @@ from agentflow._durations import RetryPolicy, parse_duration
 from agentflow._engine import Engine
 from agentflow._instance import Instance, WorkflowBinding
 from agentflow._lazy import lazy_loader
+from agentflow._limits import Quotas
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
 from agentflow.errors import (
@@ -97,6 +98,7 @@ __all__ = [
     "PlanNotFoundError",
     "PlanValidationError",
     "PlanVersion",
+    "Quotas",
     "RetryPolicy",
     "Step",
     "StepError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -162,8 +163,8 @@ class Instance:
         await self._transition(decide)
 
     async def terminate(self) -> None:
-        """Stop the instance for good. A step in flight may finish, but nothing more of
-        the run is recorded."""
+        """Stop the instance for good. A step in flight here is cancelled at once (its
+        result would not be recorded); nothing more of the run is recorded."""
         now = self._engine.clock.now()
 
         def decide(row: InstanceRow) -> InstanceChange | None:
@@ -173,7 +174,9 @@ class Instance:
             return InstanceChange(at=now, status="terminated", due_at=None, waiting_on=None,
                                   bump_fence=True, clear_lease=True)
 
+        running = self._engine.running_task(self.id)
         await self._transition(decide)
+        _cancel_old_run(running)
 
     async def restart(self, from_step: str | None = None) -> None:
         """Run the instance again from the top, with the same params.
@@ -210,7 +213,9 @@ class Instance:
                                   waiting_on=None, bump_fence=True, clear_lease=True,
                                   delete_steps_from=first, payload=payload)
 
+        running = self._engine.running_task(self.id)
         await self._transition(decide)
+        _cancel_old_run(running)
 
     async def wait(self, timeout: Any = None, *, poll: float = 0.2) -> InstanceStatus:
         """Wait until the instance is finished, paused, or waiting on something in the
@@ -248,6 +253,13 @@ class Instance:
         if await self._engine.store.transition(self.id, decide) is None:
             raise InstanceNotFoundError(f"no instance with id {self.id!r}")
         self._engine.nudge()
+
+
+def _cancel_old_run(task: asyncio.Task[None] | None) -> None:
+    """End the run a terminate or restart made moot (taken before its transition, so a
+    new run claimed meanwhile is left alone)."""
+    if task is not None and task is not asyncio.current_task() and not task.done():
+        task.cancel()
 
 
 class WorkflowBinding:

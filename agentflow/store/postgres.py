@@ -73,7 +73,8 @@ Conn = AsyncConnection[Any]
 
 _RETRY_SECONDS = 60.0
 POSTGRES = Dialect(for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED",
-                   greatest="greatest", submitted_order="v.seq")
+                   greatest="greatest", submitted_order="v.seq", octets="octet_length({})",
+                   scope_lock="SELECT pg_advisory_xact_lock(hashtext(?))")
 
 
 def _is_transient(exc: BaseException) -> bool:
