@@ -33,17 +33,33 @@ RESTING_STATUSES = TERMINAL_STATUSES | {"paused"}
 
 
 def instance_status(row: InstanceRow) -> InstanceStatus:
-    waiting_on = None
+    waits: list[WaitingOn] = []
     if row.status == "waiting" and row.waiting_on:
         w = json.loads(row.waiting_on)
-        waiting_on = WaitingOn(kind=w["kind"], step=w["step"], until=to_datetime(w["until"]),
-                               type=w.get("type"), attempt=w.get("attempt"))
+        # "waits" lists every wait (since exactly-once events); older rows hold one.
+        waits = sorted((_waiting_on(x) for x in w.get("waits") or [w]),
+                       key=lambda x: x.until)
+    status, note = row.status, None
+    if (status in ("running", "waiting_for_pause") and row.lease_until is not None
+            and row.lease_until < time.time()):
+        # Its holder stopped renewing the claim (it crashed, froze or lost the
+        # database): nobody runs it now. `running` would be a lie.
+        note = (f"the worker that ran it ({row.lease_owner}) stopped renewing its claim "
+                f"at {to_datetime(row.lease_until).isoformat(timespec='seconds')}; the next "
+                "worker to look takes it over")
+        status = "queued" if status == "running" else "paused"
     return InstanceStatus(
-        id=row.id, workflow=row.workflow, status=row.status,  # type: ignore[arg-type]
+        id=row.id, workflow=row.workflow, status=status,  # type: ignore[arg-type]
         output=json.loads(row.output) if row.output is not None else None,
         error=json.loads(row.error) if row.error is not None else None,
-        waiting_on=waiting_on, created_at=to_datetime(row.created_at),
-        updated_at=to_datetime(row.updated_at))
+        waiting_on=waits[0] if waits else None, waits=waits,
+        created_at=to_datetime(row.created_at), updated_at=to_datetime(row.updated_at),
+        note=note)
+
+
+def _waiting_on(w: dict[str, Any]) -> WaitingOn:
+    return WaitingOn(kind=w["kind"], step=w["step"], until=to_datetime(w["until"]),
+                     type=w.get("type"), attempt=w.get("attempt"))
 
 
 def step_record(row: JournalRow) -> StepRecord:
@@ -256,12 +272,6 @@ class WorkflowBinding:
     def __repr__(self) -> str:
         return f"WorkflowBinding({self.name!r})"
 
-    @property
-    def engine(self) -> Engine:
-        """The engine this binding creates instances in (wrappers such as
-        `agentflow.plans.dispatch.WrappedBinding` build on it)."""
-        return self._engine
-
     async def create(self, params: Any = None, id: str | None = None) -> Instance:
         """Create an instance that starts as soon as a scheduler picks it up.
 
@@ -318,6 +328,12 @@ class WorkflowBinding:
         if row is None or row.workflow != self.name:
             raise InstanceNotFoundError(f"no instance of workflow {self.name!r} with id {id!r}")
         return Instance(self._engine, row.id, self.name)
+
+    # -- hooks for wrappers (`agentflow.plans.dispatch.WrappedBinding` builds on them) ---
+    @property
+    def engine(self) -> Engine:
+        """The engine this binding creates instances in."""
+        return self._engine
 
     def prepare(self, params: Any, instance_id: str | None = None, *,
                 scope: str | None = None) -> NewInstance:

@@ -21,7 +21,7 @@ from agentflow._limits import check_statuses, encode_value, quota_error
 from agentflow.capabilities import Capability
 from agentflow.errors import InstanceNotFoundError, InvalidArgumentError, PlanNotFoundError
 from agentflow.models import ACTIVE_STATUSES, InstanceStatus, StepRecord
-from agentflow.plans._invalid import compile_checked
+from agentflow.plans._invalid import compile_checked, plan_filename
 from agentflow.plans.dispatch import unwrap, wrap_workflow_binding
 from agentflow.store import InstanceRow, PlanRow
 from sandbox import ValidationReport, WorkerPool, validate
@@ -214,9 +214,12 @@ class Agent:
                 the diagnostics with line, column, code and a fix hint).
         """
         self._check_plan_name(name)
-        compile_checked(source, filename=f"<plan {name}>")  # raises PlanValidationError
+        version = version_of(source)
+        # Raises PlanValidationError. Compiled under the name loading uses, so the first
+        # run in this process finds it in the sandbox's compile cache.
+        compile_checked(source, filename=plan_filename(name, version))
         row = await self._af.engine.store.put_plan_version(PlanRow(
-            scope=self.id, name=name, version=version_of(source), source=source,
+            scope=self.id, name=name, version=version, source=source,
             created_at=self._af.engine.clock.now(), created_by=self.id, current=True))
         return _plan_version(row)
 
@@ -321,17 +324,17 @@ class Agent:
         await (await self.get(instance_id)).send_event(type, payload)
 
     async def pending_events(self) -> list[PendingEvent]:
-        """This agent's instances that wait for an event, with its type and step."""
+        """This agent's instances that wait for an event, with its type and step: one
+        entry per wait (a plan that gathers two waits is listed twice)."""
         pending = []
         rows = await self._af.engine.store.list_instances(
             workflows=[PLAN_WORKFLOW], statuses=["waiting"], scopes=[self.id], limit=1000)
         for row in rows:
-            status = instance_status(row)
-            w = status.waiting_on
-            if w is not None and w.kind == "event" and w.type:
-                metadata, _ = unwrap_row(row)
-                pending.append(PendingEvent(instance_id=row.id, plan=metadata["plan"],
-                                            type=w.type, step=w.step, deadline=w.until))
+            for w in instance_status(row).waits:
+                if w.kind == "event" and w.type:
+                    metadata, _ = unwrap_row(row)
+                    pending.append(PendingEvent(instance_id=row.id, plan=metadata["plan"],
+                                                type=w.type, step=w.step, deadline=w.until))
         return pending
 
     async def pause(self, instance_id: str) -> None:

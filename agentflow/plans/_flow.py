@@ -38,7 +38,7 @@ from agentflow.clock import Clock
 from agentflow.errors import InvalidArgumentError, PlanNotFoundError, UsageError
 from agentflow.models import ACTIVE_STATUSES
 from agentflow.plans._agent import PLAN_WORKFLOW, Agent
-from agentflow.plans._invalid import compile_checked
+from agentflow.plans._invalid import compile_checked, plan_filename
 from agentflow.plans._rate import StepRate
 from agentflow.plans._runner import _PlanRunner
 from agentflow.plans.dispatch import create_dynamic_entrypoint
@@ -233,6 +233,20 @@ class AgentFlow:
         return _PlanRunner(self, str(agent_id), str(name), str(version))
 
     async def compiled(self, agent_id: str, name: str, version: str) -> CompiledPlan:
+        """One agent's plan version, compiled, for a run.
+
+        Two caches, on purpose, keyed differently: this one maps a version's id
+        ``(agent, plan, version)`` to its compiled plan and saves the store read that
+        finds the source; the sandbox's (``compile_plan``, keyed by source and filename)
+        saves the compilation, and is shared by every `AgentFlow` in the process and
+        by `Agent.submit_plan`, which compiles under the same filename, so a version
+        submitted here is compiled once in this process. A confined worker compiles
+        once more in its own process: it is sent the source text, never code.
+
+        Raises:
+            PlanNotFoundError: no such version is stored.
+            PlanValidationError: the stored source no longer validates.
+        """
         key = (agent_id, name, version)
         plan = self._compiled.get(key)
         if plan is None:
@@ -240,7 +254,7 @@ class AgentFlow:
             if row is None:
                 raise PlanNotFoundError(f"plan {name!r} version {version} of agent "
                                         f"{agent_id!r} is not in the store")
-            plan = compile_checked(row.source, filename=f"<plan {name}@{version}>")
+            plan = compile_checked(row.source, filename=plan_filename(name, version))
             self._compiled[key] = plan
             while len(self._compiled) > self._compiled_cache_size:
                 self._compiled.popitem(last=False)
