@@ -307,7 +307,10 @@ def test_approve_refuses_an_instance_that_does_not_wait_for_an_approval(db: Path
                             "('early', 'signal')").fetchone() == (0,)
 
 
-STEP = "[dim]secret step[/dim] [/] \x1b[8mhidden"
+# Step names refuse control characters (the engine rejects "\x1b" there), so the
+# terminal escape rides in the step's result instead.
+STEP = "[dim]secret step[/dim] [/] hidden"
+RESULT = "[red]token=abc[/red] [link=http://evil]click[/link] \x1b[8m"
 ERROR = "list index [/] out of range\nstatus: complete"
 
 
@@ -316,7 +319,7 @@ async def _setup_hostile_text(db: Path) -> None:
 
     @engine.workflow("hostile")
     async def hostile(event: Event, step: Step) -> None:
-        await step.do(STEP, lambda: "[red]token=abc[/red] [link=http://evil]click[/link]")
+        await step.do(STEP, lambda: RESULT)
 
         def fail() -> None:
             raise NonRetryableError(ERROR)
@@ -343,8 +346,9 @@ def test_text_from_plans_is_printed_literally(tmp_path: Path) -> None:
     assert "sleep 'nap [/]' until" in listing.stdout
     shown = cli("show", "hostile", db=db, env=wide)
     assert shown.returncode == 0, shown.stderr
-    assert "[dim]secret step[/dim] [/] \\x1b[8mhidden" in shown.stdout
-    assert '"[red]token=abc[/red] [link=http://evil]click[/link]"' in shown.stdout
+    assert "[dim]secret step[/dim] [/] hidden" in shown.stdout
+    assert '"[red]token=abc[/red] [link=http://evil]click[/link] \\u001b[8m"' in (
+        shown.stdout)
     assert "error: NonRetryableError: list index [/] out of range\\nstatus: complete" in (
         shown.stdout)
     assert "\x1b" not in shown.stdout
