@@ -331,7 +331,9 @@ class Engine:
                                     fence=row.fence, journal=journal,
                                     stopping=lambda: self._closing)
             finish = await self._run(row, activation)
-            await self._store.commit(RunCommit(row.id, row.fence, finish=finish))
+            tail = activation.tail_rows(self.clock.now()) if finish.status in (
+                "complete", "errored") else []
+            await self._store.commit(RunCommit(row.id, row.fence, tail, finish=finish))
         except LeaseLost:
             pass
         except asyncio.CancelledError:

@@ -75,7 +75,7 @@ Conn = AsyncConnection[Any]
 _INSTANCE_COLUMNS = ("id, workflow, status, payload, created_at, updated_at, output, error, "
                      "waiting_on, due_at, lease_owner, lease_until, fence, scope")
 _STEP_COLUMNS = ("seq, name, n, kind, status, attempts, started_at, result, error, "
-                 "finished_at, wake_at")
+                 "finished_at, wake_at, detail")
 _RETRY_SECONDS = 60.0
 
 
@@ -498,17 +498,18 @@ class PostgresStore(Store):
                 f"INSERT INTO steps (instance_id, {_STEP_COLUMNS}) SELECT * FROM unnest("
                 "%s::text[], %s::int[], %s::text[], %s::int[], %s::text[], %s::text[],"
                 " %s::int[], %s::float8[], %s::text[], %s::text[], %s::float8[],"
-                " %s::float8[]) ON CONFLICT (instance_id, seq) DO UPDATE SET"
+                " %s::float8[], %s::text[]) ON CONFLICT (instance_id, seq) DO UPDATE SET"
                 " name = excluded.name, n = excluded.n, kind = excluded.kind,"
                 " status = excluded.status, attempts = excluded.attempts,"
                 " started_at = excluded.started_at, result = excluded.result,"
                 " error = excluded.error, finished_at = excluded.finished_at,"
-                " wake_at = excluded.wake_at",
+                " wake_at = excluded.wake_at, detail = excluded.detail",
                 ([k[0] for k in steps], [s.seq for s in rows], [s.name for s in rows],
                  [s.n for s in rows], [s.kind for s in rows], [s.status for s in rows],
                  [s.attempts for s in rows], _floats([s.started_at for s in rows]),
                  [s.result for s in rows], [s.error for s in rows],
-                 _floats([s.finished_at for s in rows]), _floats([s.wake_at for s in rows])))
+                 _floats([s.finished_at for s in rows]), _floats([s.wake_at for s in rows]),
+                 [s.detail for s in rows]))
         consumed = [(event_id, seq) for c in accepted for event_id, seq in c.consumed_events]
         if consumed:
             await conn.execute(

@@ -58,7 +58,7 @@ Db = sqlite3.Connection
 _INSTANCE_COLUMNS = ("id, workflow, status, payload, created_at, updated_at, output, error, "
                      "waiting_on, due_at, lease_owner, lease_until, fence, scope")
 _STEP_COLUMNS = ("seq, name, n, kind, status, attempts, started_at, result, error, "
-                 "finished_at, wake_at")
+                 "finished_at, wake_at, detail")
 _MAX_VARS = 500  # bound on "?" per statement, well under SQLite's limit
 _BUSY_RETRY_SECONDS = 60.0
 
@@ -502,11 +502,11 @@ def _write_batch(db: Db, commits: list[RunCommit]) -> list[CommitResult]:
         current.update({r[0]: (r[1], r[2]) for r in rows})
     accepted = [c for c in commits if current.get(c.instance_id, (None,))[0] == c.fence]
     steps = [(c.instance_id, s.seq, s.name, s.n, s.kind, s.status, s.attempts, s.started_at,
-              s.result, s.error, s.finished_at, s.wake_at)
+              s.result, s.error, s.finished_at, s.wake_at, s.detail)
              for c in accepted for s in c.steps]
     if steps:
         db.executemany(f"INSERT OR REPLACE INTO steps (instance_id, {_STEP_COLUMNS})"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
     consumed = [(seq, event_id) for c in accepted for event_id, seq in c.consumed_events]
     if consumed:
         db.executemany("UPDATE events SET consumed_seq = ? WHERE id = ?", consumed)
