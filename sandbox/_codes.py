@@ -68,12 +68,10 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
               "Give the step a name as its first argument: `await step.sleep(\"pause\", "
               "\"1 hour\")`."),
     "AF206": ("wrong arguments to a step method",
-              "Call it as documented: `await step.do(\"name\", lambda: ...)`, "
-              "`await step.sleep(\"name\", \"5 minutes\")`, "
-              "`await step.wait_for_event(\"name\", type=\"reply\")`."),
-    "AF207": ("function reads a loop variable but runs later",
-              "Bind the value when the function is made, with a default argument: "
-              "`lambda i=i: work(i)`; or await each step inside the loop."),
+              "Pass what the method takes, e.g. `step.do(\"x\", lambda: ...)`, "
+              "`step.wait_for_event(\"x\", type=\"reply\")`."),
+    "AF207": ("lambda run later reads a loop variable",
+              "Bind it when the lambda is made: `lambda i=i: work(i)`."),
     "AF301": ("import not allowed",
               "Remove the import: plans cannot import modules. Use the names plans "
               "provide (json_dumps, json_loads, gather, env.*) or do the work in a "
@@ -86,8 +84,7 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
               "Build and return a list instead of using `yield`."),
     "AF305": ("async iteration, async with or async comprehension not allowed",
               "Use a plain `for` loop with `await` inside it, or "
-              "`await gather(*[step.do(f\"item {x}\", lambda x=x: work(x)) for x in "
-              "items])`."),
+              "`await gather(*[step.do(f\"{x}\", lambda x=x: f(x)) for x in items])`."),
     "AF306": ("match statement not allowed",
               "Use `if`/`elif` chains instead of `match`."),
     "AF307": ("with statement not allowed",
@@ -112,8 +109,7 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
               "Define the name, or use one that plans provide (event, step, env, "
               "gather, json_dumps, json_loads, the error classes and safe builtins)."),
     "AF409": ("capability or method not granted",
-              "Use only the capabilities granted to this agent (listed by the "
-              "`describe_capabilities` tool) and their methods."),
+              "Use a granted capability and method (`describe_capabilities`)."),
     "AF501": ("bare except",
               "Catch a specific error, e.g. `except StepError as err:` or "
               "`except Exception:`."),

@@ -293,7 +293,8 @@ async def handle_list_pending_events(agent: Agent, args: ListPendingEventsArgs,
     if not pending:
         return ListPendingEventsResult(pending=[], summary="No instance waits for an event.")
     human = sum(p.human_only for p in pending)
-    text = f"{len(pending)} instance{'s' * (len(pending) > 1)} wait for an event"
+    text = ("1 instance waits for an event" if len(pending) == 1
+            else f"{len(pending)} instances wait for an event")
     if human:
         text += f"; {human} need{'s' * (human == 1)} a person (use approve)"
     return ListPendingEventsResult(pending=pending, summary=text + ".")
