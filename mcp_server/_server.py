@@ -14,8 +14,8 @@ from mcp_types import INVALID_PARAMS
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agentflow import __version__
-from agentflow.agents import AgentFlow
 from agentflow.errors import AgentflowError, NotFoundError
+from agentflow.plans import AgentFlow
 from agentflow.tools import (
     TOOLS,
     ToolContext,

@@ -67,10 +67,13 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
     "AF205": ("step call without a name",
               "Give the step a name as its first argument: `await step.sleep(\"pause\", "
               "\"1 hour\")`."),
-    "AF206": ("wrong arguments to a step method",
+    "AF206": ("step name holds an unprintable character",
+              "Write step and wait names in printable text: no control characters "
+              "(newlines, NUL, ANSI escapes), zero-width or bidirectional marks."),
+    "AF207": ("wrong arguments to a step method",
               "Pass what the method takes, e.g. `step.do(\"x\", lambda: ...)`, "
               "`step.wait_for_event(\"x\", type=\"reply\")`."),
-    "AF207": ("lambda run later reads a loop variable",
+    "AF208": ("lambda run later reads a loop variable",
               "Bind it when the lambda is made: `lambda i=i: work(i)`."),
     "AF301": ("import not allowed",
               "Remove the import: plans cannot import modules. Use the names plans "

@@ -52,6 +52,7 @@ __all__ = ["PlanSide"]
 
 Send = Callable[[dict[str, Any]], None]
 
+
 class _Run:
     """One run of a plan: its task, its pending calls and its step bodies."""
 

@@ -2,11 +2,11 @@
 
 Three mistakes models make often, each caught before the plan runs:
 
-- **Wrong arguments to a step method** (AF206): ``step.do("x")`` with no function,
+- **Wrong arguments to a step method** (AF207): ``step.do("x")`` with no function,
   ``step.wait_for_event("reply")`` without ``type=``, ``step.sleep("pause")`` with no
   duration, ``retries=3`` instead of a dict, a keyword the method does not take. At run
   time each of these is a ``TypeError`` that no retry can fix.
-- **Late binding** (AF207): a ``lambda`` (or nested ``def``) that reads a loop or
+- **Late binding** (AF208): a ``lambda`` (or nested ``def``) that reads a loop or
   comprehension variable and runs *later*, when ``gather`` awaits the collected steps.
   By then the variable holds its last value, so every step computes the same thing:
   ``gather(*[step.do(f"f{i}", lambda: i) for i in range(3)])`` returns ``[2, 2, 2]``.
@@ -87,13 +87,13 @@ class StepCallChecker:
         if len(node.args) > len(positional):
             extra = node.args[len(positional)]
             if method == "wait_for_event" and len(node.args) == 2:
-                self.report("AF206", extra, "`step.wait_for_event` takes the event type by "
+                self.report("AF207", extra, "`step.wait_for_event` takes the event type by "
                             "keyword only", _example(method))
             elif not positional:
-                self.report("AF206", extra, f"`step.{method}()` takes no arguments",
+                self.report("AF207", extra, f"`step.{method}()` takes no arguments",
                             _example(method))
             else:
-                self.report("AF206", extra, f"`step.{method}` takes at most "
+                self.report("AF207", extra, f"`step.{method}` takes at most "
                             f"{len(positional)} positional argument"
                             f"{'s' * (len(positional) > 1)}; pass "
                             f"{', '.join(keyword_only) or 'nothing else'} by keyword",
@@ -107,7 +107,7 @@ class StepCallChecker:
                 hint = _example(method)
                 if method == "do" and keyword.arg in ("retry", "retries_limit", "max_retries"):
                     hint = "Write `retries={\"limit\": 3, \"delay\": \"10 seconds\"}`."
-                self.report("AF206", keyword, f"`step.{method}` has no argument "
+                self.report("AF207", keyword, f"`step.{method}` has no argument "
                             f"`{keyword.arg}` (it takes {accepted})", hint)
                 return
             given.add(keyword.arg)
@@ -115,7 +115,7 @@ class StepCallChecker:
         if missing and not (method == "sleep" and self._one_duration(node)):
             what = {"fn": "a function to run (`lambda: ...`)", "duration": "a duration",
                     "when": "a time to wake", "type": "`type=`, the event type"}
-            self.report("AF206", node, f"`step.{method}` needs {what[missing[0]]}",
+            self.report("AF207", node, f"`step.{method}` needs {what[missing[0]]}",
                         _example(method))
             return
         if method == "do":
@@ -126,7 +126,7 @@ class StepCallChecker:
         if len(node.args) == 1 and not node.keywords:
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, int | float):
-                self.report("AF206", node, "`step.sleep` needs a step name before the "
+                self.report("AF207", node, "`step.sleep` needs a step name before the "
                             "duration", _example("sleep"))
                 return True
         return False
@@ -135,26 +135,26 @@ class StepCallChecker:
         fn = node.args[1] if len(node.args) > 1 else next(
             (k.value for k in node.keywords if k.arg == "fn"), None)
         if isinstance(fn, _NOT_CALLABLE):
-            self.report("AF206", fn, "the second argument of `step.do` must be a function; "
+            self.report("AF207", fn, "the second argument of `step.do` must be a function; "
                         "this is a value, computed before the step runs",
                         "Wrap the work in a lambda so the step runs it and records the "
                         "result: `await step.do(\"name\", lambda: work())`.")
         elif isinstance(fn, ast.Call) and isinstance(fn.func, ast.Attribute) and isinstance(
                 fn.func.value, ast.Attribute) and isinstance(fn.func.value.value, ast.Name) \
                 and fn.func.value.value.id == "env":
-            self.report("AF206", fn, "`env.*` is called before the step starts; the step "
+            self.report("AF207", fn, "`env.*` is called before the step starts; the step "
                         "needs a function that makes the call",
                         "Wrap it in a lambda: `await step.do(\"call\", lambda: "
                         "env.<capability>.<method>(...))`.")
         retries = next((k.value for k in node.keywords if k.arg == "retries"), None)
         if isinstance(retries, ast.Constant) and retries.value is not None:
-            self.report("AF206", retries, "`retries` must be a dict, not a number",
+            self.report("AF207", retries, "`retries` must be a dict, not a number",
                         "Write `retries={\"limit\": 3, \"delay\": \"10 seconds\", "
                         "\"backoff\": \"exponential\"}` (limit counts retries).")
         elif isinstance(retries, ast.Dict):
             for key in retries.keys:
                 if isinstance(key, ast.Constant) and key.value not in _RETRY_KEYS:
-                    self.report("AF206", key, f"`retries` has no key {key.value!r}",
+                    self.report("AF207", key, f"`retries` has no key {key.value!r}",
                                 "Use the keys `limit`, `delay` and `backoff`, e.g. "
                                 "`retries={\"limit\": 3, \"delay\": \"10 seconds\"}`.")
 
@@ -195,7 +195,7 @@ class StepCallChecker:
             hint = (f"Bind the value when the function is made, with a default argument: "
                     f"`def {node.name}({fix}):`; or await each step inside the loop.")
         names = ", ".join(f"`{v}`" for v in late)
-        self.report("AF207", node, f"this {where} reads the loop variable {names} but runs "
+        self.report("AF208", node, f"this {where} reads the loop variable {names} but runs "
                     f"later, when every step sees its last value", hint)
 
     # -- env ----------------------------------------------------------------------------

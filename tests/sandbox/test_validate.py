@@ -94,6 +94,7 @@ RULE_CASES = [
     (plan('s = step\nawait s.do("x", lambda: 1)'), "AF204"),
     (plan('f = step.do\nawait f("x", lambda: 1)'), "AF204"),
     (plan('await step.sleep()'), "AF205"),
+    (plan('await step.do("a\\x1b[2Jb", lambda: 1)'), "AF206"),
     # AF3xx: constructs
     ("import os\n" + plan("return 1"), "AF301"),
     (plan("from os import path\nreturn 1"), "AF301"),
@@ -131,10 +132,10 @@ RULE_CASES = [
     (plan("return '{x}'.format_map(event.payload)"), "AF406"),
     (plan("return undefined_thing"), "AF407"),
     (plan("return printed"), "AF402"),
-    (plan('await step.do("x")'), "AF206"),
-    (plan('await step.wait_for_event("reply")'), "AF206"),
+    (plan('await step.do("x")'), "AF207"),
+    (plan('await step.wait_for_event("reply")'), "AF207"),
     (plan("return await gather(*[step.do(f'f{i}', lambda: i) for i in range(3)])"),
-     "AF207"),
+     "AF208"),
     # AF5xx: exceptions
     (plan("try:\n    pass\nexcept:\n    pass"), "AF501"),
     (plan("try:\n    pass\nexcept BaseException:\n    pass"), "AF502"),
