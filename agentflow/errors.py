@@ -245,8 +245,16 @@ def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Excepti
             err = None
         if err is not None:
             err.step = step  # type: ignore[attr-defined]
-            return err
-    return StepError(message, error_name=name, step=step)
+            return _with_context(err, record, step)
+    return _with_context(StepError(message, error_name=name, step=step), record, step)
+
+
+def _with_context(err: Exception, record: dict[str, Any], step: str | None) -> Exception:
+    # A journaled step error that says where in an agent's plan it was raised keeps
+    # that, so the plan error it becomes can show the step body's own line.
+    if isinstance(record.get("where"), dict):
+        err.plan_context = {"where": record["where"], "step": step}  # type: ignore[attr-defined]
+    return err
 
 
 def __getattr__(name: str) -> object:

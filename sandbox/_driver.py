@@ -200,7 +200,11 @@ class RunDriver:
             self._log(logs)
             value = await self._host.step(op, args, run_body)
         except Exception as exc:
-            self._reply({"t": "step_err", "call": call, "error": error_payload(exc)})
+            payload = error_payload(exc)
+            where = getattr(exc, "where", None)  # a step body's location, from the host
+            if isinstance(where, dict):
+                payload["where"] = where
+            self._reply({"t": "step_err", "call": call, "error": payload})
         except BaseException as exc:  # the host's suspension signal
             if not (self._closing and isinstance(exc, asyncio.CancelledError)):
                 self._abandon(exc)

@@ -32,7 +32,7 @@ from typing import Any
 
 from sandbox._compile import CompiledPlan, compile_plan
 from sandbox._errors import PlanValidationError
-from sandbox._located import LogBuffer, describe_error, locate
+from sandbox._located import MAX_TRACE_FRAMES, LogBuffer, describe_error, locate, read_where
 from sandbox._namespace import (
     LOG_SINK,
     StepError,
@@ -248,6 +248,12 @@ class PlanSide:
         if run is not None:
             with contextlib.suppress(Exception):  # a location is a help, never a need
                 where = locate(exc, run.filename, run.source)
+                inner = read_where(getattr(exc, "_af_where", None))
+                if inner is not None and message["t"] == "fail":
+                    # a step's error: the run's frames down to the await, then the body's
+                    outer = where["traceback"] if where is not None else []
+                    frames = [*outer, *inner["traceback"]][-MAX_TRACE_FRAMES:]
+                    where = {**frames[-1], "traceback": frames}
                 if where is not None:
                     payload["where"] = where
                 if message["t"] == "fail":

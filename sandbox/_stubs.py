@@ -36,6 +36,8 @@ def rebuild_error(payload: object) -> Exception:
     error = _rebuild_error(payload)
     if isinstance(payload, dict) and payload.get("final") is True:
         error._af_final = True  # type: ignore[attr-defined]
+    if isinstance(payload, dict) and isinstance(payload.get("where"), dict):
+        error._af_where = payload["where"]  # type: ignore[attr-defined]  # the body's
     return error
 
 
