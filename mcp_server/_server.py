@@ -114,6 +114,16 @@ def _add_resources(server: MCPServer, identity: Identity) -> None:
     def validator_codes() -> str:
         return load_prompt("validator-codes")
 
+    @server.resource("agentflow://capabilities", name="capabilities",
+                     mime_type="application/json",
+                     description="What your plans' env holds: each granted capability, "
+                                 "how a plan calls its methods, and its limits.")
+    async def capabilities() -> str:
+        outcome = await call_tool(identity.agent(), "describe_capabilities", {})
+        if outcome.result is None:
+            raise ResourceError(outcome.error or "cannot describe the capabilities")
+        return outcome.result.model_dump_json(indent=1)
+
     @server.resource("agentflow://plans/{name}", name="plan-source", mime_type="text/x-python",
                      description="The source of the current version of one of your plans.")
     async def plan_source(name: str) -> str:

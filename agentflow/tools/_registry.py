@@ -137,6 +137,11 @@ TOOLS: dict[str, ToolSpec[Any, Any]] = {spec.name: spec for spec in [
         is refused.""",
           m.RestartInstanceArgs, m.RestartInstanceResult, h.handle_restart_instance,
           destructive=True),
+    _spec("describe_capabilities", """
+        List what your plans' `env` holds: each granted capability, how a plan calls its
+        methods, and its limits (hosts, sizes).""",
+          m.DescribeCapabilitiesArgs, m.DescribeCapabilitiesResult,
+          h.handle_describe_capabilities, read_only=True),
     _spec("get_history", """
         Read an instance's journal: each step it reached in order, with kind, status,
         attempts, result or error and times. Use it to see why an instance errored or

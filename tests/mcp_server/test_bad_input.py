@@ -42,6 +42,7 @@ BAD_CALLS: dict[str, list[tuple[dict[str, Any], str]]] = {
                    ({"instance_id": "w", "type": "reply", "payload": HUGE}, "1 MiB"),
                    ({"instance_id": "done", "type": "reply"}, "complete")],
     "list_pending_events": [({"unexpected": 1}, "unexpected")],  # names none: extras too
+    "describe_capabilities": [({"capability": "http"}, "capability")],
     "approve": [({"instance_id": "nope"}, "no instance"),
                 ({"instance_id": "w"}, "does not wait for an approval"),
                 ({"instance_id": "done"}, "complete"),
