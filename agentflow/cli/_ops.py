@@ -164,8 +164,31 @@ async def show(args: argparse.Namespace) -> int:
     if status.error:
         console.print(Text.assemble("error: ", literal(
             f"{status.error['name']}: {status.error['message']}")))
+        where = status.error.get("where")
+        if isinstance(where, dict):
+            step = status.error.get("step") or status.error.get("after_step")
+            console.print(Text.assemble("  at: ", literal(
+                f"plan line {where.get('line')}, in {where.get('function')}"
+                + (f", step {step!r}" if step else "") + f": {where.get('source', '')}")))
     console.print(timeline(history) if history else "no steps yet")
+    for line in activity(history):
+        console.print(literal(line))
     return EXIT_OK
+
+
+def activity(history: list[StepRecord]) -> list[str]:
+    """Failed attempts (kept after a retry succeeded) and what the plan printed, by step."""
+    lines = []
+    for r in history:
+        for text in r.logs:
+            lines.append(f"log {'(end)' if r.kind == 'log' else f'before {r.name!r}'}: {text}")
+        for a in r.attempt_history:
+            if a.error:
+                lines.append(f"attempt {a.attempt} of {r.name!r} failed at "
+                             f"{a.ended_at.isoformat(timespec='seconds')}: "
+                             f"{a.error.get('name')}: {a.error.get('message')}")
+            lines.extend(f"log {r.name!r} attempt {a.attempt}: {text}" for text in a.logs)
+    return lines
 
 
 def exit_code_for(status: InstanceStatus) -> int:
