@@ -153,9 +153,9 @@ def attribute_hint(name: str, attr: str) -> str | None:
     text = _ATTRIBUTES.get((name, attr))
     if text is None:
         return None
-    prefix = ("Plans are replayed and must be deterministic: "
-              if name in NONDETERMINISTIC and (name, attr) != ("time", "sleep") else "")
-    return prefix + _sentence(text)
+    if name in NONDETERMINISTIC and (name, attr) != ("time", "sleep"):
+        return "Plans are replayed and must be deterministic: " + text + "."
+    return _sentence(text)
 
 
 def import_hint(module: str) -> str | None:

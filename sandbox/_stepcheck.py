@@ -22,7 +22,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["STEP_METHODS", "Grants", "StepCallChecker", "late_bound_names"]
+__all__ = ["STEP_METHODS", "Grants", "StepCallChecker", "late_bound_names",
+           "value_functions"]
 
 #: step methods and whether their first argument is the step name.
 STEP_METHODS: dict[str, bool] = {"do": True, "sleep": True, "sleep_until": True,
@@ -56,6 +57,10 @@ _NOT_CALLABLE = (ast.Constant, ast.List, ast.Dict, ast.Tuple, ast.Set, ast.Joine
                  ast.Await, ast.ListComp, ast.DictComp, ast.SetComp, ast.BinOp,
                  ast.Compare, ast.Subscript)
 _RETRY_KEYS = frozenset({"limit", "delay", "backoff"})
+# Calls that certainly return a value, never a function to run later.
+_VALUE_BUILTINS = frozenset({"str", "int", "float", "bool", "len", "dict", "list", "tuple",
+                             "set", "sum", "min", "max", "sorted", "abs", "round", "repr",
+                             "json_dumps", "json_loads", "range", "enumerate", "zip"})
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
@@ -72,6 +77,9 @@ class StepCallChecker:
 
     def __init__(self, report: Report, grants: Grants | None) -> None:
         self.report = report
+        #: the plan's own top-level `def`s that cannot return a function (no lambda or
+        #: nested def inside): ``step.do("x", work(3))`` calls one too early.
+        self.value_functions: set[str] = set()
         self.grants: dict[str, frozenset[str] | None] | None = None if grants is None else {
             name: None if methods is None else frozenset(methods)
             for name, methods in grants.items()}
@@ -134,7 +142,9 @@ class StepCallChecker:
     def _check_do(self, node: ast.Call) -> None:
         fn = node.args[1] if len(node.args) > 1 else next(
             (k.value for k in node.keywords if k.arg == "fn"), None)
-        if isinstance(fn, _NOT_CALLABLE):
+        if isinstance(fn, _NOT_CALLABLE) or (
+                isinstance(fn, ast.Call) and isinstance(fn.func, ast.Name)
+                and fn.func.id in self.value_functions | _VALUE_BUILTINS):
             self.report("AF207", fn, "the second argument of `step.do` must be a function; "
                         "this is a value, computed before the step runs",
                         "Wrap the work in a lambda so the step runs it and records the "
@@ -222,6 +232,12 @@ class StepCallChecker:
                         f"(methods: {', '.join(sorted(methods))})",
                         f"Call one of `env.{node.attr}`'s methods: "
                         + ", ".join(f"`{m}`" for m in sorted(methods)) + ".")
+
+
+def value_functions(tree: ast.Module) -> set[str]:
+    """Top-level sync functions that cannot return a function (see `StepCallChecker`)."""
+    return {stmt.name for stmt in tree.body if isinstance(stmt, ast.FunctionDef)
+            and not any(isinstance(n, _FUNCTIONS) for s in stmt.body for n in ast.walk(s))}
 
 
 def _is_step_do(call: ast.Call) -> bool:

@@ -29,7 +29,7 @@ from sandbox._hints import (
 )
 from sandbox._namespace import PLAN_GLOBAL_NAMES
 from sandbox._report import Diagnostic, diagnostic
-from sandbox._stepcheck import STEP_METHODS, Grants, StepCallChecker
+from sandbox._stepcheck import STEP_METHODS, Grants, StepCallChecker, value_functions
 
 __all__ = ["MAX_DEPTH", "MAX_DIAGNOSTICS", "MAX_NODES", "MAX_SOURCE_CHARS", "STEP_METHODS",
            "check_source", "parse_quietly"]
@@ -151,6 +151,7 @@ class _Checker:
 
     def check_module(self, tree: ast.Module) -> None:
         self.bound = _bound_names(tree)
+        self.steps.value_functions = value_functions(tree)
         seen: set[str] = set()
         run: ast.AST | None = None
         for index, stmt in enumerate(tree.body):
