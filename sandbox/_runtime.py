@@ -206,8 +206,7 @@ class PlanSide:
             value = await namespace["run"](PlanEvent(event), PlanStep(run))
             if not (run.body_tasks or run.abandoned_bodies):  # free what the plan kept
                 namespace.clear()  # now: a crash freeing it must fail this very run
-            self._finish(run, {"t": "done", **pack_value(value), **_logs(run.log)},
-                         "the plan's return value")
+            self._finish(run, {"t": "done", **pack_value(value), **_logs(run.log)})
         except asyncio.CancelledError:
             if run.cancelling:
                 self._send_quietly({"t": "cancelled", "run": run.id})
@@ -222,11 +221,12 @@ class PlanSide:
         finally:
             self._end(run)
 
-    def _finish(self, run: _Run, message: dict[str, Any], what: str) -> None:
+    def _finish(self, run: _Run, message: dict[str, Any]) -> None:
         try:
             self.send({**message, "run": run.id})
         except (TypeError, ValueError) as exc:  # not JSON, or over the size cap
-            self._fail(run, TypeError(f"{what} cannot be sent to the host: {exc}"))
+            self._fail(run, TypeError(f"the value `run` returned is not JSON ({exc}); "
+                                      f"return dicts, lists, str, int, float, bool or None"))
 
     def _fail(self, run: _Run, exc: BaseException) -> None:
         self._send_error({"t": "fail", "run": run.id, **_logs(run.log)}, exc, run)
