@@ -29,7 +29,7 @@ from agentflow.cli._exits import EXIT_FAILED, EXIT_NOT_FINISHED, EXIT_OK, EXIT_T
 from agentflow.cli._text import literal, printable
 from agentflow.errors import InvalidArgumentError, InvalidStateError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
-from agentflow.notebook import Timeline
+from agentflow.notebook import Timeline, activity_lines
 from agentflow.plans.dispatch import ENVELOPE_KEY
 
 UUID_LENGTH = 36  # a generated instance id
@@ -171,24 +171,9 @@ async def show(args: argparse.Namespace) -> int:
                 f"plan line {where.get('line')}, in {where.get('function')}"
                 + (f", step {step!r}" if step else "") + f": {where.get('source', '')}")))
     console.print(timeline(history) if history else "no steps yet")
-    for line in activity(history):
+    for line in activity_lines(history):
         console.print(literal(line))
     return EXIT_OK
-
-
-def activity(history: list[StepRecord]) -> list[str]:
-    """Failed attempts (kept after a retry succeeded) and what the plan printed, by step."""
-    lines = []
-    for r in history:
-        for text in r.logs:
-            lines.append(f"log {'(end)' if r.kind == 'log' else f'before {r.name!r}'}: {text}")
-        for a in r.attempt_history:
-            if a.error:
-                lines.append(f"attempt {a.attempt} of {r.name!r} failed at "
-                             f"{a.ended_at.isoformat(timespec='seconds')}: "
-                             f"{a.error.get('name')}: {a.error.get('message')}")
-            lines.extend(f"log {r.name!r} attempt {a.attempt}: {text}" for text in a.logs)
-    return lines
 
 
 def exit_code_for(status: InstanceStatus) -> int:
