@@ -116,8 +116,14 @@ class _Run:
                 or body not in self.body_tasks):
             raise RuntimeError(f"env.{name}.{method}() must be awaited in the step body that "
                                f"called it, while that body runs")
-        reply = await self._request({"t": "cap", "name": name, "method": method,
-                                     "args": args, "kwargs": kwargs, "body": body})
+        try:
+            reply = await self._request({"t": "cap", "name": name, "method": method,
+                                         "args": args, "kwargs": kwargs, "body": body})
+        except (TypeError, ValueError) as exc:  # arguments not JSON, or over the size cap
+            error = TypeError(f"env.{name}.{method}(): its arguments cannot be sent ({exc}); "
+                              f"pass JSON values: dicts, lists, str, int, float, bool, None")
+            error._af_final = True  # type: ignore[attr-defined]  # the same on every try
+            raise error from None
         return _reply_value(reply)
 
 
