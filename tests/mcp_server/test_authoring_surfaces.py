@@ -53,10 +53,11 @@ async def test_a_model_can_read_its_grants(granted: Any) -> None:
 
 async def test_no_grants_says_env_is_empty() -> None:
     async with AgentFlow("memory://", isolation="inline") as af:
-        async with connect(build_server(af, ServerConfig(agent_id="bob"))) as c:
+        server = build_server(af, ServerConfig(agent_id="bob"))
+        async with connect(server) as c:
             described = structured(await c.call_tool("describe_capabilities", {}))
-            assert described["capabilities"] == []
-            assert "No capability is granted" in described["summary"]
+        assert described["capabilities"] == []
+        assert "No capability is granted" in described["summary"]
 
 
 async def test_an_errored_instance_names_its_plan_line_and_step(granted: Any) -> None:
