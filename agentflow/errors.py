@@ -209,6 +209,8 @@ def error_record(exc: BaseException) -> dict[str, Any]:
                               "message": storable_text(str(message))}
     context = getattr(exc, "plan_context", None)
     if isinstance(context, dict):
+        if isinstance(context.get("message"), str):  # as the plan's sandbox wrote it
+            record["message"] = storable_text(context["message"])
         for key in ("step", "after_step"):
             if isinstance(context.get(key), str):
                 record[key] = storable_text(context[key])

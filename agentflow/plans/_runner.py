@@ -55,7 +55,8 @@ class _PlanRunner:
         except PlanRuntimeError as exc:
             error = rebuild_error({"name": exc.error_name, "message": exc.message})
             error.plan_context = {  # type: ignore[attr-defined]
-                "where": exc.where, "step": exc.step, "after_step": exc.after_step}
+                "where": exc.where, "step": exc.step, "after_step": exc.after_step,
+                "message": exc.message}  # KeyError('k') rebuilt would say "'k'" quoted
             raise error from None
         try:  # checked here, so the error names the plan, not the engine's workflow
             encode_value(value, what="the value `run` returned")
@@ -118,7 +119,8 @@ def _step_failure(exc: RemoteError, name: Any) -> Exception:
         # a capability rejected).
         error = StepError(exc.message, error_name=exc.error_name, step=name,
                           retryable=not (exc.final or exc.error_name == "CapabilityError"))
-    setattr(error, "plan_context", {"where": exc.where, "step": name})  # noqa: B010
+    setattr(error, "plan_context", {  # noqa: B010
+        "where": exc.where, "step": name, "message": exc.message})
     return error
 
 

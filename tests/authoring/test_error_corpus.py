@@ -44,6 +44,8 @@ async def test_each_error_names_its_plan_line_and_step(flow: tuple[AgentFlow, Ma
     assert error["message"].strip(), error  # never empty (MemoryError() has none)
     for internal in ("agentflow.plan", "workflow '", "do_get", "KVCapability", "host"):
         assert internal not in error["message"], error["message"]
+    if "message-is" in plan.header:
+        assert error["message"] == plan.header["message-is"], error["message"]
     if "message-says" in plan.header:
         assert plan.header["message-says"] in error["message"]
     if text.startswith("(no line"):  # the one case without a plan frame to point at

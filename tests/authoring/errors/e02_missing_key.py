@@ -1,5 +1,6 @@
 # error: KeyError on: user["email"]
 # function: run
+# message-is: 'email'
 # after-step: load user
 
 
