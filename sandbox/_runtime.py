@@ -38,15 +38,9 @@ from sandbox._namespace import (
     StepError,
     plan_globals,
 )
+from sandbox._plan_values import PlanEvent, rebuild_error
 from sandbox._protocol import ProtocolError, error_payload, pack_value, unpack_value
-from sandbox._stubs import (
-    _BODY_ID,
-    _BODY_RUN,
-    PlanEnv,
-    PlanEvent,
-    PlanStep,
-    rebuild_error,
-)
+from sandbox._stubs import _BODY_ID, _BODY_RUN, PlanEnv, PlanStep
 
 __all__ = ["PlanSide"]
 

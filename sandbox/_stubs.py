@@ -1,4 +1,4 @@
-"""What plan code holds: ``event``, ``step``, ``env`` and the errors the host sends.
+"""What plan code holds besides ``event`` (`sandbox._plan_values`): ``step`` and ``env``.
 
 Every method of these stubs turns into a message to the host through the run that
 owns it (`sandbox._runtime._Run`); see `sandbox._runtime` for the protocol side.
@@ -6,73 +6,23 @@ owns it (`sandbox._runtime._Run`); see `sandbox._runtime` for the protocol side.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sandbox._namespace import PLAN_EXCEPTIONS, StepError, register_plan_type
-from sandbox._protocol import ProtocolError, read_error
+from sandbox._namespace import register_plan_type
+from sandbox._plan_values import PlanEvent
 
 if TYPE_CHECKING:
     from sandbox._runtime import _Run
 
-__all__ = ["CapabilityMethod", "CapabilityStub", "PlanEnv", "PlanEvent", "PlanStep",
-           "rebuild_error"]
+__all__ = ["CapabilityMethod", "CapabilityStub", "PlanEnv", "PlanStep"]
 
 # Set (to the run, and to the body's id) inside the task that executes a step body.
 _BODY_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("sandbox_body",
                                                                         default=None)
 _BODY_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar("sandbox_body_id",
                                                                       default=None)
-
-
-def rebuild_error(payload: object) -> Exception:
-    """The exception plan code sees for an error sent by the host.
-
-    An error the host marked ``final`` (a capability's refusal, arguments it rejects)
-    stays final when a step body lets it through: the step then fails at once."""
-    error = _rebuild_error(payload)
-    if isinstance(payload, dict) and payload.get("final") is True:
-        error._af_final = True  # type: ignore[attr-defined]
-    if isinstance(payload, dict) and isinstance(payload.get("where"), dict):
-        error._af_where = payload["where"]  # type: ignore[attr-defined]  # the body's
-    return error
-
-
-def _rebuild_error(payload: object) -> Exception:
-    try:
-        name, message, error_name, args = read_error(payload)
-    except ProtocolError as exc:
-        return StepError(str(exc))
-    if name == "StepError":
-        return StepError(message, error_name=error_name or "StepError")
-    cls = PLAN_EXCEPTIONS.get(name)
-    if cls is None:
-        return StepError(message, error_name=name)
-    try:
-        return cls(*args) if args is not None else cls(message)
-    except Exception:
-        return StepError(message, error_name=name)
-
-
-class PlanEvent:
-    """``event`` inside a plan."""
-
-    __slots__ = ("instance_id", "payload", "timestamp")
-
-    def __init__(self, raw: dict[str, Any]) -> None:
-        self.payload = raw.get("payload")
-        timestamp = raw.get("timestamp")
-        self.timestamp: datetime | Any = timestamp
-        if isinstance(timestamp, str):
-            with contextlib.suppress(ValueError):
-                self.timestamp = datetime.fromisoformat(timestamp)
-        self.instance_id = raw.get("instance_id")
-
-    def __repr__(self) -> str:
-        return f"<event instance_id={self.instance_id!r}>"
 
 
 def _check_name(method: str, name: object) -> str:

@@ -25,13 +25,15 @@ from agentflow._limits import encode_value
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import (
     InvalidArgumentError,
+    LimitExceededError,
     NonRetryableError,
     StepError,
+    Suspend,
     WorkflowTimeoutError,
     rebuild_error,
 )
 from agentflow.models import Event
-from sandbox import PlanRuntimeError, RemoteError
+from sandbox import PlanRuntimeError, RemoteError, WorkerCrashedError
 
 if TYPE_CHECKING:
     from agentflow.plans._flow import AgentFlow
@@ -51,13 +53,21 @@ class _PlanRunner:
                      "instance_id": event.instance_id}
         try:
             value = await self.af.pool.run_plan(self.agent_id, plan, raw_event, host,
-                                                capabilities=sorted(grants))
+                                                capabilities=sorted(grants),
+                                                label=event.instance_id)
         except PlanRuntimeError as exc:
             error = rebuild_error({"name": exc.error_name, "message": exc.message})
             error.plan_context = {  # type: ignore[attr-defined]
                 "where": exc.where, "step": exc.step, "after_step": exc.after_step,
                 "message": exc.message}  # KeyError('k') rebuilt would say "'k'" quoted
             raise error from None
+        except WorkerCrashedError as exc:
+            if not exc.rerun:
+                raise
+            # The host ended the worker (an eviction, or another run's body that would
+            # not stop when cancelled): not this run's fault. Park the instance as due
+            # now; it replays from its journal in a fresh worker.
+            raise Suspend(f"re-run: {exc}") from None
         try:  # checked here, so the error names the plan, not the engine's workflow
             encode_value(value, what="the value `run` returned")
         except InvalidArgumentError as exc:
@@ -91,7 +101,8 @@ class _PlanHost:
             raise _final(CapabilityError(f"capability {name!r} is not granted to this "
                                          f"agent"))
         context = CapabilityContext(agent_id=self.agent_id, instance_id=self.instance_id,
-                                    store=self.af.engine.store, now=self.af.engine.clock.now())
+                                    store=self.af.engine.store, now=self.af.engine.clock.now(),
+                                    quotas=self.af.quotas)
         try:
             return await grant.call(method, list(args), dict(kwargs), context)
         except (CapabilityError, InvalidArgumentError, TypeError) as exc:
@@ -107,7 +118,9 @@ def _final(exc: Exception) -> Exception:
 def _step_failure(exc: RemoteError, name: Any) -> Exception:
     """The engine error for a step body's error, keeping where in the plan it was."""
     error: Exception
-    if exc.error_name == "NonRetryableError":
+    if exc.error_name == "LimitExceededError":  # a quota: the same on a retry
+        error = LimitExceededError(exc.message)
+    elif exc.error_name == "NonRetryableError":
         error = NonRetryableError(exc.message)
     elif exc.error_name == "WorkflowTimeoutError":
         error = WorkflowTimeoutError(exc.message)
@@ -129,8 +142,13 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
     name = args.get("name")
     if op == "do":
         async def body() -> Any:
+            await host.af.step_rate(host.agent_id).take()  # delays, never fails
             try:
                 return await run_body()
+            except WorkerCrashedError as exc:
+                if exc.rerun:  # not this body's fault: no failed attempt, a re-run
+                    raise Suspend(f"re-run: {exc}") from None
+                raise
             except RemoteError as exc:
                 raise _step_failure(exc, name) from None
         try:
