@@ -224,7 +224,8 @@ async def handle_get_instance(agent: Agent, args: GetInstanceArgs,
                  f"{last.step!r} attempt {last.attempt}: {last.error.get('name')}: "
                  f"{str(last.error.get('message', ''))[:200]}.")
     if logs:
-        text += f" It printed {len(logs)} line{'s' * (len(logs) != 1)} (see logs)."
+        text += f" It printed {len(logs)} line{'s' * (len(logs) != 1)}; the last: " + " | ".join(
+            line[:200] for line in logs[-5:])
     return GetInstanceResult(instance=info, logs=logs, failed_attempts=failed, summary=text)
 
 
@@ -528,6 +529,9 @@ async def handle_get_history(agent: Agent, args: GetHistoryArgs,
                  f"{'s' * (len(errors) != 1)} (last: {err.get('name')}: "
                  f"{str(err.get('message', ''))[:200]})")
     text += f". {describe_instance(info, ctx.human_only)}"
+    logs = recent_logs(records)
+    if logs:
+        text += " Last printed: " + " | ".join(line[:200] for line in logs[-3:])
     if has_more:
         text += " More steps follow: call again with a larger offset."
     return GetHistoryResult(instance=info, steps=steps, total_steps=len(records),
