@@ -10,7 +10,7 @@ gets the hint for *that* call (``await step.sleep(...)``), not the one for the m
 from __future__ import annotations
 
 __all__ = ["CONTROL_FLOW_EXCEPTIONS", "FORBIDDEN", "NONDETERMINISTIC", "attribute_hint",
-           "import_hint", "name_hint"]
+           "import_hint", "name_hint", "undefined_hint"]
 
 _NOW = "use `now = await step.now()` (a UTC datetime, recorded so replays see the same)"
 _SLEEP = "use `await step.sleep(\"pause\", 5)` (seconds, or \"5 minutes\"); it is durable"
@@ -120,6 +120,34 @@ _ATTRIBUTES: dict[tuple[str, str], str] = {
                       "`event.payload`",
 }
 
+_PARSE_TIME = ("plans cannot parse dates: pass ISO text or epoch seconds straight to "
+               "`await step.sleep_until(\"wake\", when)`, or compare ISO strings")
+_ATTRIBUTES.update({("datetime", attr): _PARSE_TIME
+                    for attr in ("fromisoformat", "strptime", "fromtimestamp")})
+
+# Names models reach for that plans do not define (AF407), and what to use instead.
+_UNDEFINED: dict[str, str] = {
+    "timedelta": "give durations as numbers of seconds or text: `\"90 seconds\"`, "
+                 "`\"12 hours\"`, `\"3 days\"`",
+    "logging": "use `print(...)`: it is kept as the plan's log",
+    "logger": "use `print(...)`: it is kept as the plan's log",
+    "log": "use `print(...)`: it is kept as the plan's log",
+    "math": "use operators and builtins: `x ** 0.5`, `round(x)`, `abs(x)`, `min`, `max`",
+    "re": "use str methods: `split`, `startswith`, `replace`, `strip`, `find`",
+    "sleep": _SLEEP,
+    "requests": _CAPABILITY,
+    "httpx": _CAPABILITY,
+    "fetch": _CAPABILITY,
+    "http": "capabilities are under `env`: `env.http` (if granted)",
+    "kv": "capabilities are under `env`: `env.kv` (if granted)",
+    "llm": "capabilities are under `env`: `env.llm` (if granted)",
+    "Decimal": "use `float` or `int` (cents) and `round(x, 2)`",
+    "defaultdict": "use a dict with `d.get(key, default)` or `d.setdefault(key, [])`",
+    "Counter": "count with a dict: `counts[k] = counts.get(k, 0) + 1`",
+    "payload": "the params are `event.payload`",
+    "params": "the params are `event.payload`",
+}
+
 _IMPORTS: dict[str, str] = {
     "time": _NOW + "; to wait, " + _SLEEP,
     "datetime": NONDETERMINISTIC["datetime"],
@@ -153,9 +181,15 @@ def attribute_hint(name: str, attr: str) -> str | None:
     text = _ATTRIBUTES.get((name, attr))
     if text is None:
         return None
-    if name in NONDETERMINISTIC and (name, attr) != ("time", "sleep"):
+    if name in NONDETERMINISTIC and text not in (_SLEEP, _PARSE_TIME):
         return "Plans are replayed and must be deterministic: " + text + "."
     return _sentence(text)
+
+
+def undefined_hint(name: str) -> str | None:
+    """The fix for a name plans do not define, when models often reach for it."""
+    text = _UNDEFINED.get(name)
+    return _sentence(text) if text else None
 
 
 def import_hint(module: str) -> str | None:

@@ -26,6 +26,7 @@ from sandbox._hints import (
     attribute_hint,
     import_hint,
     name_hint,
+    undefined_hint,
 )
 from sandbox._namespace import PLAN_GLOBAL_NAMES
 from sandbox._report import Diagnostic, diagnostic
@@ -284,7 +285,7 @@ class _Checker:
         elif name in FORBIDDEN:
             self.report("AF402", node, f"`{name}` is not available in plans", hint=hint)
         elif name not in PLAN_GLOBAL_NAMES:
-            self.report("AF407", node, f"`{name}` is not defined")
+            self.report("AF407", node, f"`{name}` is not defined", hint=undefined_hint(name))
 
     def _check_step_use(self, node: ast.Name, parents: list[ast.AST]) -> None:
         parent = parents[-1] if parents else None

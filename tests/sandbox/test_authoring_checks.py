@@ -154,3 +154,16 @@ def test_validate_with_grants_flags_what_is_not_granted() -> None:
 def test_print_is_allowed() -> None:
     assert validate(plan('print("hello", 1, sep="-")\nreturn 1')).ok
     assert [f[0] for f in findings("return printed")] == ["AF402"]
+
+
+@pytest.mark.parametrize(("body", "fix"), [
+    ('await step.sleep("w", timedelta(hours=1))', '"12 hours"'),
+    ('logger.info("started")', "print(...)"),
+    ("return math.sqrt(2)", "x ** 0.5"),
+    ('return payload["x"]', "event.payload"),
+    ('return datetime.fromisoformat("2027-01-01")', "sleep_until"),
+])
+def test_names_models_reach_for_get_a_replacement(body: str, fix: str) -> None:
+    (found, *_) = findings(body)
+    assert fix in found[2], found
+    assert "deterministic" not in found[2] or "step.now()" in found[2]
