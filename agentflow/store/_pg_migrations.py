@@ -90,6 +90,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             PRIMARY KEY (scope, key)
         )""",
     ]),
+    (3, [
+        # What a step did besides its result: each attempt's error and time, and the
+        # lines its plan printed (JSON; NULL for a step that has nothing to add).
+        "ALTER TABLE steps ADD COLUMN detail text",
+    ]),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
