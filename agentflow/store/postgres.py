@@ -60,6 +60,8 @@ from agentflow.store._base import (
     NewInstance,
     PlanRow,
     RunCommit,
+    ScheduleFire,
+    ScheduleRow,
     Store,
 )
 from agentflow.store._group import GroupCommitter
@@ -310,27 +312,29 @@ class PostgresStore(Store):
 
     # -- instances -----------------------------------------------------------------
     async def create_instances(self, rows: Sequence[NewInstance]) -> list[str]:
+        if not rows:
+            return []
+        return await self._write(lambda conn: self._insert_instances(conn, rows))
+
+    async def _insert_instances(self, conn: Conn, rows: Sequence[NewInstance]) -> list[str]:
         fresh: dict[str, NewInstance] = {}
         for r in rows:
             fresh.setdefault(r.id, r)
         if not fresh:
             return []
         new = list(fresh.values())
-
-        async def body(conn: Conn) -> list[str]:
-            cur = await conn.execute(
-                "INSERT INTO instances (id, workflow, status, payload, created_at, updated_at,"
-                " due_at, fence, scope) SELECT id, workflow, 'queued', payload, created_at,"
-                " created_at, created_at, 0, scope FROM unnest(%s::text[], %s::text[],"
-                " %s::text[], %s::float8[], %s::text[]) AS n(id, workflow, payload,"
-                " created_at, scope) ON CONFLICT (id) DO NOTHING RETURNING id",
-                ([r.id for r in new], [r.workflow for r in new], [r.payload for r in new],
-                 _floats([r.created_at for r in new]), [r.scope for r in new]))
-            made = {r[0] for r in await cur.fetchall()}
-            if made:
-                await self._notify(conn)
-            return [i for i in fresh if i in made]
-        return await self._write(body)
+        cur = await conn.execute(
+            "INSERT INTO instances (id, workflow, status, payload, created_at, updated_at,"
+            " due_at, fence, scope) SELECT id, workflow, 'queued', payload, created_at,"
+            " created_at, created_at, 0, scope FROM unnest(%s::text[], %s::text[],"
+            " %s::text[], %s::float8[], %s::text[]) AS n(id, workflow, payload,"
+            " created_at, scope) ON CONFLICT (id) DO NOTHING RETURNING id",
+            ([r.id for r in new], [r.workflow for r in new], [r.payload for r in new],
+             _floats([r.created_at for r in new]), [r.scope for r in new]))
+        made = {r[0] for r in await cur.fetchall()}
+        if made:
+            await self._notify(conn)
+        return [i for i in fresh if i in made]
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
         rows = await self._read(f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = %s",
@@ -634,6 +638,160 @@ class PostgresStore(Store):
                                 " ESCAPE '\\' ORDER BY key LIMIT %s",
                                 (scope, escaped + "%", limit))
         return [str(r[0]) for r in rows]
+
+    # -- schedules, workers and retention --------------------------------------------
+    async def put_schedule(self, row: ScheduleRow, *, replace: bool) -> bool:
+        conflict = ("DO UPDATE SET sid = excluded.sid, workflow = excluded.workflow,"
+                    " spec = excluded.spec, paused = excluded.paused,"
+                    " next_fire_at = excluded.next_fire_at, last_fire_at = NULL,"
+                    " last_instance_id = NULL, buffered_fire_at = NULL,"
+                    " revision = schedules.revision + 1, created_at = excluded.created_at,"
+                    " updated_at = excluded.updated_at") if replace else "DO NOTHING"
+        rows = await self._read(
+            f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s,"
+            f" %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (scope, name) {conflict} RETURNING 1",
+            (row.scope, row.name, row.sid, row.workflow, row.spec, row.paused,
+             *_floats([row.next_fire_at, row.last_fire_at]), row.last_instance_id,
+             *_floats([row.buffered_fire_at]), row.revision,
+             *_floats([row.created_at, row.updated_at])))
+        return bool(rows)
+
+    async def get_schedule(self, scope: str, name: str) -> ScheduleRow | None:
+        rows = await self._read(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE scope = %s"
+                                " AND name = %s", (scope, name))
+        return _schedule(rows[0]) if rows else None
+
+    async def list_schedules(self, scope: str | None) -> list[ScheduleRow]:
+        where, params = ("WHERE scope = %s", (scope,)) if scope is not None else ("", ())
+        rows = await self._read(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules {where}"
+                                " ORDER BY scope, name", params)
+        return [_schedule(r) for r in rows]
+
+    async def delete_schedule(self, scope: str, name: str) -> bool:
+        return bool(await self._read("DELETE FROM schedules WHERE scope = %s AND name = %s"
+                                     " RETURNING 1", (scope, name)))
+
+    async def set_schedule_paused(self, scope: str, name: str, paused: bool, *, now: float,
+                                  next_fire_at: float | None) -> bool:
+        sql = ("UPDATE schedules SET paused = %s, revision = revision + 1, updated_at = %s"
+               + ("" if paused else ", next_fire_at = %s, buffered_fire_at = NULL")
+               + " WHERE scope = %s AND name = %s RETURNING 1")
+        params = (paused, float(now), *(() if paused else _floats([next_fire_at])), scope,
+                  name)
+        rows = await self._read(sql, params)
+        if rows and not paused:
+            await self._read("SELECT pg_notify(%s, '')", (self._channel,))
+        return bool(rows)
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        rows = await self._read(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE NOT paused AND"
+            " (next_fire_at <= %s OR buffered_fire_at IS NOT NULL)"
+            " ORDER BY next_fire_at LIMIT %s", (float(now), limit))
+        return [_schedule(r) for r in rows]
+
+    async def next_schedule_at(self) -> float | None:
+        rows = await self._read("SELECT min(next_fire_at) FROM schedules WHERE NOT paused", ())
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def record_fire(self, fire: ScheduleFire) -> list[str] | None:
+        async def body(conn: Conn) -> list[str] | None:
+            cur = await conn.execute(
+                "UPDATE schedules SET next_fire_at = %s, last_fire_at = %s,"
+                " last_instance_id = %s, buffered_fire_at = %s, revision = revision + 1,"
+                " updated_at = %s WHERE scope = %s AND name = %s AND revision = %s"
+                " RETURNING 1",
+                (*_floats([fire.next_fire_at, fire.last_fire_at]), fire.last_instance_id,
+                 *_floats([fire.buffered_fire_at, fire.at]), fire.scope, fire.name,
+                 fire.revision))
+            if await cur.fetchone() is None:
+                return None
+            return await self._insert_instances(conn, fire.instances)
+        return await self._write(body)
+
+    async def worker_seen(self, owner: str, *, now: float, alive_until: float) -> None:
+        async def body(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO workers (owner, seen_at, alive_until) VALUES (%s, %s, %s)"
+                " ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at,"
+                " alive_until = excluded.alive_until", (owner, float(now), float(alive_until)))
+            await conn.execute("DELETE FROM workers WHERE alive_until < %s",
+                               (float(now) - 86400,))
+        await self._write(body, idempotent=True)
+
+    async def worker_gone(self, owner: str) -> None:
+        await self._read("DELETE FROM workers WHERE owner = %s RETURNING 1", (owner,))
+
+    async def live_workers(self, now: float) -> list[str]:
+        rows = await self._read("SELECT owner FROM workers WHERE alive_until >= %s"
+                                " ORDER BY owner", (float(now),))
+        return [str(r[0]) for r in rows]
+
+    async def finished_instance_ids(self, *, statuses: Sequence[str],
+                                    finished_before: float | None,
+                                    scopes: Sequence[str] | None, unscoped: bool = False,
+                                    exclude_scopes: Sequence[str] = (),
+                                    limit: int) -> list[str]:
+        where = ["status = ANY(%s)"]
+        params: list[Any] = [list(statuses)]
+        if finished_before is not None:
+            where.append("updated_at < %s")
+            params.append(float(finished_before))
+        if unscoped:
+            where.append("scope IS NULL")
+        elif scopes is not None:
+            where.append("scope = ANY(%s)")
+            params.append(list(scopes))
+        if exclude_scopes:
+            where.append("(scope IS NULL OR NOT scope = ANY(%s))")
+            params.append(list(exclude_scopes))
+        rows = await self._read(f"SELECT id FROM instances WHERE {' AND '.join(where)}"
+                                " ORDER BY updated_at LIMIT %s", [*params, limit])
+        return [str(r[0]) for r in rows]
+
+    async def delete_instances(self, instance_ids: Sequence[str], *,
+                               statuses: Sequence[str] | None = None) -> list[str]:
+        if not instance_ids:
+            return []
+
+        async def body(conn: Conn) -> list[str]:
+            only = " AND status = ANY(%s)" if statuses else ""
+            cur = await conn.execute(
+                f"DELETE FROM instances WHERE id = ANY(%s){only} RETURNING id",
+                (list(instance_ids), *((list(statuses),) if statuses else ())))
+            ids = [str(r[0]) for r in await cur.fetchall()]
+            if ids:
+                await conn.execute("DELETE FROM steps WHERE instance_id = ANY(%s)", (ids,))
+                await conn.execute("DELETE FROM events WHERE instance_id = ANY(%s)", (ids,))
+            return ids
+        return await self._write(body, idempotent=True)
+
+    async def reclaim_space(self, *, max_pages: int | None = None, full: bool = False) -> int:
+        # PostgreSQL's autovacuum makes the rows' space reusable by itself; a full
+        # VACUUM that returns it to the file system locks tables and is left to the DBA.
+        return 0
+
+    async def get_retention(self) -> dict[str, float]:
+        rows = await self._read("SELECT scope, keep_seconds FROM retention", ())
+        return {str(r[0]): float(r[1]) for r in rows}
+
+    async def set_retention(self, scope: str, keep_seconds: float | None, now: float) -> None:
+        if keep_seconds is None:
+            await self._read("DELETE FROM retention WHERE scope = %s RETURNING 1", (scope,))
+        else:
+            await self._read(
+                "INSERT INTO retention (scope, keep_seconds, updated_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (scope) DO UPDATE SET keep_seconds = excluded.keep_seconds,"
+                " updated_at = excluded.updated_at RETURNING 1",
+                (scope, float(keep_seconds), float(now)))
+
+
+_SCHEDULE_COLUMNS = ("scope, name, sid, workflow, spec, paused, next_fire_at, last_fire_at,"
+                     " last_instance_id, buffered_fire_at, revision, created_at, updated_at")
+
+
+def _schedule(r: Sequence[Any]) -> ScheduleRow:
+    return ScheduleRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), *r[6:])
 
 
 _PLAN_SELECT = ("SELECT v.scope, v.name, v.version, v.source, v.created_at, v.created_by,"

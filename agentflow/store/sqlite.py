@@ -45,6 +45,8 @@ from agentflow.store._base import (
     NewInstance,
     PlanRow,
     RunCommit,
+    ScheduleFire,
+    ScheduleRow,
     Store,
 )
 from agentflow.store._group import GroupCommitter
@@ -181,6 +183,10 @@ class SQLiteStore(Store):
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            # Only a new, empty file takes this (before its first table): pruned space
+            # can then be handed back page by page (`reclaim_space`). A file made
+            # before needs one full `reclaim_space(full=True)` to switch.
+            await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             if self.path != ":memory:":
                 await self._hop(conn, lambda db: _retry_busy(
                     lambda: db.execute("PRAGMA journal_mode = WAL").fetchone()))
@@ -237,23 +243,7 @@ class SQLiteStore(Store):
 
     # -- instances -----------------------------------------------------------------
     async def create_instances(self, rows: Sequence[NewInstance]) -> list[str]:
-        def body(db: Db) -> list[str]:
-            existing: set[str] = set()
-            for chunk in _chunks([r.id for r in rows]):
-                found = db.execute(f"SELECT id FROM instances WHERE id IN ({_marks(chunk)})",
-                                   chunk).fetchall()
-                existing.update(r[0] for r in found)
-            fresh: dict[str, NewInstance] = {}
-            for r in rows:
-                if r.id not in existing and r.id not in fresh:
-                    fresh[r.id] = r
-            db.executemany(
-                "INSERT INTO instances (id, workflow, status, payload, created_at, updated_at,"
-                " due_at, fence, scope) VALUES (?, ?, 'queued', ?, ?, ?, ?, 0, ?)",
-                [(r.id, r.workflow, r.payload, r.created_at, r.created_at, r.created_at,
-                  r.scope) for r in fresh.values()])
-            return list(fresh)
-        return await self._write(body)
+        return await self._write(lambda db: _insert_instances(db, rows))
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
         return await self._read(lambda db: _get_instance(db, instance_id))
@@ -470,6 +460,195 @@ class SQLiteStore(Store):
             "SELECT key FROM kv WHERE scope = ? AND substr(key, 1, ?) = ? ORDER BY key"
             " LIMIT ?", (scope, len(prefix), prefix, limit)).fetchall())
         return [str(r[0]) for r in rows]
+
+
+    # -- schedules, workers and retention --------------------------------------------
+    async def put_schedule(self, row: ScheduleRow, *, replace: bool) -> bool:
+        conflict = ("DO UPDATE SET sid = excluded.sid, workflow = excluded.workflow,"
+                    " spec = excluded.spec, paused = excluded.paused,"
+                    " next_fire_at = excluded.next_fire_at, last_fire_at = NULL,"
+                    " last_instance_id = NULL, buffered_fire_at = NULL,"
+                    " revision = schedules.revision + 1, created_at = excluded.created_at,"
+                    " updated_at = excluded.updated_at") if replace else "DO NOTHING"
+        count = await self._write(lambda db: db.execute(
+            f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES"
+            f" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, name) {conflict}",
+            (row.scope, row.name, row.sid, row.workflow, row.spec, int(row.paused),
+             row.next_fire_at, row.last_fire_at, row.last_instance_id, row.buffered_fire_at,
+             row.revision, row.created_at, row.updated_at)).rowcount)
+        return bool(count)
+
+    async def get_schedule(self, scope: str, name: str) -> ScheduleRow | None:
+        row = await self._read(lambda db: db.execute(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE scope = ? AND name = ?",
+            (scope, name)).fetchone())
+        return None if row is None else _schedule(row)
+
+    async def list_schedules(self, scope: str | None) -> list[ScheduleRow]:
+        where, params = ("WHERE scope = ?", (scope,)) if scope is not None else ("", ())
+        rows = await self._read(lambda db: db.execute(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules {where} ORDER BY scope, name",
+            params).fetchall())
+        return [_schedule(r) for r in rows]
+
+    async def delete_schedule(self, scope: str, name: str) -> bool:
+        return bool(await self._write(lambda db: db.execute(
+            "DELETE FROM schedules WHERE scope = ? AND name = ?", (scope, name)).rowcount))
+
+    async def set_schedule_paused(self, scope: str, name: str, paused: bool, *, now: float,
+                                  next_fire_at: float | None) -> bool:
+        sql = ("UPDATE schedules SET paused = ?, revision = revision + 1, updated_at = ?"
+               + ("" if paused else ", next_fire_at = ?, buffered_fire_at = NULL")
+               + " WHERE scope = ? AND name = ?")
+        params = (int(paused), now, *(() if paused else (next_fire_at,)), scope, name)
+        return bool(await self._write(lambda db: db.execute(sql, params).rowcount))
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        rows = await self._read(lambda db: db.execute(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND"
+            " (next_fire_at <= ? OR buffered_fire_at IS NOT NULL)"
+            " ORDER BY next_fire_at LIMIT ?", (now, limit)).fetchall())
+        return [_schedule(r) for r in rows]
+
+    async def next_schedule_at(self) -> float | None:
+        row = await self._read(lambda db: db.execute(
+            "SELECT min(next_fire_at) FROM schedules WHERE paused = 0").fetchone())
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def record_fire(self, fire: ScheduleFire) -> list[str] | None:
+        def body(db: Db) -> list[str] | None:
+            moved = db.execute(
+                "UPDATE schedules SET next_fire_at = ?, last_fire_at = ?,"
+                " last_instance_id = ?, buffered_fire_at = ?, revision = revision + 1,"
+                " updated_at = ? WHERE scope = ? AND name = ? AND revision = ?",
+                (fire.next_fire_at, fire.last_fire_at, fire.last_instance_id,
+                 fire.buffered_fire_at, fire.at, fire.scope, fire.name, fire.revision)
+            ).rowcount
+            if not moved:
+                return None
+            return _insert_instances(db, fire.instances)
+        return await self._write(body)
+
+    async def worker_seen(self, owner: str, *, now: float, alive_until: float) -> None:
+        def body(db: Db) -> None:
+            db.execute("INSERT INTO workers (owner, seen_at, alive_until) VALUES (?, ?, ?)"
+                       " ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at,"
+                       " alive_until = excluded.alive_until", (owner, now, alive_until))
+            # Killed processes leave a row: forget them a day later.
+            db.execute("DELETE FROM workers WHERE alive_until < ?", (now - 86400,))
+        await self._write(body)
+
+    async def worker_gone(self, owner: str) -> None:
+        await self._write(lambda db: db.execute("DELETE FROM workers WHERE owner = ?",
+                                                (owner,)))
+
+    async def live_workers(self, now: float) -> list[str]:
+        rows = await self._read(lambda db: db.execute(
+            "SELECT owner FROM workers WHERE alive_until >= ? ORDER BY owner",
+            (now,)).fetchall())
+        return [str(r[0]) for r in rows]
+
+    async def finished_instance_ids(self, *, statuses: Sequence[str],
+                                    finished_before: float | None,
+                                    scopes: Sequence[str] | None, unscoped: bool = False,
+                                    exclude_scopes: Sequence[str] = (),
+                                    limit: int) -> list[str]:
+        where = [f"status IN ({_marks(statuses)})"]
+        params: list[Any] = list(statuses)
+        if finished_before is not None:
+            where.append("updated_at < ?")
+            params.append(finished_before)
+        if unscoped:
+            where.append("scope IS NULL")
+        elif scopes is not None:
+            where.append(f"scope IN ({_marks(scopes)})" if scopes else "0")
+            params.extend(scopes)
+        if exclude_scopes:
+            where.append(f"(scope IS NULL OR scope NOT IN ({_marks(exclude_scopes)}))")
+            params.extend(exclude_scopes)
+        sql = (f"SELECT id FROM instances WHERE {' AND '.join(where)}"
+               " ORDER BY updated_at LIMIT ?")
+        rows = await self._read(lambda db: db.execute(sql, [*params, limit]).fetchall())
+        return [str(r[0]) for r in rows]
+
+    async def delete_instances(self, instance_ids: Sequence[str], *,
+                               statuses: Sequence[str] | None = None) -> list[str]:
+        def body(db: Db) -> list[str]:
+            deleted: list[str] = []
+            only = f" AND status IN ({_marks(statuses)})" if statuses else ""
+            for chunk in _chunks(list(instance_ids), _MAX_VARS - len(statuses or ())):
+                ids = [r[0] for r in db.execute(
+                    f"DELETE FROM instances WHERE id IN ({_marks(chunk)}){only}"
+                    " RETURNING id", [*chunk, *(statuses or ())]).fetchall()]
+                if ids:
+                    db.execute(f"DELETE FROM steps WHERE instance_id IN ({_marks(ids)})", ids)
+                    db.execute(f"DELETE FROM events WHERE instance_id IN ({_marks(ids)})", ids)
+                deleted.extend(ids)
+            return deleted
+        if not instance_ids:
+            return []
+        return await self._write(body)
+
+    async def reclaim_space(self, *, max_pages: int | None = None, full: bool = False) -> int:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        if self.path == ":memory:":
+            return 0
+
+        def reclaim(db: Db) -> int:
+            before = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+            if full:
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                _retry_busy(lambda: db.execute("VACUUM"))
+            elif int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+                pages = "" if max_pages is None else f"({int(max_pages)})"
+                _retry_busy(lambda: db.execute(f"PRAGMA incremental_vacuum{pages}").fetchall())
+            else:
+                return 0
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return before - int(db.execute("PRAGMA freelist_count").fetchone()[0])
+        return await self._hop(self._writer, reclaim)
+
+    async def get_retention(self) -> dict[str, float]:
+        rows = await self._read(lambda db: db.execute(
+            "SELECT scope, keep_seconds FROM retention").fetchall())
+        return {str(r[0]): float(r[1]) for r in rows}
+
+    async def set_retention(self, scope: str, keep_seconds: float | None, now: float) -> None:
+        if keep_seconds is None:
+            await self._write(lambda db: db.execute("DELETE FROM retention WHERE scope = ?",
+                                                    (scope,)))
+        else:
+            await self._write(lambda db: db.execute(
+                "INSERT INTO retention (scope, keep_seconds, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (scope) DO UPDATE SET keep_seconds = excluded.keep_seconds,"
+                " updated_at = excluded.updated_at", (scope, keep_seconds, now)))
+
+
+def _insert_instances(db: Db, rows: Sequence[NewInstance]) -> list[str]:
+    existing: set[str] = set()
+    for chunk in _chunks([r.id for r in rows]):
+        found = db.execute(f"SELECT id FROM instances WHERE id IN ({_marks(chunk)})",
+                           chunk).fetchall()
+        existing.update(r[0] for r in found)
+    fresh: dict[str, NewInstance] = {}
+    for r in rows:
+        if r.id not in existing and r.id not in fresh:
+            fresh[r.id] = r
+    db.executemany(
+        "INSERT INTO instances (id, workflow, status, payload, created_at, updated_at,"
+        " due_at, fence, scope) VALUES (?, ?, 'queued', ?, ?, ?, ?, 0, ?)",
+        [(r.id, r.workflow, r.payload, r.created_at, r.created_at, r.created_at,
+          r.scope) for r in fresh.values()])
+    return list(fresh)
+
+
+_SCHEDULE_COLUMNS = ("scope, name, sid, workflow, spec, paused, next_fire_at, last_fire_at,"
+                     " last_instance_id, buffered_fire_at, revision, created_at, updated_at")
+
+
+def _schedule(r: Sequence[Any]) -> ScheduleRow:
+    return ScheduleRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), *r[6:])
 
 
 _PLAN_SELECT = ("SELECT v.scope, v.name, v.version, v.source, v.created_at, v.created_by,"
