@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 from agentflow._durations import to_datetime
 from agentflow._instance import Instance, WorkflowBinding, instance_status
 from agentflow._limits import check_statuses, dumps, encode_value
+from agentflow._retention import Retention
 from agentflow._schedules import Schedules
 from agentflow._step import Activation, Step
 from agentflow.clock import Clock, SystemClock
@@ -125,6 +126,8 @@ class Engine:
         #: Recurring instances (cron or interval); fired by every engine that runs a
         #: scheduler. See `agentflow._schedules`.
         self.schedules = Schedules(self)
+        #: Deleting finished instances, and retention policies (`agentflow._retention`).
+        self.retention = Retention(self)
 
     # -- registration --------------------------------------------------------------
     @overload

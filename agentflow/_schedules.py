@@ -26,8 +26,10 @@ daily schedule through a year of DST changes in milliseconds.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -75,6 +77,7 @@ class Schedule(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
+    agent: str | None = None  # None: a trusted workflow's schedule
     workflow: str
     plan: str | None = None
     cron: str | None = None
@@ -132,6 +135,20 @@ def _zone(name: str) -> str:
     return name
 
 
+def _instant(value: Any, zone: str, what: str) -> float:
+    """Epoch seconds for ``start``/``end``: a datetime or an ISO 8601 string (naive ones
+    are wall-clock times in the schedule's zone), or epoch seconds."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidArgumentError(f"{what} {value!r} is not an ISO 8601 date-time "
+                                       "such as '2026-03-01T09:00'") from None
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(zone))
+    return parse_instant(value, what=what)
+
+
 def fire_instance_id(row: ScheduleRow, fire_at: float) -> str:
     """The id of the instance a schedule's fire creates (the same in every process)."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", row.name)[:40]
@@ -143,7 +160,8 @@ def _public(row: ScheduleRow) -> Schedule:
     spec = json.loads(row.spec)
     dt = to_datetime
     return Schedule(
-        name=row.name, workflow=row.workflow, plan=spec.get("plan"), cron=spec.get("cron"),
+        name=row.name, agent=row.scope or None, workflow=row.workflow, plan=spec.get("plan"),
+        cron=spec.get("cron"),
         every=spec.get("every"), timezone=spec.get("timezone") or "UTC",
         start=dt(spec["start"]) if spec.get("start") is not None else None,
         end=dt(spec["end"]) if spec.get("end") is not None else None,
@@ -187,8 +205,10 @@ class Schedules:
             every: an interval instead of ``cron`` (a duration, at least 1 second),
                 counted from ``start`` (default: now).
             timezone: an IANA zone name for ``cron``.
-            start: no fire before this (datetime or epoch seconds).
-            end: no fire after this; the schedule then stays, with no next fire.
+            start: no fire before this: a datetime, an ISO 8601 string (a naive one is
+                a wall-clock time in ``timezone``) or epoch seconds.
+            end: no fire after this (same forms); the schedule then stays, with no
+                next fire.
             params: each instance's params (JSON).
             overlap: ``"skip"``, ``"buffer_one"`` or ``"allow"`` (module docstring).
             catchup: ``"latest"``, ``"all"`` or ``"none"`` (module docstring).
@@ -212,7 +232,7 @@ class Schedules:
                                        "'none'")
         now = self._engine.clock.now()
         spec: dict[str, Any] = {"timezone": _zone(timezone), "overlap": overlap,
-                                "catchup": catchup, "anchor": now}
+                                "catchup": catchup, "anchor": float(math.floor(now))}
         if cron is not None:
             spec["cron"] = CronExpression.parse(cron).text
         else:
@@ -221,9 +241,9 @@ class Schedules:
                 raise InvalidArgumentError(f"every={every!r} is under the 1 second minimum")
             spec["every"] = seconds
         if start is not None:
-            spec["start"] = parse_instant(start, what="start")
+            spec["start"] = _instant(start, timezone, "start")
         if end is not None:
-            spec["end"] = parse_instant(end, what="end")
+            spec["end"] = _instant(end, timezone, "end")
             if spec.get("start") is not None and spec["end"] < spec["start"]:
                 raise InvalidArgumentError("the schedule's end is before its start")
         if plan is not None:
@@ -274,10 +294,11 @@ class Schedules:
         return await self.get(name, scope=scope)
 
     async def next_fire_times(self, name: str, count: int = 5, *, scope: str = ""
-                              ) -> list[datetime]:
+                              ) -> builtins.list[datetime]:
         """The next ``count`` fire times (UTC), from the stored next fire on."""
         row = await self._row(scope, name)
-        spec, times = _Spec(json.loads(row.spec)), []
+        spec = _Spec(json.loads(row.spec))
+        times: builtins.list[datetime] = []
         t = row.next_fire_at
         while t is not None and len(times) < count:
             times.append(to_datetime(t))
@@ -295,10 +316,10 @@ class Schedules:
         self.changed.set()
 
     # -- firing --------------------------------------------------------------------
-    async def fire_due(self) -> list[str]:
+    async def fire_due(self) -> builtins.list[str]:
         """Fire every due schedule once; returns the ids of the instances created."""
         store = self._engine.store
-        created: list[str] = []
+        created: builtins.list[str] = []
         for row in await store.due_schedules(self._engine.clock.now(), _BATCH):
             try:
                 created.extend(await self._fire(row))
@@ -315,12 +336,12 @@ class Schedules:
         prev = await self._engine.store.get_instance(instance_id)
         return prev is not None and prev.status not in TERMINAL_STATUSES
 
-    async def _fire(self, row: ScheduleRow) -> list[str]:
+    async def _fire(self, row: ScheduleRow) -> builtins.list[str]:
         now = self._engine.clock.now()
         raw = json.loads(row.spec)
         spec = _Spec(raw)
         overlap, catchup = raw.get("overlap", "skip"), raw.get("catchup", "latest")
-        fires: list[float] = []
+        fires: builtins.list[float] = []
         t = row.next_fire_at
         while t is not None and t <= now:
             fires.append(t)
@@ -334,7 +355,7 @@ class Schedules:
         params = raw.get("params")
         last_id, last_at, buffered = row.last_instance_id, row.last_fire_at, row.buffered_fire_at
         active = await self._previous_active(last_id)
-        starts: list[float] = []
+        starts: builtins.list[float] = []
         if buffered is not None and not active:
             starts.append(buffered)
             buffered, active = None, True
@@ -373,8 +394,9 @@ class Schedules:
             return None
 
     async def run(self) -> None:
-        """Fire schedules as they come due, and say this process is alive (until
-        cancelled). Run by every engine that runs a scheduler."""
+        """Fire schedules as they come due, say this process is alive, and apply the
+        retention policies now and then (until cancelled). Run by every engine that
+        runs a scheduler."""
         engine = self._engine
         store = engine.store
         beat_every = engine.lease_seconds / 3
@@ -391,12 +413,16 @@ class Schedules:
                 next_beat = time.monotonic() + beat_every
             self.changed.clear()
             try:
+                await engine.retention.prune_if_due(time.monotonic())
+            except Exception:
+                log.exception("applying the retention policies failed; trying again later")
+            try:
                 await self.fire_due()
                 due = await store.next_schedule_at()
             except Exception:
                 log.exception("firing schedules failed; trying again")
                 due = None
-            waits: list[asyncio.Task[Any]] = [
+            waits: builtins.list[asyncio.Task[Any]] = [
                 asyncio.create_task(self.changed.wait()),
                 asyncio.create_task(asyncio.sleep(poll))]
             if due is not None:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from agentflow._agent_schedules import AgentSchedules, plan_payload_builder
 from agentflow._durations import parse_duration, to_datetime
 from agentflow._engine import Engine
 from agentflow._instance import Instance, instance_status
@@ -155,6 +156,7 @@ class AgentFlow:
         self._compiled: OrderedDict[tuple[str, str, str], CompiledPlan] = OrderedDict()
         self._compiled_cache_size = compiled_cache_size
         self._binding = self.engine.binding(PLAN_WORKFLOW)
+        self.engine.schedules.payload_builder(PLAN_WORKFLOW, plan_payload_builder(self))
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -394,6 +396,12 @@ class Agent:
     @property
     def capabilities(self) -> dict[str, Capability]:
         return dict(self._af._grants.get(self.id, {}))
+
+    @property
+    def schedules(self) -> AgentSchedules:
+        """This agent's schedules: its plans started on a cron expression or an
+        interval (``agent.schedules.create("digest", cron="0 7 * * *")``)."""
+        return AgentSchedules(self)
 
     # -- plans -----------------------------------------------------------------------
     def validate(self, source: str) -> ValidationReport:

@@ -147,7 +147,7 @@ async def start(args: argparse.Namespace) -> int:
     params = read_params(args.params)
     async with flow_client(args) as flow:
         inst = await _agent(flow, args).start(args.name, params, id=args.id)
-        note = await no_worker_note(flow.engine.store, flow.engine.clock.now())
+        note = await no_worker_note(flow.engine.store, inst.id)
     if args.json:
         print(json.dumps({"id": inst.id, "agent": args.agent, "plan": inst.plan,
                           "version": inst.version, "worker_running": note is None},
