@@ -7,6 +7,8 @@ The README has the contract: the API, what the engine guarantees, and its limits
 from agentflow._durations import RetryPolicy, parse_duration
 from agentflow._engine import Engine
 from agentflow._instance import Instance, WorkflowBinding
+from agentflow._retention import PruneReport
+from agentflow._schedules import Schedule, ScheduleNotFoundError
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
 from agentflow.errors import (
@@ -42,6 +44,9 @@ _LAZY = {
     "PlanValidationError": "agentflow.agents",
     "ValidationReport": "agentflow.agents",
     "Diagnostic": "agentflow.agents",
+    "SyncAgentFlow": "agentflow._sync_facade",
+    "SyncAgent": "agentflow._sync_facade",
+    "SyncInstance": "agentflow._sync_facade",
     "wrap_workflow_binding": "agentflow.dispatch",
     "create_dynamic_entrypoint": "agentflow.dispatch",
     "dispatch_workflow": "agentflow.dispatch",
@@ -83,10 +88,16 @@ __all__ = [
     "PlanNotFoundError",
     "PlanValidationError",
     "PlanVersion",
+    "PruneReport",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleNotFoundError",
     "Step",
     "StepError",
     "StepRecord",
+    "SyncAgent",
+    "SyncAgentFlow",
+    "SyncInstance",
     "SystemClock",
     "UsageError",
     "ValidationReport",

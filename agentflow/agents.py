@@ -24,7 +24,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -59,6 +59,9 @@ from sandbox import (
     compile_plan,
     validate,
 )
+
+if TYPE_CHECKING:
+    from agentflow._sync_facade import SyncAgentFlow
 
 __all__ = [
     "PLAN_WORKFLOW",
@@ -186,17 +189,24 @@ class AgentFlow:
         await asyncio.get_running_loop().shutdown_asyncgens()
 
     @contextlib.contextmanager
-    def in_thread(self) -> Iterator[AgentFlow]:
+    def in_thread(self) -> Iterator[SyncAgentFlow]:
         """Run this AgentFlow on an event loop in a background thread, for sync code.
 
-        Inside the block the engine drives instances, and the sync tool adapters and
-        `agentflow.tools.author_plan` (with a sync OpenAI or Anthropic client) reach the
-        agents through it. Leaving the block closes it (running steps finish first).
+        Yields a `SyncAgentFlow`: the same API with every method synchronous
+        (``af.agent("a1").start("digest", params)`` returns an instance whose ``wait()``
+        blocks). Inside the block the engine drives instances, and the sync tool
+        adapters and `agentflow.tools.author_plan` (with a sync OpenAI or Anthropic
+        client) take its agents. Leaving the block closes it (running steps finish
+        first).
 
         Example:
             with AgentFlow("sqlite:///agentflow.db").in_thread() as af:
-                result = author_plan(openai.OpenAI(), "gpt-4.1", af.agent("a1"), goal)
+                agent = af.agent("a1")
+                agent.submit_plan("digest", source)
+                print(agent.start("digest", {"n": 2}).wait(timeout=30).output)
         """
+        from agentflow._sync_facade import SyncAgentFlow
+
         if self._loop is not None:
             raise UsageError("this AgentFlow is already started; in_thread() starts it")
         loop = asyncio.new_event_loop()
@@ -205,7 +215,7 @@ class AgentFlow:
         try:
             asyncio.run_coroutine_threadsafe(self.start(), loop).result()
             try:
-                yield self
+                yield SyncAgentFlow(self, loop)
             finally:
                 asyncio.run_coroutine_threadsafe(self._close_loop(), loop).result()
         finally:

@@ -14,7 +14,7 @@ import inspect
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentflow.agents import Agent
 from agentflow.errors import UsageError
@@ -23,9 +23,12 @@ from agentflow.tools import openai as openai_tools
 from agentflow.tools._context import ToolContext
 from agentflow.tools._prompts import load_prompt
 from agentflow.tools._registry import ToolOutcome
-from agentflow.tools._sync import sync_loop
+from agentflow.tools._sync import as_agent, sync_loop
 from agentflow.tools._toolbox import AUTHORING_TOOLS, Toolbox, result_content
 from agentflow.tools._toolbox import field as get
+
+if TYPE_CHECKING:
+    from agentflow._sync_facade import SyncAgent
 
 __all__ = ["AuthoringResult", "ToolCallRecord", "author_plan", "author_plan_async"]
 
@@ -311,7 +314,7 @@ async def author_plan_async(client: Any, model: str, agent: Agent, goal: str, *,
     return _finish(result, None, max_turns)
 
 
-def author_plan(client: Any, model: str, agent: Agent, goal: str, *,
+def author_plan(client: Any, model: str, agent: Agent | SyncAgent, goal: str, *,
                 api: Api | None = None, plan_name: str | None = None,
                 params: dict[str, Any] | None = None, max_turns: int = 8,
                 tools: Iterable[str] | None = None, context: ToolContext | None = None,
@@ -328,10 +331,11 @@ def author_plan(client: Any, model: str, agent: Agent, goal: str, *,
                                  "every morning, summarize the open issues of a repo")
             print(result.ok, result.instance_id, result.diagnostics)
     """
-    conversation, create = _setup(client, model, agent, goal, api=api, plan_name=plan_name,
-                                  params=params, tools=tools, context=context, guide=guide,
-                                  max_tokens=max_tokens, request_options=request_options,
-                                  max_turns=max_turns, want_async=False)
+    conversation, create = _setup(client, model, as_agent(agent), goal, api=api,
+                                  plan_name=plan_name, params=params, tools=tools,
+                                  context=context, guide=guide, max_tokens=max_tokens,
+                                  request_options=request_options, max_turns=max_turns,
+                                  want_async=False)
     result = AuthoringResult()
     for turn in range(1, max_turns + 1):
         result.turns = turn

@@ -26,12 +26,15 @@ Example (async):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflow.agents import Agent
 from agentflow.tools._context import ToolContext
 from agentflow.tools._sync import run_sync
 from agentflow.tools._toolbox import Toolbox, field, input_schema, result_content, specs_named
+
+if TYPE_CHECKING:
+    from agentflow._sync_facade import SyncAgent
 
 __all__ = ["AnthropicTools", "assistant_message", "messages_tools"]
 
@@ -69,7 +72,7 @@ class AnthropicTools:
             if the host has one).
     """
 
-    def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
+    def __init__(self, agent: Agent | SyncAgent, *, tools: Iterable[str] | None = None,
                  context: ToolContext | None = None) -> None:
         self.toolbox = Toolbox(agent, tools=tools, context=context)
 

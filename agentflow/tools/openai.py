@@ -27,7 +27,7 @@ Example (async, Chat Completions):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflow.agents import Agent
 from agentflow.tools._context import ToolContext
@@ -41,6 +41,9 @@ from agentflow.tools._toolbox import (
     result_content,
     specs_named,
 )
+
+if TYPE_CHECKING:
+    from agentflow._sync_facade import SyncAgent
 
 __all__ = [
     "OpenAITools",
@@ -93,7 +96,7 @@ class OpenAITools:
             if the host has one).
     """
 
-    def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
+    def __init__(self, agent: Agent | SyncAgent, *, tools: Iterable[str] | None = None,
                  context: ToolContext | None = None) -> None:
         self.toolbox = Toolbox(agent, tools=tools, context=context)
 
