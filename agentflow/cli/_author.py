@@ -22,7 +22,7 @@ from agentflow.cli._time import iso
 from agentflow.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
-    from agentflow.agents import Agent, AgentFlow
+    from agentflow.plans import Agent, AgentFlow
 
 __all__ = ["flow_client", "read_params", "restart_upgrade", "start", "submit", "validate"]
 
@@ -69,7 +69,7 @@ async def flow_client(args: argparse.Namespace, *, create: bool = False
         create: the command may create the database (``submit``: the first thing a new
             user does); otherwise it must exist already.
     """
-    from agentflow.agents import AgentFlow
+    from agentflow.plans import AgentFlow
 
     if not create:
         await existing_store(args.db)  # refuses a missing or foreign database first
@@ -90,7 +90,7 @@ def _agent(flow: AgentFlow, args: argparse.Namespace) -> Agent:
 async def validate(args: argparse.Namespace) -> int:
     """Print each diagnostic as ``FILE:LINE:COL: CODE message`` with its fix; exit 1 if
     there is any. Nothing is stored and no database is opened."""
-    from agentflow.agents import AgentFlow
+    from agentflow.plans import AgentFlow
 
     source = read_text(args.file, "plan")
     if args.agent:
@@ -166,7 +166,7 @@ async def restart_upgrade(flow: AgentFlow, instance_id: str, from_step: str | No
         InvalidArgumentError: the instance is not an agent plan's (a trusted workflow
             has no versions to move to).
     """
-    from agentflow.agents import PLAN_WORKFLOW
+    from agentflow.plans import PLAN_WORKFLOW
 
     row = await flow.engine.store.get_instance(instance_id)
     if row is None:

@@ -29,10 +29,10 @@ from agentflow.cli._exits import EXIT_FAILED, EXIT_NOT_FINISHED, EXIT_OK, EXIT_T
 from agentflow.cli._text import literal, printable
 from agentflow.cli._time import iso
 from agentflow.cli._workers import no_worker_note
-from agentflow.dispatch import ENVELOPE_KEY
 from agentflow.errors import InvalidArgumentError, InvalidStateError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.notebook import Timeline
+from agentflow.plans.dispatch import ENVELOPE_KEY
 from agentflow.store import InstanceRow
 
 UUID_LENGTH = 36  # a generated instance id
@@ -110,7 +110,7 @@ async def matching_rows(engine: Engine, *, statuses: list[str] | None, agent: st
     """Instances, newest first, filtered as `instances` is. ``workflow`` names a trusted
     workflow or an agent's plan (its instances run the internal workflow
     ``agentflow.plan``, which need not be typed); ``plan`` names a plan only."""
-    from agentflow.agents import PLAN_WORKFLOW
+    from agentflow.plans import PLAN_WORKFLOW
 
     scopes = [agent] if agent else None
     if workflow is None and plan is None:

@@ -97,7 +97,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             sid text NOT NULL,
             workflow text NOT NULL,
             spec text NOT NULL,
-            paused boolean NOT NULL DEFAULT false,
+            paused integer NOT NULL DEFAULT 0,
             next_fire_at double precision,
             last_fire_at double precision,
             last_instance_id text,
@@ -107,7 +107,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             updated_at double precision NOT NULL,
             PRIMARY KEY (scope, name)
         )""",
-        "CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE NOT paused",
+        "CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE paused = 0",
         """CREATE TABLE workers (
             owner text PRIMARY KEY,
             seen_at double precision NOT NULL,

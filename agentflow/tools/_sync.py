@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from agentflow.agents import Agent
 from agentflow.errors import UsageError
+from agentflow.plans import Agent
 
 __all__ = ["as_agent", "run_sync", "sync_loop"]
 
@@ -17,7 +17,7 @@ T = TypeVar("T")
 def as_agent(agent: Any) -> Agent:
     """The async `Agent` behind what a caller passed: an `Agent`, or the `SyncAgent`
     that ``AgentFlow.in_thread()`` hands out."""
-    from agentflow._sync_facade import SyncAgent
+    from agentflow.plans._sync import SyncAgent
 
     return agent.aio if isinstance(agent, SyncAgent) else agent
 

@@ -7,14 +7,14 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from agentflow.agents import Agent
 from agentflow.errors import InvalidArgumentError
+from agentflow.plans import Agent
 from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import TOOLS, ToolOutcome, ToolSpec, call_tool
 from agentflow.tools._sync import as_agent, run_sync
 
 if TYPE_CHECKING:
-    from agentflow._sync_facade import SyncAgent
+    from agentflow.plans._sync import SyncAgent
 
 __all__ = ["AUTHORING_TOOLS", "Toolbox", "field", "input_schema", "result_content",
            "specs_named"]

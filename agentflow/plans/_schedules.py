@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from agentflow._limits import encode_value
 from agentflow._schedules import Catchup, Overlap, Schedule, Schedules
-from agentflow.dispatch import wrap_workflow_binding
+from agentflow.plans.dispatch import wrap_workflow_binding
 from agentflow.store import ScheduleRow
 
 if TYPE_CHECKING:
-    from agentflow.agents import Agent, AgentFlow
+    from agentflow.plans import Agent, AgentFlow
 
 __all__ = ["AgentSchedules", "plan_payload_builder"]
 
@@ -27,7 +27,7 @@ __all__ = ["AgentSchedules", "plan_payload_builder"]
 def plan_payload_builder(af: AgentFlow) -> Any:
     """The payload of a plan schedule's fire: the envelope of the plan's current version
     around the schedule's params."""
-    from agentflow.agents import PlanNotFoundError
+    from agentflow.errors import PlanNotFoundError
 
     async def build(row: ScheduleRow, spec: dict[str, Any]) -> str:
         plan = await af.engine.store.get_plan_version(row.scope, spec["plan"])
@@ -63,7 +63,8 @@ class AgentSchedules:
             InvalidArgumentError: a bad expression, zone, duration, policy or name, or
                 the name is taken (without ``replace``).
         """
-        from agentflow.agents import PLAN_WORKFLOW, PlanNotFoundError
+        from agentflow.errors import PlanNotFoundError
+        from agentflow.plans._agent import PLAN_WORKFLOW
 
         store = self._agent.flow.engine.store
         if await store.get_plan_version(self._agent.id, plan) is None:

@@ -31,8 +31,15 @@ from agentflow.models import InstanceStatus, StepRecord
 
 if TYPE_CHECKING:
     from agentflow._retention import PruneReport
-    from agentflow.agents import Agent, AgentFlow, AgentInstance, PendingEvent, PlanVersion
     from agentflow.capabilities import Capability
+    from agentflow.plans import (
+        Agent,
+        AgentFlow,
+        AgentInstance,
+        AgentInstanceStatus,
+        PendingEvent,
+        PlanVersion,
+    )
     from sandbox import ValidationReport
 
 __all__ = ["SyncAgent", "SyncAgentFlow", "SyncInstance", "SyncSchedules"]
@@ -100,7 +107,7 @@ class SyncInstance:
 
 
 class SyncSchedules:
-    """``agent.schedules`` (see `agentflow._agent_schedules.AgentSchedules`), sync."""
+    """``agent.schedules`` (see `agentflow.plans.AgentSchedules`), sync."""
 
     def __init__(self, schedules: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.aio = schedules
@@ -173,7 +180,7 @@ class SyncAgent:
         return self._instance(_call(self._loop, self.aio.get(instance_id)))
 
     def instances(self, status: str | list[str] | None = None, *, limit: int = 100,
-                  offset: int = 0) -> list[InstanceStatus]:
+                  offset: int = 0) -> list[AgentInstanceStatus]:
         return _call(self._loop, self.aio.instances(status, limit=limit, offset=offset))
 
     def status(self, instance_id: str) -> InstanceStatus:
