@@ -247,7 +247,8 @@ class SQLiteStore(SQLStore):
                 # WAL): space that retention frees can then go back to the file system
                 # page by page (`reclaim_space`). A file made before needs one
                 # `reclaim_space(full=True)` (VACUUM) to switch.
-                db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                if db.execute("PRAGMA page_count").fetchone()[0] == 0:  # a new file
+                    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 if self.path != ":memory:":
                     _retry_busy(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone())
                 db.execute("PRAGMA synchronous = FULL")
