@@ -317,7 +317,9 @@ class SQLiteStore(SQLStore):
                 _retry_busy(lambda: db.execute("VACUUM"))
             elif int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
                 pages = "" if max_pages is None else f"({int(max_pages)})"
-                _retry_busy(lambda: db.execute(f"PRAGMA incremental_vacuum{pages}").fetchall())
+                # executescript steps the pragma to the end; execute().fetchall() stops
+                # after its first page.
+                _retry_busy(lambda: db.executescript(f"PRAGMA incremental_vacuum{pages};"))
             else:
                 return 0
             # The WAL holds the moved pages until a checkpoint; without it the file
