@@ -33,7 +33,7 @@ def plan_payload_builder(af: AgentFlow) -> Any:
         plan = await af.engine.store.get_plan_version(row.scope, spec["plan"])
         if plan is None:
             raise PlanNotFoundError(f"agent {row.scope!r} has no plan {spec['plan']!r}")
-        binding = wrap_workflow_binding(af._binding, {
+        binding = wrap_workflow_binding(af.binding, {
             "agent_id": row.scope, "plan": spec["plan"], "version": plan.version})
         return encode_value(binding.envelope(spec.get("params")),
                             what=f"params of schedule {row.name!r}")
