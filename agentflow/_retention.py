@@ -23,6 +23,7 @@ the file system as it goes; a file made before needs one ``agentflow prune --vac
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,10 @@ __all__ = ["AUTO_PRUNE_SECONDS", "PruneReport", "Retention"]
 
 #: How often a process that runs a scheduler applies the retention policies.
 AUTO_PRUNE_SECONDS = 300.0
-_VACUUM_PAGES = 2000  # pages handed back after each batch (8 MiB at 4 KiB pages)
+_VACUUM_PAGES = 256  # pages handed back after each batch (1 MiB at 4 KiB pages)
+#: Between batches, pruning rests as long as the batch took: at most half of the
+#: writer's time goes to it, so runs' commits never queue behind a long streak.
+_DUTY_REST = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Retention:
 
     async def delete_many(self, *, status: str | Sequence[str] | None = None,
                           older_than: Any = None, agent: str | None = None,
-                          workflows_only: bool = False, batch: int = 500,
+                          workflows_only: bool = False, batch: int = 100,
                           limit: int | None = None) -> PruneReport:
         """Delete finished instances that match, in batches of ``batch``.
 
@@ -119,12 +123,16 @@ class Retention:
                 exclude_scopes=exclude, limit=size)
             if not ids:
                 break
+            began = time.monotonic()
             # Re-checked in the delete's own transaction: a restarted instance stays.
             deleted += len(await store.delete_instances(ids, statuses=statuses))
             pages += await store.reclaim_space(max_pages=_VACUUM_PAGES)
-            await asyncio.sleep(0)  # the engine's commits go between batches
+            # The engine's commits go between batches (see `_DUTY_REST`).
+            await asyncio.sleep((time.monotonic() - began) * _DUTY_REST)
             if len(ids) < size:
                 break
+        if deleted:
+            pages += await store.reclaim_space()  # the rest, and a checkpoint
         return PruneReport(deleted=deleted, pages_freed=pages)
 
     # -- policies --------------------------------------------------------------------
@@ -140,7 +148,7 @@ class Retention:
         return {(scope or None): keep
                 for scope, keep in (await self._engine.store.get_retention()).items()}
 
-    async def prune(self, *, batch: int = 500, limit: int | None = None) -> PruneReport:
+    async def prune(self, *, batch: int = 100, limit: int | None = None) -> PruneReport:
         """Apply the retention policies once: delete finished instances older than their
         agent's policy (or the default), in batches."""
         policies = await self._engine.store.get_retention()

@@ -322,8 +322,10 @@ class SQLiteStore(SQLStore):
                 _retry_busy(lambda: db.executescript(f"PRAGMA incremental_vacuum{pages};"))
             else:
                 return 0
-            # The WAL holds the moved pages until a checkpoint; without it the file
-            # would not shrink yet.
-            _retry_busy(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+            if full or max_pages is None:
+                # The WAL holds the moved pages until a checkpoint; the file shrinks
+                # then. A bounded step leaves that to SQLite's own automatic
+                # checkpoints: a checkpoint per batch would stall the writer.
+                _retry_busy(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
             return before - int(db.execute("PRAGMA freelist_count").fetchone()[0])
         return await self._writer.run(reclaim)
