@@ -117,6 +117,11 @@ class Dialect:
     greatest: str = "max"
     #: plan versions in the order they were submitted
     submitted_order: str = "v.rowid"
+    #: the size in bytes (UTF-8) of a text column
+    octets: str = "length(CAST({} AS BLOB))"
+    #: a statement that serializes writers of one key until the transaction ends
+    #: (SQLite's BEGIN IMMEDIATE already serializes every writer)
+    scope_lock: str = ""
 
 
 MAX_VARS = 500  # bound on placeholders per statement, well under SQLite's limit
