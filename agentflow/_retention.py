@@ -39,7 +39,7 @@ __all__ = ["AUTO_PRUNE_SECONDS", "PruneReport", "Retention"]
 
 #: How often a process that runs a scheduler applies the retention policies.
 AUTO_PRUNE_SECONDS = 300.0
-_VACUUM_PAGES = 256  # pages handed back after each batch (1 MiB at 4 KiB pages)
+_VACUUM_PAGES = 64  # pages handed back after each batch (256 KiB at 4 KiB pages)
 #: Between batches, pruning rests as long as the batch took: at most half of the
 #: writer's time goes to it, so runs' commits never queue behind a long streak.
 _DUTY_REST = 1.0
@@ -89,7 +89,7 @@ class Retention:
 
     async def delete_many(self, *, status: str | Sequence[str] | None = None,
                           older_than: Any = None, agent: str | None = None,
-                          workflows_only: bool = False, batch: int = 100,
+                          workflows_only: bool = False, batch: int = 25,
                           limit: int | None = None) -> PruneReport:
         """Delete finished instances that match, in batches of ``batch``.
 
@@ -148,7 +148,7 @@ class Retention:
         return {(scope or None): keep
                 for scope, keep in (await self._engine.store.get_retention()).items()}
 
-    async def prune(self, *, batch: int = 100, limit: int | None = None) -> PruneReport:
+    async def prune(self, *, batch: int = 25, limit: int | None = None) -> PruneReport:
         """Apply the retention policies once: delete finished instances older than their
         agent's policy (or the default), in batches."""
         policies = await self._engine.store.get_retention()

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict
 from agentflow._cron import CronExpression
 from agentflow._durations import parse_duration, parse_instant, to_datetime
 from agentflow._limits import encode_value
-from agentflow.errors import InvalidArgumentError, NotFoundError
+from agentflow.errors import InvalidArgumentError, LimitExceededError, NotFoundError
 from agentflow.models import TERMINAL_STATUSES
 from agentflow.store import NewInstance, ScheduleFire, ScheduleRow
 
@@ -64,7 +64,9 @@ _BATCH = 100
 
 Overlap = Literal["skip", "buffer_one", "allow"]
 Catchup = Literal["latest", "all", "none"]
-PayloadFn = Callable[[ScheduleRow, dict[str, Any]], Awaitable[str]]
+#: ``(schedule, spec, pending)``: the payload of a fire's instance, ``pending`` being the
+#: instances this pass creates before it (not stored yet).
+PayloadFn = Callable[[ScheduleRow, dict[str, Any], int], Awaitable[str]]
 
 
 class ScheduleNotFoundError(NotFoundError):
@@ -367,9 +369,9 @@ class Schedules:
                 continue
             starts.append(f)
             active = True
-        news = []
+        news: builtins.list[NewInstance] = []
         for f in starts:
-            payload = await self._payload(row, params)
+            payload = await self._payload(row, params, len(news))
             if payload is None:
                 continue
             news.append(NewInstance(fire_instance_id(row, f), row.workflow, payload, now,
@@ -383,13 +385,15 @@ class Schedules:
             instances=news, at=now))
         return made or []
 
-    async def _payload(self, row: ScheduleRow, params: Any) -> str | None:
+    async def _payload(self, row: ScheduleRow, params: Any, pending: int) -> str | None:
         build = self._payloads.get(row.workflow)
         if build is None:
             return encode_value(params, what=f"params of schedule {row.name!r}")
         try:
-            return await build(row, json.loads(row.spec))
-        except NotFoundError as exc:  # e.g. the plan is gone: the fire is dropped
+            return await build(row, json.loads(row.spec), pending)
+        except (NotFoundError, LimitExceededError) as exc:
+            # The plan is gone, or the agent is at a quota: this fire is dropped (it
+            # is not retried later), and the schedule goes on to its next fire.
             log.warning("schedule %r of %r cannot fire: %s", row.name, row.scope, exc)
             return None
 

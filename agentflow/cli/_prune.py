@@ -28,8 +28,8 @@ def add_commands(add: Add, with_json: Callable[[argparse.ArgumentParser],
     p.add_argument("--status", action="append", choices=sorted(TERMINAL_STATUSES),
                    help="only instances in this status (repeatable; default: all finished)")
     p.add_argument("--agent", help="only this agent's instances")
-    p.add_argument("--batch", type=int, default=100,
-                   help="instances deleted per transaction (default 100)")
+    p.add_argument("--batch", type=int, default=25,
+                   help="instances deleted per transaction (default 25)")
     p.add_argument("--vacuum", action="store_true",
                    help="afterwards rewrite a SQLite file whole (VACUUM), which also "
                         "turns on incremental space reclaim for a file made before it "

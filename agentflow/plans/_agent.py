@@ -285,16 +285,22 @@ class Agent:
             inst = await binding.create(params=params, id=id)
         return await self.get(inst.id)
 
-    async def _check_instance_quotas(self) -> None:
+    async def check_instance_quotas(self, pending: int = 0) -> None:
+        """Refuse (`LimitExceededError`) if this agent may not have one more instance
+        (``Quotas.agent_active_instances``, ``Quotas.agent_total_instances``) besides
+        ``pending`` ones about to be created; a schedule's fire asks this too."""
+        await self._check_instance_quotas(pending)
+
+    async def _check_instance_quotas(self, pending: int = 0) -> None:
         quotas, store = self._af.quotas, self._af.engine.store
         active = await store.count_instances(scope=self.id, statuses=sorted(
-            ACTIVE_STATUSES | {"paused"}))
+            ACTIVE_STATUSES | {"paused"})) + pending
         if active >= quotas.agent_active_instances:
             raise quota_error("agent_active_instances", quotas.agent_active_instances,
                               f"agent {self.id!r} has {active:,} unfinished instances",
                               "Wait for some to finish, or terminate ones you no longer "
                               "need.")
-        total = await store.count_instances(scope=self.id)
+        total = await store.count_instances(scope=self.id) + pending
         if total >= quotas.agent_total_instances:
             raise quota_error("agent_total_instances", quotas.agent_total_instances,
                               f"agent {self.id!r} has {total:,} instances in the store",

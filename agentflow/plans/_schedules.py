@@ -29,7 +29,9 @@ def plan_payload_builder(af: AgentFlow) -> Any:
     around the schedule's params."""
     from agentflow.errors import PlanNotFoundError
 
-    async def build(row: ScheduleRow, spec: dict[str, Any]) -> str:
+    async def build(row: ScheduleRow, spec: dict[str, Any], pending: int) -> str:
+        # The agent's quotas apply, counting the fires of this pass not yet stored.
+        await af.agent(row.scope).check_instance_quotas(pending)
         plan = await af.engine.store.get_plan_version(row.scope, spec["plan"])
         if plan is None:
             raise PlanNotFoundError(f"agent {row.scope!r} has no plan {spec['plan']!r}")
