@@ -81,25 +81,3 @@ async def test_a_sync_call_on_the_flows_own_loop_is_refused() -> None:
     with pytest.raises(UsageError, match="no longer running"):
         agent.plans()
 
-
-async def test_a_schedules_fires_count_against_the_agents_quota() -> None:
-    """Instances a schedule starts are the agent's: past its active-instance quota a
-    fire is dropped, as `Agent.start` would be refused."""
-    from agentflow import Quotas
-    from agentflow.testing import ManualClock
-
-    waits = '''
-async def run(event, step):
-    await step.wait_for_event("go", type="go", timeout="1 day")
-'''
-    clock = ManualClock(start=1_800_000_000.0)
-    flow = AgentFlow("memory://", isolation="inline", clock=clock,
-                     quotas=Quotas(agent_active_instances=2))
-    async with flow:
-        agent = flow.agent("a1")
-        await agent.submit_plan("w", waits)
-        await agent.schedules.create("w", every=60, overlap="allow", catchup="all")
-        clock.advance(60 * 5 + 1)  # five fires due
-        await flow.engine.schedules.fire_due()
-        assert len(await agent.instances()) == 2
-        assert (await agent.schedules.get("w")).next_fire_at is not None  # it goes on
