@@ -27,6 +27,7 @@ from agentflow.store import InstanceRow, PlanRow
 from sandbox import ValidationReport, WorkerPool, validate
 
 if TYPE_CHECKING:
+    from agentflow._schedules import Schedule
     from agentflow.plans._flow import AgentFlow
     from agentflow.plans._schedules import AgentSchedules
 
@@ -208,6 +209,11 @@ class Agent:
         from agentflow.plans._schedules import AgentSchedules
 
         return AgentSchedules(self)
+
+    async def schedule(self, plan: str, **options: Any) -> Schedule:
+        """``await agent.schedules.create(plan, ...)``: start ``plan`` on a cron
+        expression or an interval (see `AgentSchedules.create`)."""
+        return await self.schedules.create(plan, **options)
 
     # -- plans -----------------------------------------------------------------------
     def validate(self, source: str) -> ValidationReport:
