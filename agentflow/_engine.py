@@ -242,6 +242,7 @@ class Engine:
             return
         self._closing = True
         self.nudge()  # the scheduler sees `_closing` and ends its loop
+        self.schedules.stop()
         scheduler = [t for t in self._tasks if t.get_name() == "agentflow-scheduler"]
         for task in self._tasks:
             if task not in scheduler:

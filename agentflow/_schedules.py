@@ -184,6 +184,14 @@ class Schedules:
         self._engine = engine
         self._payloads: dict[str, PayloadFn] = {}
         self.changed = asyncio.Event()
+        # Set by the engine's close() besides cancelling `run`: on Python 3.11,
+        # asyncio.wait_for (used by psycopg_pool) can swallow a cancellation that races
+        # its inner future, and the loop would then run on and hold close() forever.
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        """Make `run` return at its next turn (the engine is closing)."""
+        self._stopped.set()
 
     def payload_builder(self, workflow: str, build: PayloadFn) -> None:
         """Build the payload of instances fired for ``workflow`` (the agent layer wraps
@@ -406,7 +414,7 @@ class Schedules:
         beat_every = engine.lease_seconds / 3
         next_beat = 0.0
         poll = min(1.0, engine.poll_interval)
-        while True:
+        while not self._stopped.is_set():
             if time.monotonic() >= next_beat:
                 try:
                     wall = time.time()
@@ -428,6 +436,7 @@ class Schedules:
                 due = None
             waits: builtins.list[asyncio.Task[Any]] = [
                 asyncio.create_task(self.changed.wait()),
+                asyncio.create_task(self._stopped.wait()),
                 asyncio.create_task(asyncio.sleep(poll))]
             if due is not None:
                 waits.append(asyncio.create_task(engine.clock.sleep_until(due)))
