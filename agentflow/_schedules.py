@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict
 
 from agentflow._cron import CronExpression
-from agentflow._durations import parse_duration, parse_instant, to_datetime
+from agentflow._durations import iso_datetime, parse_duration, parse_instant, to_datetime
 from agentflow._limits import encode_value
 from agentflow.errors import (
     InvalidArgumentError,
@@ -141,12 +141,7 @@ def _zone(name: str) -> str:
 def _instant(value: Any, zone: str, what: str) -> float:
     """Epoch seconds for ``start``/``end``: a datetime or an ISO 8601 string (naive ones
     are wall-clock times in the schedule's zone), or epoch seconds."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidArgumentError(f"{what} {value!r} is not an ISO 8601 date-time "
-                                       "such as '2026-03-01T09:00'") from None
+    value = iso_datetime(value, what=what)
     if isinstance(value, datetime) and value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(zone))
     return parse_instant(value, what=what)
