@@ -41,9 +41,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict
 
 from agentflow._cron import CronExpression
-from agentflow._durations import parse_duration, parse_instant, to_datetime
+from agentflow._durations import iso_datetime, parse_duration, parse_instant, to_datetime
 from agentflow._limits import encode_value
-from agentflow.errors import InvalidArgumentError, LimitExceededError, NotFoundError
+from agentflow.errors import (
+    InvalidArgumentError,
+    LimitExceededError,
+    NotFoundError,
+    ScheduleNotFoundError,
+)
 from agentflow.models import TERMINAL_STATUSES
 from agentflow.store import NewInstance, ScheduleFire, ScheduleRow
 
@@ -67,10 +72,6 @@ Catchup = Literal["latest", "all", "none"]
 #: ``(schedule, spec, pending)``: the payload of a fire's instance, ``pending`` being the
 #: instances this pass creates before it (not stored yet).
 PayloadFn = Callable[[ScheduleRow, dict[str, Any], int], Awaitable[str]]
-
-
-class ScheduleNotFoundError(NotFoundError):
-    """No schedule of that name (in this agent's scope)."""
 
 
 class Schedule(BaseModel):
@@ -140,12 +141,7 @@ def _zone(name: str) -> str:
 def _instant(value: Any, zone: str, what: str) -> float:
     """Epoch seconds for ``start``/``end``: a datetime or an ISO 8601 string (naive ones
     are wall-clock times in the schedule's zone), or epoch seconds."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidArgumentError(f"{what} {value!r} is not an ISO 8601 date-time "
-                                       "such as '2026-03-01T09:00'") from None
+    value = iso_datetime(value, what=what)
     if isinstance(value, datetime) and value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(zone))
     return parse_instant(value, what=what)

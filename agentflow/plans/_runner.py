@@ -18,9 +18,9 @@ JSON.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from agentflow._durations import iso_datetime
 from agentflow._limits import encode_value
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import (
@@ -162,13 +162,7 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
     if op == "sleep":
         return await step.sleep(name, args.get("duration"))
     if op == "sleep_until":
-        when = args.get("when")
-        if isinstance(when, str):
-            try:
-                when = datetime.fromisoformat(when)
-            except ValueError:
-                raise InvalidArgumentError(f"sleep_until {name!r}: {when!r} is not an ISO "
-                                           "date-time") from None
+        when = iso_datetime(args.get("when"), what=f"sleep_until {name!r}:")
         return await step.sleep_until(name, when)
     if op == "wait_for_event":
         return await step.wait_for_event(name, type=args.get("type"),
