@@ -116,6 +116,8 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workflows: dict[str, WorkflowFn] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
+        # Per run: until when (time.monotonic()) its lease surely holds.
+        self._lease_deadlines: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
         self._changes: Changes | None = None
@@ -291,11 +293,13 @@ class Engine:
             capacity = self.max_concurrency - len(self._running)
             names = list(self._workflows)
             if capacity > 0 and names:
+                # Read before the claim is sent: the lease starts later on the database's
+                # clock, so the local deadline is on the safe (early) side.
+                asked = time.monotonic()
                 try:
                     rows = await self._store.claim_due_instances(
                         owner=self.owner, workflows=names, now=self.clock.now(),
-                        lease_now=time.time(), lease_until=time.time() + self.lease_seconds,
-                        limit=capacity)
+                        lease_seconds=self.lease_seconds, limit=capacity)
                 except Exception:
                     log.exception("claiming due instances failed; trying again")
                     rows = []
@@ -305,6 +309,7 @@ class Engine:
                         now=self.clock.now())
                     return
                 for row in rows:
+                    self._lease_deadlines[row.id] = asked + self.lease_seconds
                     stale = self._running.get(row.id)
                     if stale is not None:  # restarted while its old run was still in a
                         stale.cancel()     # step here: that run's fence is gone, end it
@@ -326,7 +331,7 @@ class Engine:
             asyncio.create_task(self._store.wait_for_change(self.poll_interval))]
         if names:
             try:
-                due = await self._store.next_due_at(names, lease_now=time.time())
+                due = await self._store.next_due_at(names)
             except Exception:
                 due = None
             if due is not None:
@@ -338,15 +343,36 @@ class Engine:
                 w.cancel()
 
     async def _heartbeat(self) -> None:
+        """Renew the leases of the runs in flight, a third of a lease apart.
+
+        Each renewal moves a run's local deadline (monotonic clock) to a lease after the
+        moment the renewal was sent; a run whose lease was not renewed was taken over
+        (or terminated, or restarted) and is cancelled at once. A run never starts a
+        step body past its deadline (`Activation.lease_expired`), so a process that was
+        frozen, or whose loop was blocked, past its lease stops before doing anything
+        another worker may be doing already.
+        """
         while not self._closing:
             await asyncio.sleep(self.lease_seconds / 3)
-            if self._running:
-                try:
-                    await self._store.renew_leases(owner=self.owner,
-                                                   instance_ids=list(self._running),
-                                                   lease_until=time.time() + self.lease_seconds)
-                except Exception:
-                    log.exception("renewing leases failed; trying again")
+            held = dict(self._running)
+            if not held:
+                continue
+            asked = time.monotonic()
+            try:
+                renewed = set(await self._store.renew_leases(
+                    owner=self.owner, instance_ids=list(held),
+                    lease_seconds=self.lease_seconds))
+            except Exception:
+                log.exception("renewing leases failed; runs stop at their lease deadline "
+                              "unless a later renewal succeeds")
+                continue
+            for instance_id, task in held.items():
+                if instance_id in renewed:
+                    self._lease_deadlines[instance_id] = asked + self.lease_seconds
+                elif self._running.get(instance_id) is task and not task.done():
+                    log.warning("instance %s: the lease was lost; stopping its run",
+                                instance_id)
+                    task.cancel()
 
     async def _drive(self, row: InstanceRow) -> None:
         """Run one claimed instance until it finishes or parks."""
@@ -355,13 +381,14 @@ class Engine:
             # Fence 1 means this is the instance's first claim ever, so its journal is
             # empty: only claims hand out fences (saves a read per new instance).
             journal = [] if row.fence == 1 else await self._store.load_journal(row.id)
-            activation = Activation(store=self._store, clock=self.clock, instance_id=row.id,
-                                    fence=row.fence, journal=journal,
-                                    stopping=lambda: self._closing)
+            activation = Activation(
+                store=self._store, clock=self.clock, instance_id=row.id, fence=row.fence,
+                journal=journal, stopping=lambda: self._closing,
+                lease_deadline=lambda: self._lease_deadlines.get(row.id, 0.0))
             finish = await self._run(row, activation)
             await self._store.commit(RunCommit(row.id, row.fence, finish=finish))
         except LeaseLost:
-            if activation is not None and activation.stopped:
+            if activation is not None and (activation.stopped or activation.expired):
                 # Stopped at a step boundary by close(): hand the instance back, due
                 # now, in the commit that records the run's end (fenced: a claim that
                 # was lost meanwhile is left alone).
@@ -377,6 +404,7 @@ class Engine:
         finally:
             if self._running.get(row.id) is asyncio.current_task():  # not a newer run's
                 del self._running[row.id]
+                self._lease_deadlines.pop(row.id, None)
             self.nudge()
 
     async def _run(self, row: InstanceRow, activation: Activation) -> RunFinish:

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import json
 import random
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -64,10 +65,12 @@ class Activation:
     """One claim of one instance: the journal as loaded, and what this run adds to it."""
 
     def __init__(self, *, store: Store, clock: Clock, instance_id: str, fence: int,
-                 journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False
-                 ) -> None:
+                 journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False,
+                 lease_deadline: Callable[[], float] = lambda: float("inf")) -> None:
         self.store = store
         self.stopping = stopping
+        self.lease_deadline = lease_deadline
+        self.expired = False  # stopped before a step body: the lease may be lost
         self.clock = clock
         self.instance_id = instance_id
         self.fence = fence
@@ -152,6 +155,16 @@ class Activation:
             raise Suspend("pause requested")  # the finish commit turns this into `paused`
         return True
 
+    def check_lease(self, step: str) -> None:
+        """Raise `LeaseLost` if this run's lease may have run out (its holder froze, or
+        its loop was blocked, past the lease): another worker may be running the
+        instance, so no step body may start here. Called just before a body starts,
+        with no await in between."""
+        if time.monotonic() >= self.lease_deadline():
+            self.expired = True
+            raise LeaseLost(f"instance {self.instance_id}: the lease may have run out "
+                            f"before step {step!r}; not starting its body")
+
     def wait(self, waiting_on: dict[str, Any]) -> Suspend:
         self.waits.append(waiting_on)
         return Suspend(f"waiting on {waiting_on['kind']} {waiting_on['step']!r}")
@@ -228,6 +241,7 @@ class Step:
             failure: BaseException | None = None
             timer: asyncio.Timeout | None = None
             try:
+                a.check_lease(name)
                 value = fn()
                 if inspect.isawaitable(value):
                     async with asyncio.timeout(attempt_timeout) as timer:

@@ -19,6 +19,8 @@
     │   ├── NonDeterminismError         a replay asked for a different step than the journal holds
     │   └── MissingDispatcherMetadataError  a dynamic run's payload has no metadata envelope
     ├── CapabilityError                 a capability call was refused or failed
+    ├── StoreUnavailableError           the database could not be used (locked past the
+    │                                   store's retries, unreachable): nothing was changed
     └── NonRetryableError               raised by plan code on purpose: do not retry this step
 
     BaseException
@@ -65,6 +67,7 @@ __all__ = [
     "PlanNotFoundError",
     "PlanValidationError",
     "StepError",
+    "StoreUnavailableError",
     "Suspend",
     "UsageError",
     "WorkflowError",
@@ -163,6 +166,13 @@ class MissingDispatcherMetadataError(WorkflowError):
 class CapabilityError(AgentflowError):
     """A capability call was refused or failed: not granted, a host not allowed, a reply
     too large, a method that does not exist. The plan sees it as a step error."""
+
+
+class StoreUnavailableError(AgentflowError):
+    """The database could not be used: locked by another process past the store's
+    retries, or unreachable. The operation was rolled back: nothing was changed.
+    Try again later. (On SQLite it is also a ``sqlite3.OperationalError``, on
+    PostgreSQL a ``psycopg.OperationalError``, as before.)"""
 
 
 class NonRetryableError(AgentflowError):
