@@ -95,11 +95,17 @@ class Engine:
             ``lease_seconds / 2``, at most 5 s.
         run_scheduler: False makes a client-only engine that creates and steers
             instances but runs none (another process's worker runs them).
+        max_journal_bytes: a quota on the bytes of step results and errors one
+            instance's journal may hold (None: no quota beyond the step count). A step
+            result that would pass it fails its step with `LimitExceededError` (not
+            retried, and the result is not stored). `AgentFlow` sets it from
+            ``Quotas.instance_journal_bytes``.
     """
 
     def __init__(self, url: str | Store | None = None, *, clock: Clock | None = None,
                  max_concurrency: int = 256, lease_seconds: float = 30.0,
-                 poll_interval: float | None = None, run_scheduler: bool = True) -> None:
+                 poll_interval: float | None = None, run_scheduler: bool = True,
+                 max_journal_bytes: int | None = None) -> None:
         if max_concurrency < 1:
             raise InvalidArgumentError("max_concurrency must be at least 1")
         if lease_seconds <= 0:
@@ -108,6 +114,9 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.max_concurrency = max_concurrency
         self.lease_seconds = lease_seconds
+        if max_journal_bytes is not None and max_journal_bytes < 1:
+            raise InvalidArgumentError("max_journal_bytes must be positive (or None)")
+        self.max_journal_bytes = max_journal_bytes
         if poll_interval is None:
             poll_interval = (min(5.0, lease_seconds / 2) if self._store.pushes_changes
                              else 0.2)
@@ -183,9 +192,7 @@ class Engine:
         Raises:
             WorkflowNotFoundError: nothing is registered under that name.
         """
-        if name not in self._workflows:
-            raise WorkflowNotFoundError(f"no workflow named {name!r} is registered; "
-                                        f"registered: {self.workflows}")
+        self.workflow_function(name)  # raises WorkflowNotFoundError
         return WorkflowBinding(self, name)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -265,6 +272,13 @@ class Engine:
             self._wake.set()
         if self._changes is not None:
             self._changes.notify()
+
+    def running_task(self, instance_id: str) -> asyncio.Task[None] | None:
+        """This process's task running the instance now, if any. A terminate or a
+        restart cancels the one it found before moving the fence (nothing more of that
+        run can be recorded, and a step body still running would only burn time; the
+        sandbox kills a worker whose body does not stop)."""
+        return self._running.get(instance_id)
 
     # -- reading ---------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> Instance:
@@ -384,7 +398,8 @@ class Engine:
             activation = Activation(
                 store=self._store, clock=self.clock, instance_id=row.id, fence=row.fence,
                 journal=journal, stopping=lambda: self._closing,
-                lease_deadline=lambda: self._lease_deadlines.get(row.id, 0.0))
+                lease_deadline=lambda: self._lease_deadlines.get(row.id, 0.0),
+                journal_quota=self.max_journal_bytes)
             finish = await self._run(row, activation)
             await self._store.commit(RunCommit(row.id, row.fence, finish=finish))
         except LeaseLost:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -162,8 +163,8 @@ class Instance:
         await self._transition(decide)
 
     async def terminate(self) -> None:
-        """Stop the instance for good. A step in flight may finish, but nothing more of
-        the run is recorded."""
+        """Stop the instance for good. A step in flight here is cancelled at once (its
+        result would not be recorded); nothing more of the run is recorded."""
         now = self._engine.clock.now()
 
         def decide(row: InstanceRow) -> InstanceChange | None:
@@ -173,7 +174,9 @@ class Instance:
             return InstanceChange(at=now, status="terminated", due_at=None, waiting_on=None,
                                   bump_fence=True, clear_lease=True)
 
+        running = self._engine.running_task(self.id)
         await self._transition(decide)
+        _cancel_old_run(running)
 
     async def restart(self, from_step: str | None = None) -> None:
         """Run the instance again from the top, with the same params.
@@ -210,7 +213,9 @@ class Instance:
                                   waiting_on=None, bump_fence=True, clear_lease=True,
                                   delete_steps_from=first, payload=payload)
 
+        running = self._engine.running_task(self.id)
         await self._transition(decide)
+        _cancel_old_run(running)
 
     async def wait(self, timeout: Any = None, *, poll: float = 0.2) -> InstanceStatus:
         """Wait until the instance is finished, paused, or waiting on something in the
@@ -250,6 +255,13 @@ class Instance:
         self._engine.nudge()
 
 
+def _cancel_old_run(task: asyncio.Task[None] | None) -> None:
+    """End the run a terminate or restart made moot (taken before its transition, so a
+    new run claimed meanwhile is left alone)."""
+    if task is not None and task is not asyncio.current_task() and not task.done():
+        task.cancel()
+
+
 class WorkflowBinding:
     """Creates and finds instances of one workflow (Cloudflare's Workflow binding)."""
 
@@ -259,12 +271,6 @@ class WorkflowBinding:
 
     def __repr__(self) -> str:
         return f"WorkflowBinding({self.name!r})"
-
-    @property
-    def engine(self) -> Engine:
-        """The engine this binding creates instances in (wrappers such as
-        `agentflow.plans.dispatch.WrappedBinding` build on it)."""
-        return self._engine
 
     async def create(self, params: Any = None, id: str | None = None) -> Instance:
         """Create an instance that starts as soon as a scheduler picks it up.
@@ -322,6 +328,12 @@ class WorkflowBinding:
         if row is None or row.workflow != self.name:
             raise InstanceNotFoundError(f"no instance of workflow {self.name!r} with id {id!r}")
         return Instance(self._engine, row.id, self.name)
+
+    # -- hooks for wrappers (`agentflow.plans.dispatch.WrappedBinding` builds on them) ---
+    @property
+    def engine(self) -> Engine:
+        """The engine this binding creates instances in."""
+        return self._engine
 
     def prepare(self, params: Any, instance_id: str | None = None, *,
                 scope: str | None = None) -> NewInstance:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
 import random
@@ -66,8 +67,13 @@ class Activation:
 
     def __init__(self, *, store: Store, clock: Clock, instance_id: str, fence: int,
                  journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False,
-                 lease_deadline: Callable[[], float] = lambda: float("inf")) -> None:
+                 lease_deadline: Callable[[], float] = lambda: float("inf"),
+                 journal_quota: int | None = None) -> None:
         self.store = store
+        self.journal_quota = journal_quota
+        self.journal_bytes = sum(_row_bytes(row) for row in journal)
+        self.journal_reserved = 0  # results checked against the quota, not committed yet
+        self.committed_sizes: dict[int, int] = {}  # journal bytes of rows committed here
         self.stopping = stopping
         self.lease_deadline = lease_deadline
         self.expired = False  # stopped before a step body: the lease may be lost
@@ -150,7 +156,17 @@ class Activation:
             if result.taken:
                 return False
             raise LeaseLost(f"instance {self.instance_id} was taken over")
-        self.journal[row.seq] = row
+        size = _row_bytes(row)
+        old = self.committed_sizes.get(row.seq)
+        if old is None:
+            old_row = self.journal.get(row.seq)
+            old = _row_bytes(old_row) if old_row is not None else 0
+        self.journal_bytes += size - old
+        self.committed_sizes[row.seq] = size
+        # This activation never reads a committed position's result again (each position
+        # is taken once per run): keep its size, not its text.
+        self.journal[row.seq] = row if row.result is None else dataclasses.replace(
+            row, result=None)
         if result.status == "waiting_for_pause":
             raise Suspend("pause requested")  # the finish commit turns this into `paused`
         return True
@@ -164,6 +180,24 @@ class Activation:
             self.expired = True
             raise LeaseLost(f"instance {self.instance_id}: the lease may have run out "
                             f"before step {step!r}; not starting its body")
+
+    def reserve_journal(self, name: str, size: int) -> int:
+        """Count ``size`` bytes of a result about to be committed against the journal
+        quota (steps of one ``gather`` commit concurrently: the check must include the
+        ones still in flight). Returns the bytes reserved; raises `LimitExceededError`."""
+        quota = self.journal_quota
+        if quota is None:
+            return 0
+        held = self.journal_bytes + self.journal_reserved
+        if held + size > quota:
+            raise LimitExceededError(
+                f"the result of step {name!r} ({size:,} bytes) would take this instance's "
+                f"journal past its quota, Quotas.instance_journal_bytes={quota:,} (it holds "
+                f"{held:,}); it was not stored. Keep large data out of step results (store "
+                f"it elsewhere and return a reference), or the operator raises it with "
+                f"AgentFlow(..., quotas=Quotas(instance_journal_bytes=...))")
+        self.journal_reserved += size
+        return size
 
     def wait(self, waiting_on: dict[str, Any]) -> Suspend:
         self.waits.append(waiting_on)
@@ -181,6 +215,11 @@ class Activation:
                          waiting_on=dumps({**first, "types": list(types),
                                            "waits": self.waits}),
                          wake_types=types)
+
+
+def _row_bytes(row: JournalRow) -> int:
+    return sum(len(text.encode("utf-8", "surrogatepass")) for text in (row.result, row.error)
+               if text is not None)
 
 
 class Step:
@@ -240,6 +279,8 @@ class Step:
             attempts += 1
             failure: BaseException | None = None
             timer: asyncio.Timeout | None = None
+            value: Any = None
+            text, reserved = "", 0
             try:
                 a.check_lease(name)
                 value = fn()
@@ -247,6 +288,7 @@ class Step:
                     async with asyncio.timeout(attempt_timeout) as timer:
                         value = await value
                 text = encode_value(value, what=f"the result of step {name!r}")
+                reserved = a.reserve_journal(name, len(text.encode()))
             except EngineSignal:
                 raise
             except asyncio.CancelledError as exc:
@@ -266,9 +308,16 @@ class Step:
                 failure = exc
             now = a.clock.now()
             if failure is None:
-                await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
-                                          result=text, finished_at=now))
+                try:
+                    await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
+                                              result=text, finished_at=now))
+                finally:
+                    a.journal_reserved -= reserved
                 return value if type(value) in _PLAIN else json.loads(text)
+            # The failure's traceback holds this frame until a garbage collection: keep
+            # no large value in it (a plan that fails many big steps at once would pin
+            # them all in the host's memory).
+            value, text = None, ""
             record = error_record(failure)
             final = (isinstance(failure, NonRetryableError | LimitExceededError
                                 | InvalidArgumentError) or attempts > policy.limit

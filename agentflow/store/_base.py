@@ -302,6 +302,23 @@ class Store(abc.ABC):
     async def kv_set(self, scope: str, key: str, value: str, now: float) -> None: ...
 
     @abc.abstractmethod
+    async def kv_set_within(self, scope: str, key: str, value: str, now: float, *,
+                            max_keys: int, max_bytes: int) -> tuple[int, int] | None:
+        """`kv_set`, unless the scope would then hold more than ``max_keys`` keys or
+        ``max_bytes`` bytes (UTF-8 of keys and values), checked in the write's own
+        transaction. Returns None when written, else the ``(keys, bytes)`` the scope
+        would have held (nothing written)."""
+
+    @abc.abstractmethod
+    async def kv_usage(self, scope: str) -> tuple[int, int]:
+        """The keys and bytes (UTF-8 of keys and values) a scope holds."""
+
+    @abc.abstractmethod
+    async def count_instances(self, *, scope: str, statuses: Sequence[str] | None = None
+                              ) -> int:
+        """How many instances a scope has (of these statuses; None: all)."""
+
+    @abc.abstractmethod
     async def kv_delete(self, scope: str, key: str) -> bool: ...
 
     @abc.abstractmethod

@@ -117,6 +117,11 @@ class Dialect:
     greatest: str = "max"
     #: plan versions in the order they were submitted
     submitted_order: str = "v.rowid"
+    #: the size in bytes (UTF-8) of a text column
+    octets: str = "length(CAST({} AS BLOB))"
+    #: a statement that serializes writers of one key until the transaction ends
+    #: (SQLite's BEGIN IMMEDIATE already serializes every writer)
+    scope_lock: str = ""
     #: the database's clock as epoch seconds: leases are judged on it alone
     db_now: str = "((julianday('now') - 2440587.5) * 86400.0)"
 

@@ -57,7 +57,11 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from agentflow.errors import AgentflowError, InvalidArgumentError, StoreUnavailableError
+from agentflow.errors import (
+    CommitOutcomeUnknownError,
+    InvalidArgumentError,
+    StoreUnavailableError,
+)
 from agentflow.store._base import CommitResult, RunCommit
 from agentflow.store._pg_migrations import MIGRATIONS, SCHEMA_VERSION
 from agentflow.store._rules import one, write_batch
@@ -73,15 +77,11 @@ Conn = AsyncConnection[Any]
 
 _RETRY_SECONDS = 60.0
 POSTGRES = Dialect(for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED",
-                   greatest="greatest", submitted_order="v.seq",
+                   greatest="greatest", submitted_order="v.seq", octets="octet_length({})",
+                   scope_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
                    # the server's clock (not the transaction's start): one clock for
                    # every worker on every machine
                    db_now="extract(epoch from clock_timestamp())::float8")
-
-
-class CommitOutcomeUnknownError(AgentflowError):
-    """The connection was lost while PostgreSQL was committing a write that is not safe
-    to repeat: it may or may not have been applied. Read the state and decide."""
 
 
 class PostgresUnavailableError(StoreUnavailableError, psycopg.OperationalError):
