@@ -19,7 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from agentflow._durations import to_datetime
 from agentflow._instance import Instance, WorkflowBinding, instance_status
@@ -93,8 +93,13 @@ class Engine:
             store that pushes changes (PostgreSQL's LISTEN/NOTIFY wakes the scheduler at
             once) the poll only finds leases of crashed holders, so it defaults to
             ``lease_seconds / 2``, at most 5 s.
-        run_scheduler: False makes a client-only engine that creates and steers
-            instances but runs none (another process's worker runs them).
+        run_scheduler: True (the default) claims and runs due instances from the
+            start, as a worker does. False makes a client-only engine that creates
+            and steers instances but runs none (another process's worker runs them).
+            ``"on_demand"`` claims nothing until this process asks for progress: it
+            creates an instance, sends an event, resumes, restarts or waits for one,
+            or calls `start_claiming`; so a script that only reads (lists, statuses,
+            histories) never claims anyone's work.
         max_journal_bytes: a quota on the bytes of step results and errors one
             instance's journal may hold (None: no quota beyond the step count). A step
             result that would pass it fails its step with `LimitExceededError` (not
@@ -104,7 +109,8 @@ class Engine:
 
     def __init__(self, url: str | Store | None = None, *, clock: Clock | None = None,
                  max_concurrency: int = 256, lease_seconds: float = 30.0,
-                 poll_interval: float | None = None, run_scheduler: bool = True,
+                 poll_interval: float | None = None,
+                 run_scheduler: bool | Literal["on_demand"] = True,
                  max_journal_bytes: int | None = None) -> None:
         if max_concurrency < 1:
             raise InvalidArgumentError("max_concurrency must be at least 1")
@@ -122,6 +128,7 @@ class Engine:
                              else 0.2)
         self.poll_interval = poll_interval
         self.run_scheduler = run_scheduler
+        self._claiming = run_scheduler is True
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workflows: dict[str, WorkflowFn] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -266,6 +273,14 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def start_claiming(self) -> None:
+        """Let the scheduler claim due instances now (an engine made with
+        ``run_scheduler="on_demand"`` waits for this, or for this process to create,
+        wake or wait for an instance). A no-op on a client-only engine."""
+        if self.run_scheduler and not self._claiming:
+            self._claiming = True
+            self.nudge()
+
     def nudge(self) -> None:
         """Tell the scheduler and waiters that something changed in this process."""
         if self._wake is not None:
@@ -305,7 +320,7 @@ class Engine:
         while not self._closing:
             self._wake.clear()
             capacity = self.max_concurrency - len(self._running)
-            names = list(self._workflows)
+            names = list(self._workflows) if self._claiming else []
             if capacity > 0 and names:
                 # Read before the claim is sent: the lease starts later on the database's
                 # clock, so the local deadline is on the safe (early) side.
