@@ -5,6 +5,17 @@ claims instances that are due (new, woken by a timer or an event, or whose previ
 holder's lease expired), runs each as an asyncio task, and parks it again when it
 suspends. Several processes may run engines on the same database: leases with fencing
 tokens make sure an instance runs in one place at a time.
+
+Leases: a claim and each renewal give a run a deadline on this process's monotonic
+clock; the store judges expiry on the database's clock alone. A renewal that finds a
+lease lost cancels that run, and a run never starts a step body past its deadline
+(`Activation.check_lease`), so a process frozen past its lease does nothing another
+worker may be doing. Closing hands every claim back (see `Engine.close`).
+
+(Over 400 lines, on purpose: registration, the lifecycle, the scheduler, lease
+renewal and the runner share one state, the map of runs in flight and their
+deadlines, and the order in which `close` stops them; split apart, each would reach
+into the others' halves of it.)
 """
 
 from __future__ import annotations
@@ -247,7 +258,11 @@ class Engine:
             if task not in scheduler:
                 task.cancel()
         if scheduler:  # not cancelled: a claim it is making must come back to hand over
-            await asyncio.wait(scheduler)
+            # Bounded: a store that hangs (a server gone, retried for a minute) must not
+            # hold the close; a claim lost that way waits out its lease, as after a crash.
+            await asyncio.wait(scheduler, timeout=max(grace, 10.0))
+            for task in scheduler:
+                task.cancel()
         held = list(self._running)  # read first: a finished run removes itself
         running = list(self._running.values())
         if running:

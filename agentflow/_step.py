@@ -9,6 +9,15 @@ outcome, and only then returns: step n+1 never starts before step n is durable.
 A call that cannot finish now (a sleep not yet over, an event not yet here, a retry not
 yet due) records what it waits for and raises `Suspend`, which unwinds the run; the
 engine then parks the instance until the earliest of its waits falls due.
+
+Events are consumed exactly once: a wait takes a pending event only if no other wait
+of the run took it (checked with no await since the read), and the store refuses a
+commit whose event another position consumed first; under ``gather`` the run parks
+only once every branch has settled, listing every wait.
+
+(Over 400 lines, on purpose: `Activation` and `Step` are one set of replay rules, the
+journal position, its commit and the checks before a body, seen from the engine's side
+and from the plan's.)
 """
 
 from __future__ import annotations

@@ -215,6 +215,11 @@ class PostgresStore(SQLStore):
         """Run ``attempt``; only if it fails transiently, retry it with backoff."""
         try:
             return await attempt()
+        except PoolTimeout as exc:  # the pool waited connect_timeout for a connection
+            raise PostgresUnavailableError(
+                f"the database is unavailable: no connection to PostgreSQL within"
+                f" {self._connect_timeout:g} s ({exc}), so nothing was changed; try again "
+                "later") from exc
         except Exception as exc:
             if not _is_transient(exc):
                 raise
