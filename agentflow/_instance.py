@@ -143,6 +143,7 @@ class Instance:
 
         if not await self._engine.store.add_event(self.id, type, text, now, decide):
             raise InstanceNotFoundError(f"no instance with id {self.id!r}")
+        self._engine.start_claiming()
         self._engine.nudge()
 
     async def pause(self) -> None:
@@ -173,6 +174,7 @@ class Instance:
             return None
 
         await self._transition(decide)
+        self._engine.start_claiming()
 
     async def terminate(self) -> None:
         """Stop the instance for good. A step in flight here is cancelled at once (its
@@ -228,6 +230,7 @@ class Instance:
         running = self._engine.running_task(self.id)
         await self._transition(decide)
         _cancel_old_run(running)
+        self._engine.start_claiming()
 
     async def wait(self, timeout: Any = None, *, poll: float = 0.2) -> InstanceStatus:
         """Wait until the instance is finished, paused, or waiting on something in the
@@ -241,6 +244,7 @@ class Instance:
             TimeoutError: the instance was still busy when the timeout ran out.
         """
         engine = self._engine
+        engine.start_claiming()  # waiting for progress asks for it
         deadline = None if timeout is None else time.monotonic() + parse_duration(timeout)
         while True:
             seen = engine.changes.generation
@@ -299,6 +303,7 @@ class WorkflowBinding:
         if not await self._engine.store.create_instances([row]):
             raise InvalidArgumentError(f"an instance with id {row.id!r} already exists; "
                                        f"choose another id, or use get({row.id!r})")
+        self._engine.start_claiming()
         self._engine.nudge()
         return Instance(self._engine, row.id, self.name)
 
@@ -320,6 +325,7 @@ class WorkflowBinding:
         if not rows:
             return []
         created = set(await self._engine.store.create_instances(rows))
+        self._engine.start_claiming()
         self._engine.nudge()
         handles = []
         for r in rows:

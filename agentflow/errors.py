@@ -22,6 +22,8 @@
     ├── CapabilityError                 a capability call was refused or failed
     ├── CommitOutcomeUnknownError       PostgreSQL lost the connection while committing a
     │                                   write not safe to repeat: read the state, decide
+    ├── StoreUnavailableError           the database could not be used (locked past the
+    │                                   store's retries, unreachable): nothing was changed
     └── NonRetryableError               raised by plan code on purpose: do not retry this step
 
     BaseException
@@ -70,6 +72,7 @@ __all__ = [
     "PlanValidationError",
     "ScheduleNotFoundError",
     "StepError",
+    "StoreUnavailableError",
     "Suspend",
     "UsageError",
     "WorkflowError",
@@ -177,6 +180,13 @@ class CapabilityError(AgentflowError):
 class CommitOutcomeUnknownError(AgentflowError):
     """The connection was lost while PostgreSQL was committing a write that is not safe
     to repeat: it may or may not have been applied. Read the state and decide."""
+
+
+class StoreUnavailableError(AgentflowError):
+    """The database could not be used: locked by another process past the store's
+    retries, or unreachable. The operation was rolled back: nothing was changed.
+    Try again later. (On SQLite it is also a ``sqlite3.OperationalError``, on
+    PostgreSQL a ``psycopg.OperationalError``, as before.)"""
 
 
 class NonRetryableError(AgentflowError):

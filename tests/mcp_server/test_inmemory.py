@@ -348,13 +348,13 @@ async def test_a_restart_right_after_an_approval_does_not_hand_it_to_the_new_run
         server = build_server(steering, ServerConfig(agent_id="alice"))
         async with connect(server, mode, elicitation_callback=answer) as c:
             await c.call_tool("submit_plan", {"name": "sum", "source": APPROVAL_PLAN})
-            async with AgentFlow(url, isolation="inline"):
+            async with AgentFlow(url, isolation="inline", run_scheduler=True):
                 await c.call_tool("start_instance", {"plan": "sum", "id": "s"})
                 await eventually(lambda: waits_for_approval(steering.agent("alice"), "s"))
             approved = structured(await c.call_tool("approve", {"instance_id": "s"}))
             assert approved["delivered"]
             structured(await c.call_tool("restart_instance", {"instance_id": "s"}))
-            async with AgentFlow(url, isolation="inline"):
+            async with AgentFlow(url, isolation="inline", run_scheduler=True):
                 status = structured(await c.call_tool("wait_for_instance",
                                                       {"instance_id": "s"}))
     assert status["instance"]["status"] == "waiting"  # for a new approval, not done
