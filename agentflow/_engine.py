@@ -24,6 +24,8 @@ from typing import Any, TypeVar, overload
 from agentflow._durations import to_datetime
 from agentflow._instance import Instance, WorkflowBinding, instance_status
 from agentflow._limits import check_statuses, dumps, encode_value
+from agentflow._retention import Retention
+from agentflow._schedules import Schedules
 from agentflow._step import Activation, Step
 from agentflow.clock import Clock, SystemClock
 from agentflow.errors import (
@@ -130,6 +132,11 @@ class Engine:
         self._changes: Changes | None = None
         self._started = False
         self._closing = False
+        #: Recurring instances (cron or interval); fired by every engine that runs a
+        #: scheduler. See `agentflow._schedules`.
+        self.schedules = Schedules(self)
+        #: Deleting finished instances, and retention policies (`agentflow._retention`).
+        self.retention = Retention(self)
 
     # -- registration --------------------------------------------------------------
     @overload
@@ -217,7 +224,9 @@ class Engine:
         self._started, self._closing = True, False
         if self.run_scheduler:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
-                           asyncio.create_task(self._heartbeat(), name="agentflow-leases")]
+                           asyncio.create_task(self._heartbeat(), name="agentflow-leases"),
+                           asyncio.create_task(self.schedules.run(),
+                                               name="agentflow-schedules")]
 
     async def close(self, grace: float = 0.5) -> None:
         """Stop claiming and hand every claim back at once, then close the store.
@@ -253,6 +262,9 @@ class Engine:
         except Exception:
             log.exception("handing claims back failed; they return when their lease "
                           "expires")
+        if self.run_scheduler:  # no longer a live worker (see `agentflow._schedules`)
+            with contextlib.suppress(Exception):
+                await self._store.worker_gone(self.owner)
         await self._store.close()
         self._tasks = []
         self._started = False

@@ -27,7 +27,9 @@ from agentflow.store import InstanceRow, PlanRow
 from sandbox import ValidationReport, WorkerPool, validate
 
 if TYPE_CHECKING:
+    from agentflow._schedules import Schedule
     from agentflow.plans._flow import AgentFlow
+    from agentflow.plans._schedules import AgentSchedules
 
 PLAN_WORKFLOW = "agentflow.plan"
 _PLAN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
@@ -200,6 +202,19 @@ class Agent:
         """The capabilities granted to this agent in this process."""
         return self._af.capabilities_of(self.id)
 
+    @property
+    def schedules(self) -> AgentSchedules:
+        """This agent's schedules: its plans started on a cron expression or an
+        interval (``await agent.schedules.create("digest", cron="0 7 * * *")``)."""
+        from agentflow.plans._schedules import AgentSchedules
+
+        return AgentSchedules(self)
+
+    async def schedule(self, plan: str, **options: Any) -> Schedule:
+        """``await agent.schedules.create(plan, ...)``: start ``plan`` on a cron
+        expression or an interval (see `AgentSchedules.create`)."""
+        return await self.schedules.create(plan, **options)
+
     # -- plans -----------------------------------------------------------------------
     def validate(self, source: str) -> ValidationReport:
         """Check a plan's source without storing it; never raises on any input.
@@ -290,16 +305,22 @@ class Agent:
             inst = await binding.create(params=params, id=id)
         return await self.get(inst.id)
 
-    async def _check_instance_quotas(self) -> None:
+    async def check_instance_quotas(self, pending: int = 0) -> None:
+        """Refuse (`LimitExceededError`) if this agent may not have one more instance
+        (``Quotas.agent_active_instances``, ``Quotas.agent_total_instances``) besides
+        ``pending`` ones about to be created; a schedule's fire asks this too."""
+        await self._check_instance_quotas(pending)
+
+    async def _check_instance_quotas(self, pending: int = 0) -> None:
         quotas, store = self._af.quotas, self._af.engine.store
         active = await store.count_instances(scope=self.id, statuses=sorted(
-            ACTIVE_STATUSES | {"paused"}))
+            ACTIVE_STATUSES | {"paused"})) + pending
         if active >= quotas.agent_active_instances:
             raise quota_error("agent_active_instances", quotas.agent_active_instances,
                               f"agent {self.id!r} has {active:,} unfinished instances",
                               "Wait for some to finish, or terminate ones you no longer "
                               "need.")
-        total = await store.count_instances(scope=self.id)
+        total = await store.count_instances(scope=self.id) + pending
         if total >= quotas.agent_total_instances:
             raise quota_error("agent_total_instances", quotas.agent_total_instances,
                               f"agent {self.id!r} has {total:,} instances in the store",

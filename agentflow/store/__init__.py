@@ -15,6 +15,8 @@ from agentflow.store._base import (
     PlanRow,
     RunCommit,
     RunFinish,
+    ScheduleFire,
+    ScheduleRow,
     Store,
 )
 from agentflow.store.sqlite import SQLiteStore
@@ -30,6 +32,8 @@ __all__ = [
     "RunCommit",
     "RunFinish",
     "SQLiteStore",
+    "ScheduleFire",
+    "ScheduleRow",
     "Store",
     "default_url",
     "open_store",

@@ -20,6 +20,7 @@ from agentflow.errors import AgentflowError
 from agentflow.plans import Agent
 from agentflow.tools import _handlers as h
 from agentflow.tools import _models as m
+from agentflow.tools import _schedule_tools as st
 from agentflow.tools._context import ToolContext
 
 __all__ = ["TOOLS", "ToolOutcome", "ToolSpec", "call_tool", "format_validation_error"]
@@ -147,6 +148,29 @@ TOOLS: dict[str, ToolSpec[Any, Any]] = {spec.name: spec for spec in [
         attempts, result or error and times. Use it to see why an instance errored or
         what it is waiting on.""",
           m.GetHistoryArgs, m.GetHistoryResult, h.handle_get_history, read_only=True),
+    _spec("schedule_plan", """
+        Start one of your plans on a schedule: a cron expression (five fields, in a time
+        zone) or an interval, optionally between a start and an end, with params. Each
+        fire starts exactly one instance of the plan's current version. overlap says what
+        a fire does while the previous instance still runs; catchup what happens to fires
+        missed while nothing ran.""",
+          st.SchedulePlanArgs, st.ScheduleResult, st.handle_schedule_plan),
+    _spec("list_schedules", """
+        List your schedules with their next fire times and the last instance each
+        started.""",
+          st.ListSchedulesArgs, st.ListSchedulesResult, st.handle_list_schedules,
+          read_only=True),
+    _spec("pause_schedule", """
+        Pause a schedule: it fires no more until resume_schedule (missed fires are not
+        caught up).""",
+          st.PauseScheduleArgs, st.ScheduleResult, st.handle_pause_schedule),
+    _spec("resume_schedule", """
+        Resume a paused schedule from its next fire time after now.""",
+          st.ResumeScheduleArgs, st.ScheduleResult, st.handle_resume_schedule),
+    _spec("delete_schedule", """
+        Delete a schedule. The instances it started are kept.""",
+          st.DeleteScheduleArgs, st.DeleteScheduleResult, st.handle_delete_schedule,
+          destructive=True),
 ]}
 
 
