@@ -223,8 +223,17 @@ class PlanSide:
 
     def _finish(self, run: _Run, message: dict[str, Any]) -> None:
         try:
-            self.send({**message, "run": run.id})
-        except (TypeError, ValueError) as exc:  # not JSON, or over the size cap
+            try:
+                self.send({**message, "run": run.id})
+            except MessageTooLargeError:
+                if "logs" not in message:
+                    raise
+                message.pop("logs")  # they tipped it over the cap: the value matters more
+                self.send({**message, "run": run.id})
+        except MessageTooLargeError as exc:
+            self._fail(run, TypeError(f"the value `run` returned is too large to send "
+                                      f"({exc})"))
+        except (TypeError, ValueError) as exc:  # not JSON
             self._fail(run, TypeError(f"the value `run` returned is not JSON ({exc}); "
                                       f"return dicts, lists, str, int, float, bool or None"))
 
