@@ -69,9 +69,10 @@ class Timeline:
         error = self.status.error if self.status is not None else None
         where = error.get("where") if error else None
         if error and isinstance(where, dict):
-            step = error.get("step") or error.get("after_step")
+            step, after = error.get("step"), error.get("after_step")
             lines.append(f"error at plan line {where.get('line')} in {where.get('function')}"
-                         + (f", step {step!r}" if step else "")
+                         + (f", in step {step!r}" if step else "")
+                         + (f", after step {after!r}" if after and not step else "")
                          + f": {where.get('source', '')}")
         return lines + activity_lines(self.history)
 

@@ -226,10 +226,12 @@ async def show(args: argparse.Namespace) -> int:
             f"{status.error['name']}: {status.error['message']}")))
         where = status.error.get("where")
         if isinstance(where, dict):
-            step = status.error.get("step") or status.error.get("after_step")
+            step, after = status.error.get("step"), status.error.get("after_step")
             console.print(Text.assemble("  at: ", literal(
                 f"plan line {where.get('line')}, in {where.get('function')}"
-                + (f", step {step!r}" if step else "") + f": {where.get('source', '')}")))
+                + (f", in step {step!r}" if step else "")
+                + (f", after step {after!r}" if after and not step else "")
+                + f": {where.get('source', '')}")))
     console.print(timeline(history) if history else "no steps yet")
     for line in activity_lines(history):
         console.print(literal(line))

@@ -154,7 +154,8 @@ class StepInfo(BaseModel):
     seq: int
     name: str
     n: int = Field(description="Counts calls with the same name in one run, from 1.")
-    kind: str = Field(description="do, sleep, event, now, random or uuid.")
+    kind: str = Field(description="do, sleep, event, now, random or uuid; log: what the "
+                                  "plan printed after its last step.")
     status: str = Field(description="ok, error, retrying or waiting.")
     attempts: int
     result: Any = None
