@@ -386,7 +386,9 @@ class Engine:
                                     stopping=lambda: self._closing,
                                     journal_quota=self.max_journal_bytes)
             finish = await self._run(row, activation)
-            await self._store.commit(RunCommit(row.id, row.fence, finish=finish))
+            tail = activation.tail_rows(self.clock.now()) if finish.status in (
+                "complete", "errored") else []
+            await self._store.commit(RunCommit(row.id, row.fence, tail, finish=finish))
         except LeaseLost:
             if activation is not None and activation.stopped:
                 # Stopped at a step boundary by close(): hand the instance back, due

@@ -105,6 +105,8 @@ def test_agent_plan_notebook(tmp_path: Path) -> None:
     assert "PendingEvent(" in text
     assert "{'released': True, 'version': '2.0.0', 'run': 1}" in text
     assert 'class="agentflow-timeline"' in text
+    # print in the plan: kept once, though the run replayed after the engine restarted
+    assert text.count("log before &#x27;record&#x27;: run 1 of release 2.0.0") == 1
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

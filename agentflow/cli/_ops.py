@@ -31,7 +31,7 @@ from agentflow.cli._time import iso
 from agentflow.cli._workers import no_worker_note
 from agentflow.errors import InvalidArgumentError, InvalidStateError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
-from agentflow.notebook import Timeline
+from agentflow.notebook import Timeline, activity_lines
 from agentflow.plans.dispatch import ENVELOPE_KEY
 from agentflow.store import InstanceRow
 
@@ -224,7 +224,15 @@ async def show(args: argparse.Namespace) -> int:
     if status.error:
         console.print(Text.assemble("error: ", literal(
             f"{status.error['name']}: {status.error['message']}")))
+        where = status.error.get("where")
+        if isinstance(where, dict):
+            step = status.error.get("step") or status.error.get("after_step")
+            console.print(Text.assemble("  at: ", literal(
+                f"plan line {where.get('line')}, in {where.get('function')}"
+                + (f", step {step!r}" if step else "") + f": {where.get('source', '')}")))
     console.print(timeline(history) if history else "no steps yet")
+    for line in activity_lines(history):
+        console.print(literal(line))
     return EXIT_OK
 
 

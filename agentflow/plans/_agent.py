@@ -217,12 +217,26 @@ class Agent:
 
     # -- plans -----------------------------------------------------------------------
     def validate(self, source: str) -> ValidationReport:
-        """Check a plan's source without storing it; never raises on any input."""
-        return validate(source)
+        """Check a plan's source without storing it; never raises on any input.
+
+        It knows this agent's grants: ``env.x`` for a capability not granted, or a
+        method the capability does not have, is a finding (AF409) that names what is
+        granted.
+        """
+        return validate(source, capabilities=self.granted_methods())
+
+    def granted_methods(self) -> dict[str, frozenset[str] | None]:
+        """Each granted capability's plan-callable methods (None: not declared)."""
+        return {name: frozenset(cap.methods) or None
+                for name, cap in self.capabilities.items()}
 
     async def submit_plan(self, name: str, source: str) -> PlanVersion:
         """Store a new immutable version of a plan and make it current. New instances
         run it; running instances keep the version they started with.
+
+        Grants are not checked here (they live in each process, and the one that runs
+        the plan may grant more): `validate` reports a capability this process did not
+        grant, and at run time its use fails the step at once.
 
         Raises:
             PlanValidationError: the source does not pass validation (``.report`` has

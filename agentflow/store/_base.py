@@ -85,6 +85,7 @@ class JournalRow:
     error: str | None = None
     finished_at: float | None = None
     wake_at: float | None = None
+    detail: str | None = None  # JSON: {"logs": [...], "attempts": [...]} (see _step.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ) WITHOUT ROWID""",
     ]),
     (3, [
+        # What a step did besides its result: each attempt's error and time, and the
+        # lines its plan printed (JSON; NULL for a step that has nothing to add).
+        "ALTER TABLE steps ADD COLUMN detail TEXT",
+    ]),
+    (4, [
         # Recurring work: one row per schedule. `revision` is bumped by every change, so
         # a fire is recorded (with the instances it creates) only by the one process
         # whose read is still current: a fire creates exactly one instance.

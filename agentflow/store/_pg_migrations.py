@@ -91,6 +91,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
     ]),
     (3, [
+        # What a step did besides its result: each attempt's error and time, and the
+        # lines its plan printed (JSON; NULL for a step that has nothing to add).
+        "ALTER TABLE steps ADD COLUMN detail text",
+    ]),
+    (4, [
         """CREATE TABLE schedules (
             scope text COLLATE "C" NOT NULL,
             name text COLLATE "C" NOT NULL,
