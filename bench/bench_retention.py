@@ -10,9 +10,9 @@ loop and the writer thread with the runs, as a worker's automatic pruning does):
 
 instances run sequential steps back to back the whole time, and every step's latency
 is taken (from the end of one step body to the start of the next: a durable commit and
-the engine's own work), while `Engine.retention.prune` deletes the N instances in
-windows of ``--window`` instances: a pruning window, then a window without pruning of
-the same length, and so on. A step counts for the window it ended in, so both sides
+the engine's own work), while `Engine.retention.delete_many` (what a policy's prune
+runs) deletes the N instances in windows of ``--window`` instances: a pruning window,
+then a window without pruning of the same length, and so on. A step counts for the window it ended in, so both sides
 share the machine's drift (it is shared and noisy).
 
 It prints the file size before and after, the time spent pruning, and the step latency
@@ -94,8 +94,8 @@ async def one_round(n: int, batch: int, steps: int, pace: float, window: int
         marks.clear()  # a warm-up
         await (await engine.binding("seq").create({"steps": steps})).wait(timeout=600)
 
-        # Set only now: the worker loop's automatic pruning (at start) found no policy.
-        await engine.retention.set_policy("1 day")
+        # What a "1 day" policy prunes, without setting one: a policy would also be
+        # applied by the engine's own loop every few minutes, beside the windows here.
         marks.clear()
         stop = asyncio.Event()
 
@@ -111,7 +111,8 @@ async def one_round(n: int, batch: int, steps: int, pace: float, window: int
         deleted, pruning_s = 0, 0.0
         while True:
             began = time.perf_counter()
-            report = await engine.retention.prune(batch=batch, pace=pace, limit=window)
+            report = await engine.retention.delete_many(older_than="1 day", batch=batch,
+                                                        pace=pace, limit=window)
             ended = time.perf_counter()
             windows.append((began, ended, True))
             deleted, pruning_s = deleted + report.deleted, pruning_s + ended - began
