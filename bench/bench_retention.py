@@ -12,8 +12,8 @@ instances run sequential steps back to back the whole time, and every step's lat
 is taken (from the end of one step body to the start of the next: a durable commit and
 the engine's own work), while `Engine.retention.delete_many` (what a policy's prune
 runs) deletes the N instances in windows of ``--window`` instances: a pruning window,
-then a window without pruning of the same length, and so on. A step counts for the window it ended in, so both sides
-share the machine's drift (it is shared and noisy).
+then a window without pruning of the same length, and so on. A step counts for the
+window it ended in, so both sides share the machine's drift (it is shared and noisy).
 
 It prints the file size before and after, the time spent pruning, and the step latency
 while pruning as a ratio of the latency while not (median and p99), the peer measured
