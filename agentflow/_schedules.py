@@ -8,7 +8,8 @@ N seconds from ``start``), until when (``end``), the params, and two policies:
   when the previous instance finishes (later ones are dropped), ``"allow"`` starts it.
 - ``catchup``: what happens to fires missed while no process ran a scheduler (or the
   schedule was late): ``"latest"`` (default) starts one instance for the most recent
-  missed fire, ``"all"`` starts one for each (at most `MAX_CATCHUP` per pass),
+  missed fire, ``"all"`` starts one for each (at most `MAX_CATCHUP`, the latest, and
+  after more than a week down only the last week's),
   ``"none"`` drops every fire more than `MISFIRE_GRACE_SECONDS` late.
 
 **Exactly one instance per fire**, across any number of processes: every process that
@@ -62,6 +63,9 @@ log = logging.getLogger("agentflow.schedules")
 
 #: At most this many missed fires start instances in one pass (``catchup="all"``).
 MAX_CATCHUP = 1000
+#: After a longer downtime only the fires of this last stretch are looked at (so
+#: ``catchup="all"`` starts at most `MAX_CATCHUP` of those).
+_LONG_GAP_SECONDS = 7 * 86400.0
 #: With ``catchup="none"``, a fire later than this is dropped.
 MISFIRE_GRACE_SECONDS = 60.0
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
@@ -349,6 +353,12 @@ class Schedules:
         overlap, catchup = raw.get("overlap", "skip"), raw.get("catchup", "latest")
         fires: builtins.list[float] = []
         t = row.next_fire_at
+        if t is not None and now - t > _LONG_GAP_SECONDS:
+            # Down for long: walking every missed fire (a per-second schedule after a
+            # month) would cost millions of steps, so look at the recent ones only.
+            t = spec.next_after(max(t, now - _LONG_GAP_SECONDS))
+        if t is not None and spec.every is not None:  # no older fire would be kept
+            t = max(t, spec.next_after(now - (MAX_CATCHUP + 1) * spec.every) or t)
         while t is not None and t <= now:
             fires.append(t)
             t = spec.next_after(t)
