@@ -21,6 +21,7 @@ from agentflow.models import (
     StepRecord,
     WaitingOn,
 )
+from agentflow.policy import OperatorAction, default_actor, record_restart, restarts
 from agentflow.store import InstanceChange, InstanceRow, JournalRow, NewInstance
 
 if TYPE_CHECKING:
@@ -159,27 +160,36 @@ class Instance:
 
         await self._transition(decide)
 
-    async def restart(self, from_step: str | None = None) -> None:
+    async def restart(self, from_step: str | None = None, *, by: str | None = None) -> None:
         """Run the instance again from the top, with the same params.
 
         Events sent before the restart and not consumed yet are dropped with the old
         run: they were addressed to it (an approval must not carry over to a run nobody
         approved). Events consumed by kept steps stay; events sent after the restart
-        reach the new run.
+        reach the new run. The restart is recorded with who made it (`restarts`).
 
         Args:
             from_step: keep the journal before the first step of this name and run again
                 from it; by default the whole journal is dropped.
+            by: who restarts, as recorded (default: ``"operator <login> via python"``).
 
         Raises:
             InvalidArgumentError: no step of that name is in the journal.
         """
-        await self._restart(from_step)
+        await self._restart(from_step, by=by or default_actor("python"))
 
-    async def _restart(self, from_step: str | None, *, payload: str | None = None) -> None:
+    async def restarts(self) -> list[OperatorAction]:
+        """Every restart of this instance, oldest first, with who made it and from where."""
+        await self._row()
+        return await restarts(self._engine.store, self.id)
+
+    async def _restart(self, from_step: str | None, *, by: str, payload: str | None = None,
+                       version: str | None = None,
+                       refuse_kept: Callable[[list[JournalRow]], None] | None = None) -> None:
+        """Restart; ``refuse_kept(kept_rows)`` may raise to refuse before anything changes."""
         first = 1
+        journal = await self._engine.store.load_journal(self.id)
         if from_step is not None:
-            journal = await self._engine.store.load_journal(self.id)
             seqs = [r.seq for r in journal if r.name == from_step]
             if not seqs:
                 await self._row()
@@ -187,6 +197,8 @@ class Instance:
                 raise InvalidArgumentError(f"instance {self.id!r} has no step named "
                                            f"{from_step!r}; its steps are {names}")
             first = min(seqs)
+        if refuse_kept is not None:
+            refuse_kept([r for r in journal if r.seq < first])
         now = self._engine.clock.now()
 
         def decide(row: InstanceRow) -> InstanceChange | None:
@@ -195,6 +207,8 @@ class Instance:
                                   delete_steps_from=first, payload=payload)
 
         await self._transition(decide)
+        await record_restart(self._engine.store, self.id, from_step=from_step, at=time.time(),
+                             by=by, version=version)
 
     async def wait(self, timeout: Any = None, *, poll: float = 0.2) -> InstanceStatus:
         """Wait until the instance is finished, paused, or waiting on something in the

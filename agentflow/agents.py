@@ -46,6 +46,7 @@ from agentflow.errors import (
     rebuild_error,
 )
 from agentflow.models import Event, InstanceStatus, StepRecord
+from agentflow.policy import default_actor
 from agentflow.store import InstanceRow, PlanRow
 from sandbox import (
     CompiledPlan,
@@ -350,15 +351,16 @@ class AgentInstance(Instance):
         self.plan: str = metadata["plan"]
         self.version: str = metadata["version"]
 
-    async def restart(self, from_step: str | None = None, *,
-                      upgrade: bool = False) -> None:
+    async def restart(self, from_step: str | None = None, *, upgrade: bool = False,
+                      by: str | None = None) -> None:
         """Run again from the top (or from a step). ``upgrade=True`` moves the instance
         to its plan's current version first; otherwise it keeps the version it started
-        with."""
+        with. Recorded with who restarted (``by``, default the operator's login)."""
         version = (await self._agent._current(self.plan)).version if upgrade else None
-        await self._restart_on(version, from_step)
+        await self._restart_on(version, from_step, by=by or default_actor("python"))
 
-    async def _restart_on(self, version: str | None, from_step: str | None) -> None:
+    async def _restart_on(self, version: str | None, from_step: str | None, *,
+                          by: str) -> None:
         """Restart, moved to ``version`` of its plan (None: keep the one it runs)."""
         payload = None
         if version is not None:
@@ -369,7 +371,7 @@ class AgentInstance(Instance):
                 wrap_workflow_binding(self._agent._af._binding, metadata).envelope(params),
                 what=f"params of instance {self.id!r}")
             self.version = version
-        await self._restart(from_step, payload=payload)
+        await self._restart(from_step, payload=payload, by=by, version=version)
 
 
 def unwrap_row(row: InstanceRow) -> tuple[dict[str, Any], Any]:
@@ -513,8 +515,8 @@ class Agent:
         await (await self.get(instance_id)).terminate()
 
     async def restart(self, instance_id: str, from_step: str | None = None, *,
-                      upgrade: bool = False) -> None:
-        await (await self.get(instance_id)).restart(from_step, upgrade=upgrade)
+                      upgrade: bool = False, by: str | None = None) -> None:
+        await (await self.get(instance_id)).restart(from_step, upgrade=upgrade, by=by)
 
     @staticmethod
     def _check_plan_name(name: Any) -> None:

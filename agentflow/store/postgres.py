@@ -58,6 +58,7 @@ from agentflow.store._base import (
     InstanceRow,
     JournalRow,
     NewInstance,
+    OperatorLogRow,
     PlanRow,
     RunCommit,
     Store,
@@ -634,6 +635,19 @@ class PostgresStore(Store):
                                 " ESCAPE '\\' ORDER BY key LIMIT %s",
                                 (scope, escaped + "%", limit))
         return [str(r[0]) for r in rows]
+
+    async def append_operator_log(self, kind: str, subject: str, value: str, *, at: float,
+                                  actor: str) -> None:
+        await self._read("INSERT INTO operator_log (kind, subject, value, at, actor)"
+                         " VALUES (%s, %s, %s, %s, %s) RETURNING 1",
+                         (kind, subject, value, float(at), actor))
+
+    async def read_operator_log(self, kind: str, subject: str | None = None
+                                ) -> list[OperatorLogRow]:
+        rows = await self._read("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                                " WHERE kind = %s AND (%s::text IS NULL OR subject = %s)"
+                                " ORDER BY id", (kind, subject, subject))
+        return [OperatorLogRow(*r) for r in rows]
 
 
 _PLAN_SELECT = ("SELECT v.scope, v.name, v.version, v.source, v.created_at, v.created_by,"

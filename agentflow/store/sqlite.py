@@ -43,6 +43,7 @@ from agentflow.store._base import (
     InstanceRow,
     JournalRow,
     NewInstance,
+    OperatorLogRow,
     PlanRow,
     RunCommit,
     Store,
@@ -470,6 +471,20 @@ class SQLiteStore(Store):
             "SELECT key FROM kv WHERE scope = ? AND substr(key, 1, ?) = ? ORDER BY key"
             " LIMIT ?", (scope, len(prefix), prefix, limit)).fetchall())
         return [str(r[0]) for r in rows]
+
+    async def append_operator_log(self, kind: str, subject: str, value: str, *, at: float,
+                                  actor: str) -> None:
+        await self._write(lambda db: db.execute(
+            "INSERT INTO operator_log (kind, subject, value, at, actor) VALUES (?, ?, ?, ?, ?)",
+            (kind, subject, value, at, actor)))
+
+    async def read_operator_log(self, kind: str, subject: str | None = None
+                                ) -> list[OperatorLogRow]:
+        rows = await self._read(lambda db: db.execute(
+            "SELECT id, kind, subject, value, at, actor FROM operator_log WHERE kind = ?"
+            " AND (? IS NULL OR subject = ?) ORDER BY id", (kind, subject, subject)
+        ).fetchall())
+        return [OperatorLogRow(*r) for r in rows]
 
 
 _PLAN_SELECT = ("SELECT v.scope, v.name, v.version, v.source, v.created_at, v.created_by,"

@@ -161,12 +161,21 @@ class StepInfo(BaseModel):
 
 
 class HumanDecision(BaseModel):
-    """What a person answers to an approval request (the elicitation form)."""
+    """What a person answers to an approval request (the elicitation form): an explicit
+    choice, not a checkbox whose unset state differs from client to client. Strict:
+    anything but ``"approve"`` or ``"reject"`` is refused, and nothing is sent."""
 
-    approved: bool = Field(title="Approve", description="Check to approve; leave unchecked "
-                                                        "to reject.")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    decision: Literal["approve", "reject"] = Field(
+        title="Decision", description="approve: the plan goes on. reject: the plan is "
+                                      "told no.")
     comment: str = Field("", title="Comment", max_length=2000,
                          description="Optional; the plan receives it with the decision.")
+
+    @property
+    def approved(self) -> bool:
+        return self.decision == "approve"
 
 
 # --- plans ------------------------------------------------------------------------------

@@ -1,0 +1,213 @@
+"""An approval request as a record, and the one way every surface renders it.
+
+The record (`ApprovalRequest`) is read from the store, never taken from the agent: who
+waits (agent, instance, plan and version), the waiting step and event type, the
+deadline, the params the instance runs with, and the plan source from the wait onward,
+so a person sees what will run once they approve. The agent's ``note`` is the one thing
+the agent supplies, and it is shown as the agent's words.
+
+`render_approval` is the only renderer: the MCP elicitation dialog, ``agentflow
+approve`` and any later surface print its text. Its rules:
+
+- Everything the plan or the model chose (ids, names, the step, params, source, the
+  note) is shown as a value, never spliced into one of the dialog's own sentences:
+  short values as JSON strings after a label, long ones as a block whose every line
+  starts with ``> ``.
+- Every value goes through `agentflow._text.printable` (control, bidi, zero-width, tag
+  characters, soft hyphen become visible escapes).
+- Lines are hard-wrapped to the width (80 by default), continuation lines keep their
+  ``> ``, so a terminal's own wrapping never makes a value look like dialog text.
+- Blocks are capped, and the header (agent, instance, plan) comes first and is at most
+  a few lines, so it stays on an 80x24 screen whatever the plan or the note hold.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from agentflow._text import printable
+
+__all__ = ["MAX_SOURCE_LINES", "ApprovalRequest", "render_approval", "source_from_wait"]
+
+#: How many plan lines a record keeps from the wait onward.
+MAX_SOURCE_LINES = 200
+#: How many characters a record keeps of the params' JSON.
+MAX_PARAMS_CHARS = 4000
+
+
+class ApprovalRequest(BaseModel):
+    """What a person is asked to decide, read from the store.
+
+    Attributes:
+        agent_id: the agent whose plan waits.
+        instance_id: the waiting instance.
+        plan: the plan's name.
+        version: the plan version the instance runs.
+        type: the human-only event type it waits for.
+        step: the name of the waiting ``wait_for_event`` step.
+        deadline: when the wait times out (UTC).
+        params: the instance's params (what the plan reads as ``event.payload``), as
+            JSON text, capped at `MAX_PARAMS_CHARS`.
+        source: the plan source from the waiting step's line onward (capped at
+            `MAX_SOURCE_LINES` lines), or the whole plan when that line is not found.
+        source_line: the plan line ``source`` starts at (1-based).
+        ref: names this very wait of this run; it changes when the instance is
+            restarted, paused, resumed or woken, so an answer given to an older
+            question is stale. For matching answers, not for people.
+        note: the agent's words for the person (unverified).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_id: str
+    instance_id: str
+    plan: str
+    version: str
+    type: str
+    step: str
+    deadline: datetime
+    params: str = "null"
+    source: str = ""
+    source_line: int = 1
+    ref: str = ""
+    note: str = ""
+
+    def message(self) -> str:
+        """The elicitation's text: `render_approval` in its compact form (80 columns).
+
+        Deterministic for a given record and day, as the MCP resolver form needs: a
+        client may be shown the same question twice.
+        """
+        return render_approval(self, compact=True)
+
+
+def source_from_wait(source: str, step: str) -> tuple[str, int]:
+    """The plan source from the ``wait_for_event`` call named ``step`` onward, and the
+    line it starts at. Falls back to the whole source when no such call is found (an
+    f-string name, say): showing more is safe, showing less is not."""
+    lines = source.splitlines()
+    start = 1
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = None
+    if tree is not None:
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "wait_for_event" and node.args
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == step):
+                start = node.lineno
+                break
+    kept = lines[start - 1:start - 1 + MAX_SOURCE_LINES]
+    rest = len(lines) - (start - 1) - len(kept)
+    if rest > 0:
+        kept.append(f"# ... {rest} more lines")
+    return "\n".join(kept), start
+
+
+def params_text(params: Any) -> str:
+    """The params as compact JSON, capped at `MAX_PARAMS_CHARS`."""
+    text = json.dumps(params, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
+    if len(text) > MAX_PARAMS_CHARS:
+        text = text[:MAX_PARAMS_CHARS] + f" ... ({len(text) - MAX_PARAMS_CHARS} more chars)"
+    return text
+
+
+# -- rendering ------------------------------------------------------------------------
+
+def _value(text: str, room: int) -> str:
+    """A short value shown after a label: a JSON string, escaped, cut to ``room``."""
+    shown = json.dumps(printable(text), ensure_ascii=False)
+    if len(shown) > room:
+        shown = shown[:max(room - 2, 1)] + '…"'
+    return shown
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """``line`` cut into pieces of at most ``width`` characters (never empty)."""
+    if width < 1:
+        width = 1
+    return [line[i:i + width] for i in range(0, len(line), width)] or [""]
+
+
+def quoted_block(text: str, *, width: int = 80, max_lines: int | None = None,
+                 more: str = "") -> list[str]:
+    """``text`` as lines behind ``> ``, escaped and hard-wrapped to ``width``.
+
+    Args:
+        text: what the plan or the model wrote.
+        width: the screen width; no returned line is longer.
+        max_lines: keep at most this many lines (the last says how many were left out).
+        more: what the "left out" line adds (e.g. where to see everything).
+    """
+    out: list[str] = []
+    for line in text.splitlines() or [""]:
+        out += [f"> {piece}" for piece in _wrap(printable(line), width - 2)]
+    if max_lines is not None and len(out) > max_lines:
+        left = len(out) - (max_lines - 1)
+        out = [*out[:max_lines - 1], f"> [... {left} more lines{more}]"[:width]]
+    return out
+
+
+def deadline_words(deadline: datetime, now: datetime | None = None) -> str:
+    """The deadline as a person reads it: local time and date in words, and roughly how
+    far off (coarse on purpose: the text must not change while the person reads)."""
+    local = deadline.astimezone()
+    when = local.strftime("%A %d %B %Y at %H:%M ") + (local.tzname() or "local time")
+    seconds = (deadline - (now or datetime.now(UTC))).total_seconds()
+    if seconds <= 0:
+        far = "already passed"
+    elif seconds >= 2 * 86400:
+        far = f"in about {round(seconds / 86400)} days"
+    elif seconds >= 2 * 3600:
+        far = f"in about {round(seconds / 3600)} hours"
+    else:
+        far = "in less than 2 hours"
+    return f"{when} ({far})"
+
+
+def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool = False,
+                    now: datetime | None = None) -> str:
+    """The text every surface shows for ``request``.
+
+    Args:
+        request: the record.
+        width: the screen width (at least 40); no line is longer.
+        compact: for a dialog (elicitation): blocks capped so the whole fits an 80x24
+            screen with the form below it. Otherwise (the CLI) blocks are longer.
+        now: the time the relative deadline is measured from (default: now).
+
+    Returns:
+        Lines joined with ``\\n``; the header (agent, instance, plan) comes first.
+    """
+    width = max(width, 40)
+    room = width - 12
+    lines = [
+        "A plan waits for a person to approve or reject it."[:width],
+        f"  agent     {_value(request.agent_id, room)}",
+        f"  instance  {_value(request.instance_id, room)}",
+        f"  plan      {_value(request.plan, room - 22)} version {request.version[:12]}",
+        f"  step      {_value(request.step, room - 34)} event type "
+        f"{_value(request.type, 22)}"[:width],
+        f"  deadline  {deadline_words(request.deadline, now)}"[:width],
+    ]
+    see_all = f": agentflow approve {request.instance_id} shows all"
+    caps = (2, 3, 4) if compact else (20, 60, 20)
+    lines.append("Params (JSON):")
+    lines += quoted_block(request.params, width=width, max_lines=caps[0], more=see_all)
+    lines.append(f"Runs once approved (plan lines from {request.source_line}):"[:width])
+    numbered = "\n".join(f"{request.source_line + i:>3} {line}"
+                         for i, line in enumerate(request.source.splitlines()))
+    lines += quoted_block(numbered, width=width, max_lines=caps[1], more=see_all)
+    if request.note:
+        lines.append("The agent's note (its own words, not verified):")
+        lines += quoted_block(request.note, width=width, max_lines=caps[2], more=see_all)
+    lines.append("Choose approve or reject. Decline or close: nothing is sent, it waits."
+                 if compact else
+                 "Approve or reject. Nothing is sent until you choose.")
+    return "\n".join(line[:width] for line in lines)
