@@ -36,13 +36,14 @@ from agentflow.capabilities import Capability, CapabilityContext, CapabilityErro
 from agentflow.clock import Clock
 from agentflow.dispatch import create_dynamic_entrypoint, unwrap, wrap_workflow_binding
 from agentflow.errors import (
+    PLAN_ORIGIN,
     InstanceNotFoundError,
     InvalidArgumentError,
     NonRetryableError,
     NotFoundError,
     StepError,
     UsageError,
-    WorkflowTimeoutError,
+    error_record,
     rebuild_error,
 )
 from agentflow.models import Event, InstanceStatus, StepRecord
@@ -278,7 +279,14 @@ class _PlanRunner:
             return await self.af.pool.run_plan(self.agent_id, plan, raw_event, host,
                                                capabilities=sorted(grants))
         except PlanRuntimeError as exc:
-            raise rebuild_error({"name": exc.error_name, "message": exc.message}) from None
+            # An error the host raised into the plan (a step's timeout, a limit, a
+            # capability's refusal) that the plan let through stays the host's; any
+            # other is the plan's own, whatever name it claims.
+            known = host.raised_into_plan(exc.error_name, exc.message)
+            if known is not None:
+                raise known from None
+            raise rebuild_error({"name": exc.error_name, "message": exc.message,
+                                 "origin": PLAN_ORIGIN}) from None
 
 
 class _PlanHost:
@@ -288,19 +296,40 @@ class _PlanHost:
                  grants: Mapping[str, Capability]) -> None:
         self.af, self.agent_id, self.instance_id = af, agent_id, instance_id
         self.engine_step, self.grants = step, grants
+        # Errors the host raised into the plan, by (name, message): what comes back
+        # with one of them is the host's error passed through, not the plan's.
+        self._raised: dict[tuple[str, str], Exception] = {}
+
+    def raised_into_plan(self, name: str, message: str) -> Exception | None:
+        """The host's error of that name and message, if it raised one into the plan."""
+        return self._raised.get((name, message))
+
+    def _remember(self, exc: Exception) -> None:
+        record = error_record(exc)
+        if record.get("origin") != PLAN_ORIGIN:
+            self._raised[(record["name"], record["message"])] = exc
 
     async def step(self, op: str, args: dict[str, Any], run_body: Any) -> Any:
         """A plan's ``step.*`` call, driven by the engine's journal."""
-        return await _host_step(self, op, args, run_body)
+        try:
+            return await _host_step(self, op, args, run_body)
+        except Exception as exc:
+            self._remember(exc)
+            raise
 
     async def capability(self, name: str, method: str, args: list[Any],
                          kwargs: dict[str, Any]) -> Any:
-        grant = self.grants.get(name)
-        if grant is None:
-            raise CapabilityError(f"capability {name!r} is not granted to this agent")
-        context = CapabilityContext(agent_id=self.agent_id, instance_id=self.instance_id,
-                                    store=self.af.engine.store, now=self.af.engine.clock.now())
-        return await grant.call(method, list(args), dict(kwargs), context)
+        try:
+            grant = self.grants.get(name)
+            if grant is None:
+                raise CapabilityError(f"capability {name!r} is not granted to this agent")
+            context = CapabilityContext(agent_id=self.agent_id, instance_id=self.instance_id,
+                                        store=self.af.engine.store,
+                                        now=self.af.engine.clock.now())
+            return await grant.call(method, list(args), dict(kwargs), context)
+        except Exception as exc:
+            self._remember(exc)
+            raise
 
 
 async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: Any) -> Any:
@@ -311,15 +340,22 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
             try:
                 return await run_body()
             except RemoteError as exc:
+                known = host.raised_into_plan(exc.error_name, exc.message)
+                if exc.error_name == "CapabilityError" and known is not None:
+                    # A capability's refusal the body let through: the same on every
+                    # attempt, so the step fails at once.
+                    raise StepError(exc.message, error_name=exc.error_name, step=name,
+                                    retryable=False) from None
                 if exc.error_name == "NonRetryableError":
-                    raise NonRetryableError(exc.message) from None
-                if exc.error_name == "WorkflowTimeoutError":
-                    raise WorkflowTimeoutError(exc.message) from None
-                # A capability's refusal (a denied host, a reply over its cap, an HTTP
-                # 4xx) is the same on every attempt; its transient failures were retried
-                # inside the capability, and end in other errors.
+                    stop = NonRetryableError(exc.message)
+                    stop.origin = PLAN_ORIGIN  # type: ignore[attr-defined]
+                    raise stop from None
+                # A capability's transient failures were retried inside the capability,
+                # and end in other errors. Anything else the body raised is the plan's
+                # error, never the engine's (a WorkflowTimeoutError it raises still
+                # counts as a failed attempt, and is retried).
                 raise StepError(exc.message, error_name=exc.error_name, step=name,
-                                retryable=exc.error_name != "CapabilityError") from None
+                                origin=PLAN_ORIGIN) from None
         return await step.do(name, body, retries=args.get("retries"),
                              timeout=args.get("timeout"))
     if op == "sleep":

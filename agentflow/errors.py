@@ -32,6 +32,8 @@ import re
 from typing import Any
 
 __all__ = [
+    "ENGINE_ERROR_NAMES",
+    "PLAN_ORIGIN",
     "AgentflowError",
     "EngineNotStartedError",
     "EngineSignal",
@@ -50,6 +52,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
+    "describe_error",
 ]
 
 
@@ -102,15 +105,17 @@ class StepError(WorkflowError):
         step: the name of the step that failed, when known.
         retryable: False when retrying cannot help (a capability's refusal): the step
             then fails at once, as with `NonRetryableError`.
+        origin: ``"plan"`` when plan code raised it (see `PLAN_ORIGIN`).
     """
 
     def __init__(self, message: str, *, error_name: str = "StepError", step: str | None = None,
-                 retryable: bool = True):
+                 retryable: bool = True, origin: str | None = None):
         super().__init__(message)
         self.error_name = error_name
         self.message = message
         self.step = step
         self.retryable = retryable
+        self.origin = origin
 
 
 class WorkflowTimeoutError(WorkflowError, TimeoutError):
@@ -159,14 +164,46 @@ _AGENTFLOW_ERRORS: dict[str, type[Exception]] = {
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+#: The ``origin`` of an error that plan code raised: it is the plan's own, recorded with
+#: ``"origin": "plan"`` and never under the name of one of the engine's errors.
+PLAN_ORIGIN = "plan"
+#: Names only the engine's own diagnoses carry. A plan error claiming one (a plan can
+#: raise ``StepError(..., error_name="NonDeterminismError")``) is recorded as a
+#: ``StepError`` that says which name it claimed, so an operator never mistakes a
+#: plan's error for the engine's. `NonRetryableError` and `StepError` are raised by
+#: plans on purpose and keep their names.
+ENGINE_ERROR_NAMES: frozenset[str] = frozenset({
+    "AgentflowError", "UsageError", "InvalidArgumentError", "LimitExceededError",
+    "NotFoundError", "InstanceNotFoundError", "WorkflowNotFoundError", "InvalidStateError",
+    "EngineNotStartedError", "WorkflowError", "WorkflowTimeoutError", "NonDeterminismError",
+    "MissingDispatcherMetadataError", "EngineSignal", "Suspend", "LeaseLost",
+    "HumanOnlyEventError", "CapabilityError", "PlanValidationError", "PlanNotFoundError"})
+
+
 def error_record(exc: BaseException) -> dict[str, str]:
-    """The JSON form of an error as journaled and shown in a status: ``{name, message}``."""
+    """The JSON form of an error as journaled and shown in a status: ``{name, message}``,
+    plus ``"origin": "plan"`` when plan code raised it (see `ENGINE_ERROR_NAMES`)."""
     name = exc.error_name if isinstance(exc, StepError) else type(exc).__name__
     try:
         message = exc.message if isinstance(exc, StepError) else str(exc)
     except Exception:  # a __str__ that raises must not stop the error being recorded
         message = f"<{name} whose message cannot be shown>"
-    return {"name": storable_text(str(name)), "message": storable_text(str(message))}
+    if getattr(exc, "origin", None) != PLAN_ORIGIN:
+        return {"name": storable_text(str(name)), "message": storable_text(str(message))}
+    if str(name) in ENGINE_ERROR_NAMES:
+        message = f"{message} (the plan raised this under the engine's name {name})"
+        name = "StepError"
+    return {"name": storable_text(str(name)), "message": storable_text(str(message)),
+            "origin": PLAN_ORIGIN}
+
+
+def describe_error(record: dict[str, Any] | None) -> str:
+    """An error record as one line that says whose error it is: ``plan error ValueError:
+    ...`` for the plan's own, ``NonDeterminismError: ...`` for the engine's."""
+    if not record:
+        return ""
+    text = f"{record.get('name', 'Error')}: {record.get('message', '')}"
+    return f"plan error {text}" if record.get("origin") == PLAN_ORIGIN else text
 
 
 def storable_text(text: str) -> str:
@@ -185,7 +222,11 @@ def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Excepti
     """
     name = str(record.get("name", "StepError"))
     message = str(record.get("message", ""))
-    cls = _AGENTFLOW_ERRORS.get(name)
+    origin = PLAN_ORIGIN if record.get("origin") == PLAN_ORIGIN else None
+    # A plan's error is rebuilt as a builtin, as NonRetryableError, or as a StepError:
+    # never as one of the engine's classes, whatever name it carries.
+    cls = _AGENTFLOW_ERRORS.get(name) if origin is None else (
+        NonRetryableError if name == "NonRetryableError" else None)
     if cls is None:
         candidate = getattr(builtins, name, None)
         if isinstance(candidate, type) and issubclass(candidate, Exception):
@@ -197,5 +238,9 @@ def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Excepti
             err = None
         if err is not None:
             err.step = step  # type: ignore[attr-defined]
+            if origin is not None:
+                err.origin = origin  # type: ignore[attr-defined]
             return err
+    if origin is not None:
+        return StepError(message, error_name=name, step=step, origin=origin)
     return StepError(message, error_name=name, step=step)

@@ -24,13 +24,15 @@ from rich.text import Text
 
 from agentflow._engine import Engine
 from agentflow._instance import Instance
+from agentflow.cli._approvals import check_decision_payload
 from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_FAILED, EXIT_NOT_FINISHED, EXIT_OK, EXIT_TIMEOUT
 from agentflow.cli._text import literal, printable
 from agentflow.dispatch import ENVELOPE_KEY
-from agentflow.errors import InvalidArgumentError, InvalidStateError
+from agentflow.errors import InvalidArgumentError, InvalidStateError, describe_error
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.notebook import Timeline
+from agentflow.policy import OperatorPolicy, default_actor
 
 UUID_LENGTH = 36  # a generated instance id
 PIPE_WIDTH = 10_000  # tables take only the width they need
@@ -146,10 +148,12 @@ async def show(args: argparse.Namespace) -> int:
         inst = await engine.get_instance(args.id)
         status = await inst.status()
         history = await inst.history()
+        restarted = await inst.restarts()
         agent, plan = await _agent_and_plan(engine, status)
     if args.json:
         emit_json({"status": status.model_dump(mode="json"), "agent": agent or None,
-                   "plan": plan, "history": [h.model_dump(mode="json") for h in history]})
+                   "plan": plan, "history": [h.model_dump(mode="json") for h in history],
+                   "restarts": [r.model_dump(mode="json") for r in restarted]})
         return EXIT_OK
     console = out(args)
     console.print(Text.assemble(literal(status.id, "bold"), "  ", literal(plan),
@@ -162,9 +166,13 @@ async def show(args: argparse.Namespace) -> int:
     if status.output is not None:
         console.print(Text.assemble("output: ", literal(json.dumps(status.output))))
     if status.error:
-        console.print(Text.assemble("error: ", literal(
-            f"{status.error['name']}: {status.error['message']}")))
+        console.print(Text.assemble("error: ", literal(describe_error(status.error))))
     console.print(timeline(history) if history else "no steps yet")
+    for r in restarted:
+        step = r.value.get("from_step") if isinstance(r.value, dict) else None
+        console.print(Text.assemble("restarted ", literal(
+            f"{'from step ' + repr(step) if step else 'from the top'} by {r.actor} at "
+            f"{r.at.isoformat(timespec='seconds')}")))
     return EXIT_OK
 
 
@@ -212,7 +220,7 @@ async def wait(args: argparse.Namespace) -> int:
     else:
         print(printable(f"{status.id}: {status.status}" + (
             f" output={json.dumps(status.output)}" if status.output is not None else "") + (
-            f" error={status.error['name']}: {status.error['message']}" if status.error else
+            f" error={describe_error(status.error)}" if status.error else
             "")))
     return exit_code_for(status)
 
@@ -265,14 +273,12 @@ async def _act(args: argparse.Namespace, action: str) -> Instance:
     async with client(args, writes=True) as engine:
         inst = await engine.get_instance(args.id)
         if action == "send-event":
-            await inst.send_event(args.type, parse_payload(args.payload))
-        elif action in ("approve", "reject"):
-            wait = await pending_approval(inst, args.type)
-            decision = {"approved": action == "approve", "comment": args.comment or "",
-                        "by": "human"}
-            await inst.send_event(wait.type or args.type, decision)
+            payload = parse_payload(args.payload)
+            policy = await OperatorPolicy(engine.store).read()
+            check_decision_payload(args.type, payload, policy.human_only)
+            await inst.send_event(args.type, payload)
         elif action == "restart":
-            await inst.restart(args.from_step)
+            await inst.restart(args.from_step, by=default_actor("cli"))
         else:
             await getattr(inst, action)()
         return inst

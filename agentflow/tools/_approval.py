@@ -24,15 +24,27 @@ approve`` and any later surface print its text. Its rules:
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agentflow._instance import instance_status
 from agentflow._text import printable
+from agentflow.dispatch import ENVELOPE_KEY
+from agentflow.models import WaitingOn
+from agentflow.store import InstanceRow, Store
 
-__all__ = ["MAX_SOURCE_LINES", "ApprovalRequest", "render_approval", "source_from_wait"]
+__all__ = [
+    "MAX_SOURCE_LINES",
+    "ApprovalRequest",
+    "approval_record",
+    "render_approval",
+    "source_from_wait",
+    "wait_ref",
+]
 
 #: How many plan lines a record keeps from the wait onward.
 MAX_SOURCE_LINES = 200
@@ -84,6 +96,46 @@ class ApprovalRequest(BaseModel):
         client may be shown the same question twice.
         """
         return render_approval(self, compact=True)
+
+
+def wait_ref(row: InstanceRow, w: WaitingOn | None) -> str | None:
+    """A reference to the event wait ``row`` is in (``w``, its parsed ``waiting_on``),
+    or None if it waits for no event.
+
+    The fence moves whenever the instance is claimed, woken, paused, restarted or
+    terminated, so the reference names this very wait: a person's answer to an older
+    one (same step, same second, another run) no longer matches it.
+    """
+    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
+        return None
+    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
+    return hashlib.sha256(wait.encode()).hexdigest()[:12]
+
+
+async def approval_record(store: Store, row: InstanceRow, note: str = ""
+                          ) -> ApprovalRequest | None:
+    """The record of what ``row`` waits for, read from the store, or None when it does
+    not wait for an event. An agent's plan shows its agent, plan, version, params and
+    source; a trusted workflow (registered in code) shows its workflow name and params.
+    """
+    w = instance_status(row).waiting_on
+    ref = wait_ref(row, w)
+    if ref is None or w is None or w.type is None:
+        return None
+    payload = json.loads(row.payload)
+    meta = payload.get(ENVELOPE_KEY) if isinstance(payload, dict) else None
+    if isinstance(meta, dict) and row.scope:
+        plan, version = str(meta.get("plan", "")), str(meta.get("version", ""))
+        params = payload.get("params")
+        stored = await store.get_plan_version(row.scope, plan, version)
+        source, line = source_from_wait(stored.source if stored else "", w.step)
+    else:  # a trusted workflow: its code is the host's, not stored
+        plan, version, params = row.workflow, "", payload
+        source, line = "# a workflow registered in the host's code (not stored)", 1
+    return ApprovalRequest(agent_id=row.scope or "", instance_id=row.id, plan=plan,
+                           version=version, type=w.type, step=w.step, deadline=w.until,
+                           params=params_text(params), source=source, source_line=line,
+                           ref=ref, note=note)
 
 
 def source_from_wait(source: str, step: str) -> tuple[str, int]:

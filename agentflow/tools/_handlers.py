@@ -17,19 +17,17 @@ plus `ToolContext.human_only`); ``approve`` delivers ``{"approved", "comment", "
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from typing import Any
 
 from agentflow._instance import instance_status
 from agentflow.agents import Agent, AgentInstance, PlanVersion
-from agentflow.dispatch import unwrap
-from agentflow.errors import InvalidStateError
-from agentflow.models import InstanceStatus, StepRecord, WaitingOn
+from agentflow.errors import InvalidStateError, describe_error
+from agentflow.models import InstanceStatus, StepRecord
 from agentflow.policy import ApprovalPolicy, OperatorPolicy
 from agentflow.store import InstanceRow
-from agentflow.tools._approval import ApprovalRequest, params_text, source_from_wait
+from agentflow.tools._approval import ApprovalRequest, approval_record, wait_ref
 from agentflow.tools._context import (
     HumanOnlyEventError,
     ToolContext,
@@ -331,18 +329,7 @@ class _StaleWait(Exception):
     """The instance no longer waits where the person was asked about it."""
 
 
-def _wait_ref(row: InstanceRow, w: WaitingOn | None) -> str | None:
-    """A reference to the event wait ``row`` is in (``w``, its parsed ``waiting_on``),
-    or None if it waits for no event.
-
-    The fence moves whenever the instance is claimed, woken, paused, restarted or
-    terminated, so the reference names this very wait: a person's answer to an older
-    one (same step, same second, another run) no longer matches it.
-    """
-    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
-        return None
-    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
-    return hashlib.sha256(wait.encode()).hexdigest()[:12]
+_wait_ref = wait_ref
 
 
 async def approval_request(agent: Agent, instance_id: str, note: str,
@@ -371,13 +358,9 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
             f"instance {instance_id!r} does not wait for an approval: it {waits}. approve "
             f"applies to an instance that waits for one of the human-only event types "
             f"{sorted(human_only)}; list_pending_events shows which do.")
-    ref = _wait_ref(row, w) or ""
-    _, params = unwrap(json.loads(row.payload))
-    source, line = source_from_wait(await agent.plan_source(inst.plan, inst.version), w.step)
-    return ApprovalRequest(agent_id=agent.id, instance_id=inst.id, plan=inst.plan,
-                           version=inst.version, type=w.type, step=w.step, deadline=w.until,
-                           params=params_text(params), source=source, source_line=line,
-                           ref=ref, note=note)
+    record = await approval_record(agent.flow.engine.store, row, note)
+    assert record is not None  # it waits for an event: checked above
+    return record
 
 
 def _not_answered(action: str, instance_id: str) -> str:
@@ -554,10 +537,8 @@ async def handle_get_history(agent: Agent, args: GetHistoryArgs,
     failed = [r for r in records if r.status == "error"]
     if failed:
         last = failed[-1]
-        err = last.error or {}
         text += (f"; step {last.name!r} failed after {last.attempts} attempt"
-                 f"{'s' * (last.attempts != 1)}: {err.get('name')}: "
-                 f"{str(err.get('message', ''))[:200]}")
+                 f"{'s' * (last.attempts != 1)}: {describe_error(last.error)[:250]}")
     text += f". {describe_instance(info, ctx.human_only)}"
     if has_more:
         text += " More steps follow: call again with a larger offset."
