@@ -65,8 +65,9 @@ class ApprovalRequest(BaseModel):
         deadline: when the wait times out (UTC).
         params: the instance's params (what the plan reads as ``event.payload``), as
             JSON text, capped at `MAX_PARAMS_CHARS`.
-        source: the plan source from the waiting step's line onward (capped at
-            `MAX_SOURCE_LINES` lines), or the whole plan when that line is not found.
+        source: the plan source from the line after the waiting step's call onward
+            (capped at `MAX_SOURCE_LINES` lines): what runs once a person decides, or
+            the whole plan when that call is not found.
         source_line: the plan line ``source`` starts at (1-based).
         ref: names this very wait of this run; it changes when the instance is
             restarted, paused, resumed or woken, so an answer given to an older
@@ -139,9 +140,10 @@ async def approval_record(store: Store, row: InstanceRow, note: str = ""
 
 
 def source_from_wait(source: str, step: str) -> tuple[str, int]:
-    """The plan source from the ``wait_for_event`` call named ``step`` onward, and the
-    line it starts at. Falls back to the whole source when no such call is found (an
-    f-string name, say): showing more is safe, showing less is not."""
+    """The plan source that runs after the ``wait_for_event`` call named ``step`` (from
+    the line after the call onward), and the line it starts at. Falls back to the whole
+    source when no such call is found (an f-string name, say): showing more is safe,
+    showing less is not."""
     lines = source.splitlines()
     start = 1
     try:
@@ -153,7 +155,7 @@ def source_from_wait(source: str, step: str) -> tuple[str, int]:
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "wait_for_event" and node.args
                     and isinstance(node.args[0], ast.Constant) and node.args[0].value == step):
-                start = node.lineno
+                start = (node.end_lineno or node.lineno) + 1
                 break
     kept = lines[start - 1:start - 1 + MAX_SOURCE_LINES]
     rest = len(lines) - (start - 1) - len(kept)
@@ -249,7 +251,7 @@ def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool 
         f"  deadline  {deadline_words(request.deadline, now)}"[:width],
     ]
     see_all = f": agentflow approve {request.instance_id} shows all"
-    caps = (2, 3, 4) if compact else (20, 60, 20)
+    caps = (2, 5, 3) if compact else (20, 60, 20)
     lines.append("Params (JSON):")
     lines += quoted_block(request.params, width=width, max_lines=caps[0], more=see_all)
     lines.append(f"Runs once approved (plan lines from {request.source_line}):"[:width])
