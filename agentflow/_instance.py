@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -27,7 +28,7 @@ from agentflow.store import InstanceChange, InstanceRow, JournalRow, NewInstance
 if TYPE_CHECKING:
     from agentflow._engine import Engine
 
-__all__ = ["Instance", "WorkflowBinding", "instance_status", "step_record"]
+__all__ = ["Instance", "WorkflowBinding", "instance_status", "step_record", "wait_ref"]
 
 RESTING_STATUSES = TERMINAL_STATUSES | {"paused"}
 
@@ -44,6 +45,24 @@ def instance_status(row: InstanceRow) -> InstanceStatus:
         error=json.loads(row.error) if row.error is not None else None,
         waiting_on=waiting_on, created_at=to_datetime(row.created_at),
         updated_at=to_datetime(row.updated_at))
+
+
+def wait_ref(row: InstanceRow) -> str | None:
+    """A reference to the event wait ``row`` is in, or None if it waits for no event.
+
+    The fence moves whenever the instance is claimed, woken, paused, restarted or
+    terminated, so the reference names this very wait: an answer given to an older one
+    (same step, same second, another run) no longer matches it.
+    """
+    w = instance_status(row).waiting_on
+    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
+        return None
+    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
+    return hashlib.sha256(wait.encode()).hexdigest()[:12]
+
+
+class _StaleWait(Exception):
+    """The instance no longer waits where the sender saw it wait."""
 
 
 def step_record(row: JournalRow) -> StepRecord:
@@ -93,6 +112,25 @@ class Instance:
             InvalidStateError: the instance has finished.
         """
         await self._send_event(type, payload)
+
+    async def send_event_to_wait(self, ref: str, type: str, payload: Any = None) -> bool:
+        """Send an event only if the instance still waits where ``ref`` (a `wait_ref`
+        read earlier) says, checked in the send's own transaction: no restart and no
+        other answer can come between. Returns False, having sent nothing, when it has
+        moved on (a person's answer must reach the very wait they were shown).
+
+        Raises:
+            the errors of `send_event`.
+        """
+        def still_that_wait(row: InstanceRow) -> None:
+            if wait_ref(row) != ref:
+                raise _StaleWait
+
+        try:
+            await self._send_event(type, payload, check=still_that_wait)
+        except _StaleWait:
+            return False
+        return True
 
     async def _send_event(self, type: str, payload: Any,
                           check: Callable[[InstanceRow], None] | None = None) -> None:
@@ -258,6 +296,12 @@ class WorkflowBinding:
     def __repr__(self) -> str:
         return f"WorkflowBinding({self.name!r})"
 
+    @property
+    def engine(self) -> Engine:
+        """The engine this binding creates instances in (wrappers such as
+        `agentflow.plans.dispatch.WrappedBinding` build on it)."""
+        return self._engine
+
     async def create(self, params: Any = None, id: str | None = None) -> Instance:
         """Create an instance that starts as soon as a scheduler picks it up.
 
@@ -269,7 +313,7 @@ class WorkflowBinding:
             InvalidArgumentError: the id is malformed or taken, or params are not JSON.
             LimitExceededError: params over 1 MiB.
         """
-        row = self._new(params, id)
+        row = self.prepare(params, id)
         if not await self._engine.store.create_instances([row]):
             raise InvalidArgumentError(f"an instance with id {row.id!r} already exists; "
                                        f"choose another id, or use get({row.id!r})")
@@ -290,7 +334,7 @@ class WorkflowBinding:
             if not isinstance(item, Mapping) or set(item) - {"params", "id"}:
                 raise InvalidArgumentError(f"create_batch item {i} must be a dict with "
                                            f"'params' and optionally 'id', got {item!r:.100}")
-            rows.append(self._new(item.get("params"), item.get("id")))
+            rows.append(self.prepare(item.get("params"), item.get("id")))
         if not rows:
             return []
         created = set(await self._engine.store.create_instances(rows))
@@ -315,8 +359,16 @@ class WorkflowBinding:
             raise InstanceNotFoundError(f"no instance of workflow {self.name!r} with id {id!r}")
         return Instance(self._engine, row.id, self.name)
 
-    def _new(self, params: Any, instance_id: str | None, *, scope: str | None = None
-             ) -> NewInstance:
+    def prepare(self, params: Any, instance_id: str | None = None, *,
+                scope: str | None = None) -> NewInstance:
+        """The row of a new instance of this workflow, checked and encoded but not
+        written: ``params`` as JSON, the id checked (or a random UUID when None), filed
+        under ``scope``. `create` writes such rows; wrappers write their own.
+
+        Raises:
+            InvalidArgumentError: a malformed id, or params that are not JSON.
+            LimitExceededError: params over 1 MiB.
+        """
         what = "params of the new instance" if instance_id is None else (
             f"params of instance {check_instance_id(instance_id)!r}")
         payload = encode_value(params, what=what)

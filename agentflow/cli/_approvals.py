@@ -22,18 +22,13 @@ from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_OK
 from agentflow.errors import InvalidArgumentError, InvalidStateError, UsageError
 from agentflow.policy import OperatorPolicy, default_actor, is_human_only
-from agentflow.store import InstanceRow
-from agentflow.tools._approval import approval_record, render_approval, wait_ref
+from agentflow.tools._approval import approval_record, render_approval
 
 __all__ = ["answer", "check_decision_payload", "policy"]
 
 
 def _emit(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
-
-
-class _Moved(Exception):
-    """The instance no longer waits where the person was shown it."""
 
 
 def _ask(verb: str, instance_id: str) -> bool:
@@ -73,19 +68,11 @@ def answer(verb: str) -> Any:
                 return EXIT_OK
             decision = {"approved": verb == "approve", "comment": args.comment or "",
                         "by": "human"}
-
-            def still_that_wait(current: InstanceRow) -> None:
-                from agentflow._instance import instance_status
-                if wait_ref(current, instance_status(current).waiting_on) != record.ref:
-                    raise _Moved
-
-            try:
-                await inst._send_event(record.type, decision, check=still_that_wait)
-            except _Moved:
+            if not await inst.send_event_to_wait(record.ref, record.type, decision):
                 raise InvalidStateError(
                     f"instance {args.id!r} changed since the request was read (it moved on, "
                     f"was restarted or answered): nothing was sent. Run the command again "
-                    f"to see what it waits for now") from None
+                    f"to see what it waits for now")
         if args.json:
             _emit({"id": args.id, "action": verb, "ok": True, "request": shown,
                    "payload": decision})

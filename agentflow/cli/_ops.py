@@ -28,10 +28,10 @@ from agentflow.cli._approvals import check_decision_payload
 from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_FAILED, EXIT_NOT_FINISHED, EXIT_OK, EXIT_TIMEOUT
 from agentflow.cli._text import literal, printable
-from agentflow.dispatch import ENVELOPE_KEY
 from agentflow.errors import InvalidArgumentError, InvalidStateError, describe_error
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.notebook import Timeline
+from agentflow.plans.dispatch import ENVELOPE_KEY
 from agentflow.policy import OperatorPolicy, default_actor
 
 UUID_LENGTH = 36  # a generated instance id

@@ -24,17 +24,15 @@ approve`` and any later surface print its text. Its rules:
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow._instance import instance_status
+from agentflow._instance import instance_status, wait_ref
 from agentflow._text import printable
-from agentflow.dispatch import ENVELOPE_KEY
-from agentflow.models import WaitingOn
+from agentflow.plans.dispatch import ENVELOPE_KEY
 from agentflow.store import InstanceRow, Store
 
 __all__ = [
@@ -43,7 +41,6 @@ __all__ = [
     "approval_record",
     "render_approval",
     "source_from_wait",
-    "wait_ref",
 ]
 
 #: How many plan lines a record keeps from the wait onward.
@@ -99,20 +96,6 @@ class ApprovalRequest(BaseModel):
         return render_approval(self, compact=True)
 
 
-def wait_ref(row: InstanceRow, w: WaitingOn | None) -> str | None:
-    """A reference to the event wait ``row`` is in (``w``, its parsed ``waiting_on``),
-    or None if it waits for no event.
-
-    The fence moves whenever the instance is claimed, woken, paused, restarted or
-    terminated, so the reference names this very wait: a person's answer to an older
-    one (same step, same second, another run) no longer matches it.
-    """
-    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
-        return None
-    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
-    return hashlib.sha256(wait.encode()).hexdigest()[:12]
-
-
 async def approval_record(store: Store, row: InstanceRow, note: str = ""
                           ) -> ApprovalRequest | None:
     """The record of what ``row`` waits for, read from the store, or None when it does
@@ -120,7 +103,7 @@ async def approval_record(store: Store, row: InstanceRow, note: str = ""
     source; a trusted workflow (registered in code) shows its workflow name and params.
     """
     w = instance_status(row).waiting_on
-    ref = wait_ref(row, w)
+    ref = wait_ref(row)
     if ref is None or w is None or w.type is None:
         return None
     payload = json.loads(row.payload)

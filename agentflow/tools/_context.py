@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow.errors import UsageError
+from agentflow.errors import HumanOnlyEventError, UsageError
 from agentflow.policy import ALWAYS_HUMAN_ONLY, is_human_only
 from agentflow.tools._approval import ApprovalRequest
 from agentflow.tools._models import HumanDecision
@@ -40,8 +40,6 @@ __all__ = [
 DEFAULT_HUMAN_ONLY: frozenset[str] = ALWAYS_HUMAN_ONLY
 
 
-class HumanOnlyEventError(UsageError):
-    """An agent tried to send an event type that only a person may send."""
 
 
 class HumanAnswer(BaseModel):

@@ -21,13 +21,17 @@ import json
 import time
 from typing import Any
 
-from agentflow._instance import instance_status
-from agentflow.agents import Agent, AgentInstance, PlanVersion
 from agentflow.errors import InvalidStateError, describe_error
 from agentflow.models import InstanceStatus, StepRecord
+from agentflow.plans import (
+    Agent,
+    AgentInstance,
+    AgentInstanceStatus,
+    PlanValidationError,
+    PlanVersion,
+)
 from agentflow.policy import ApprovalPolicy, OperatorPolicy
-from agentflow.store import InstanceRow
-from agentflow.tools._approval import ApprovalRequest, approval_record, wait_ref
+from agentflow.tools._approval import ApprovalRequest, approval_record
 from agentflow.tools._context import (
     HumanOnlyEventError,
     ToolContext,
@@ -71,7 +75,7 @@ from agentflow.tools._models import (
     WaitForInstanceResult,
 )
 from agentflow.tools._summaries import describe_diagnostics, describe_instance
-from sandbox import PlanValidationError, ValidationReport
+from sandbox import ValidationReport
 
 __all__ = [
     "approval_request",
@@ -118,7 +122,7 @@ async def _context(agent: Agent, context: ToolContext | None) -> ToolContext:
 
 # --- conversions -------------------------------------------------------------------------
 
-def _info(inst: AgentInstance, status: InstanceStatus) -> InstanceInfo:
+def _info(inst: AgentInstance | AgentInstanceStatus, status: InstanceStatus) -> InstanceInfo:
     return InstanceInfo(id=status.id, plan=inst.plan, version=inst.version,
                         status=status.status, output=status.output, error=status.error,
                         waiting_on=status.waiting_on, created_at=status.created_at,
@@ -230,7 +234,7 @@ async def handle_list_instances(agent: Agent, args: ListInstancesArgs,
     statuses = [str(s) for s in args.status] if args.status else None
     found = await agent.instances(statuses, limit=args.limit + 1, offset=args.offset)
     has_more = len(found) > args.limit
-    infos = [_info(await agent.get(s.id), s) for s in found[:args.limit]]
+    infos = [_info(s, s) for s in found[:args.limit]]  # the plan and version come along
     if not infos:
         return ListInstancesResult(instances=[], has_more=False, summary=(
             "No instances" + (f" with status {', '.join(statuses)}" if statuses else "")
@@ -325,13 +329,6 @@ def how_a_person_answers(instance_id: str) -> str:
             f"'comment': '...', 'by': 'human'}})`.")
 
 
-class _StaleWait(Exception):
-    """The instance no longer waits where the person was asked about it."""
-
-
-_wait_ref = wait_ref
-
-
 async def approval_request(agent: Agent, instance_id: str, note: str,
                            human_only: frozenset[str]) -> ApprovalRequest:
     """What a person would be asked about this instance, read from the store: the wait,
@@ -342,11 +339,12 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
         InvalidStateError: it does not wait for a human-only event.
     """
     inst = await agent.get(instance_id)
-    row = await inst._row()  # one read: the status and the fence of the same moment
-    status = instance_status(row)
-    w = status.waiting_on
-    if (status.status != "waiting" or w is None or w.kind != "event" or not w.type
-            or not is_human_only(w.type, human_only)):
+    row = await agent.flow.engine.store.get_instance(inst.id)  # one read for all of it
+    record = None if row is None else await approval_record(agent.flow.engine.store, row,
+                                                             note)
+    if record is None or not is_human_only(record.type, human_only):
+        status = await inst.status()
+        w = status.waiting_on
         if w is not None and w.kind == "event":
             waits = f"waits for a {w.type!r} event, which is not human-only (use send_event)"
         elif w is not None:  # a sleep or a retry timer
@@ -358,8 +356,6 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
             f"instance {instance_id!r} does not wait for an approval: it {waits}. approve "
             f"applies to an instance that waits for one of the human-only event types "
             f"{sorted(human_only)}; list_pending_events shows which do.")
-    record = await approval_record(agent.flow.engine.store, row, note)
-    assert record is not None  # it waits for an event: checked above
     return record
 
 
@@ -411,15 +407,9 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
     payload = {"approved": decision.approved, "comment": decision.comment, "by": "human"}
     inst = await agent.get(args.instance_id)
 
-    seen = answer.request.ref  # the wait the person was asked about
-
-    def still_that_wait(row: InstanceRow) -> None:
-        if _wait_ref(row, instance_status(row).waiting_on) != seen:
-            raise _StaleWait
-
-    try:  # checked in the send's own transaction: no restart, no second answer between
-        await inst._send_event(request.type, payload, check=still_that_wait)
-    except _StaleWait:
+    # Sent only to the wait the person was asked about (answer.request.ref), checked in
+    # the send's own transaction: no restart, no second answer between.
+    if not await inst.send_event_to_wait(answer.request.ref, request.type, payload):
         return await result("stale", (
             "The instance changed while the person was asked; nothing was sent. Call "
             "approve again if it still waits."))
@@ -513,8 +503,9 @@ async def handle_restart_instance(agent: Agent, args: RestartInstanceArgs,
     await _refuse_replaying_a_human_decision(inst, args.from_step, ctx.human_only)
     # The version checked is the version moved to: a plan submitted meanwhile must not
     # slip in between the check and the restart.
-    target = (await agent._current(inst.plan)).version if args.upgrade else None
-    await inst._restart_on(target, args.from_step, by=f"agent {agent.id} (a model-facing tool)")
+    target = (await agent.current_version(inst.plan)).version if args.upgrade else None
+    await inst.restart(args.from_step, version=target,
+                       by=f"agent {agent.id} (a model-facing tool)")
     info = await instance_info(agent, args.instance_id)
     where = f"from step {args.from_step!r}" if args.from_step else "from the top"
     moved = (f" on version {info.version} (was {previous})" if info.version != previous
