@@ -56,6 +56,7 @@ from agentflow.tools._models import (
     PauseInstanceResult,
     PendingEventInfo,
     PlanInfo,
+    RestartInfo,
     RestartInstanceArgs,
     RestartInstanceResult,
     ResumeInstanceArgs,
@@ -533,5 +534,11 @@ async def handle_get_history(agent: Agent, args: GetHistoryArgs,
     text += f". {describe_instance(info, ctx.human_only)}"
     if has_more:
         text += " More steps follow: call again with a larger offset."
+    restarts = [RestartInfo(at=r.at, by=r.actor, from_step=r.value.get("from_step")
+                            if isinstance(r.value, dict) else None)
+                for r in await inst.restarts()]
+    if restarts:
+        text += (f" Restarted {len(restarts)} time{'s' * (len(restarts) != 1)}, last by "
+                 f"{restarts[-1].by}.")
     return GetHistoryResult(instance=info, steps=steps, total_steps=len(records),
-                            has_more=has_more, summary=text)
+                            has_more=has_more, restarts=restarts, summary=text)

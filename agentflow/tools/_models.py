@@ -42,6 +42,7 @@ __all__ = [
     "PauseInstanceResult",
     "PendingEventInfo",
     "PlanInfo",
+    "RestartInfo",
     "RestartInstanceArgs",
     "RestartInstanceResult",
     "ResumeInstanceArgs",
@@ -368,9 +369,21 @@ class GetHistoryArgs(ToolArgs):
     limit: int = Field(100, ge=1, le=500, description="At most this many entries.")
 
 
+class RestartInfo(BaseModel):
+    """One restart of an instance: who made it, when, and from where."""
+
+    at: datetime
+    by: str = Field(description="Who restarted: an operator, or an agent through a tool.")
+    from_step: str | None = Field(None, description="The step it ran again from; None "
+                                                    "from the top.")
+
+
 class GetHistoryResult(ToolResult):
     instance: InstanceInfo
     steps: list[StepInfo] = Field(description="Journal entries in the order the run "
                                               "reached them.")
     total_steps: int
     has_more: bool
+    restarts: list[RestartInfo] = Field(default_factory=list,
+                                        description="Every restart, oldest first, with "
+                                                    "who made it.")

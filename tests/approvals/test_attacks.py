@@ -100,6 +100,12 @@ async def test_an_operator_restarts_keeping_the_decision_and_it_is_recorded(
     assert cli_restart.value == python_restart.value == {"from_step": "pay"}
     shown = json.loads(cli(setup, "show", "pay-op", "--json").stdout)
     assert [r["actor"] for r in shown["restarts"]] == [cli_restart.actor, "ops@example.com"]
+    async with model_front_end(setup, "mcp-stdio-2026-07-28") as call:  # what a model sees
+        history = await call("get_history", {"instance_id": "pay-op"})
+    assert history.structured is not None
+    assert [r["by"] for r in history.structured["restarts"]] == [cli_restart.actor,
+                                                                 "ops@example.com"]
+    assert "last by ops@example.com" in history.text
 
 
 # -- hole: the human-only policy lived in one process ---------------------------------
