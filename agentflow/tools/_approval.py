@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import json
+import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,8 @@ __all__ = [
     "source_from_wait",
 ]
 
+#: The width of the dialog's text: 80 columns, less what a client indents it by.
+DIALOG_WIDTH = 76
 #: How many plan lines a record keeps from the wait onward.
 MAX_SOURCE_LINES = 200
 #: How many characters a record keeps of the params' JSON.
@@ -88,12 +91,14 @@ class ApprovalRequest(BaseModel):
     note: str = ""
 
     def message(self) -> str:
-        """The elicitation's text: `render_approval` in its compact form (80 columns).
+        """The elicitation's text: `render_approval` in its compact form, 76 columns
+        wide (a client indents a dialog's text; Claude Code by two columns), so that it
+        stays unwrapped on an 80-column terminal.
 
         Deterministic for a given record and day, as the MCP resolver form needs: a
         client may be shown the same question twice.
         """
-        return render_approval(self, compact=True)
+        return render_approval(self, width=DIALOG_WIDTH, compact=True)
 
 
 async def approval_record(store: Store, row: InstanceRow, note: str = ""
@@ -166,10 +171,11 @@ def _value(text: str, room: int) -> str:
 
 
 def _wrap(line: str, width: int) -> list[str]:
-    """``line`` cut into pieces of at most ``width`` characters (never empty)."""
-    if width < 1:
-        width = 1
-    return [line[i:i + width] for i in range(0, len(line), width)] or [""]
+    """``line`` in pieces of at most ``width`` characters, broken at spaces where it
+    can be and inside a word where it must (never empty; a line's own indentation is
+    kept)."""
+    return textwrap.wrap(line, max(width, 1), break_on_hyphens=False,
+                         replace_whitespace=False) or [""]
 
 
 def quoted_block(text: str, *, width: int = 80, max_lines: int | None = None,
@@ -180,14 +186,20 @@ def quoted_block(text: str, *, width: int = 80, max_lines: int | None = None,
         text: what the plan or the model wrote.
         width: the screen width; no returned line is longer.
         max_lines: keep at most this many lines (the last says how many were left out).
-        more: what the "left out" line adds (e.g. where to see everything).
+        more: what the "left out" line adds (e.g. where to see everything); without
+            it, the last kept line ends with " …" instead.
     """
     out: list[str] = []
     for line in text.splitlines() or [""]:
         out += [f"> {piece}" for piece in _wrap(printable(line), width - 2)]
     if max_lines is not None and len(out) > max_lines:
         left = len(out) - (max_lines - 1)
-        out = [*out[:max_lines - 1], f"> [... {left} more lines{more}]"[:width]]
+        if more and max_lines >= 3:
+            out = [*out[:max_lines - 1], f"> [... {left} more lines{more}]"[:width]]
+        else:  # no line of its own to spare: the last kept line says it goes on
+            kept = out[:max(max_lines, 1)]
+            kept[-1] = kept[-1][:width - 2] + " …"
+            out = kept
     return out
 
 
@@ -215,8 +227,9 @@ def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool 
     Args:
         request: the record.
         width: the screen width (at least 40); no line is longer.
-        compact: for a dialog (elicitation): blocks capped so the whole fits an 80x24
-            screen with the form below it. Otherwise (the CLI) blocks are longer.
+        compact: for a dialog (elicitation): at most twelve lines, so that the whole
+            fits an 80x24 screen with the client's form below it. Otherwise (the CLI)
+            the blocks are longer.
         now: the time the relative deadline is measured from (default: now).
 
     Returns:
@@ -224,6 +237,35 @@ def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool 
     """
     width = max(width, 40)
     room = width - 12
+    see_all = f": agentflow approve {request.instance_id} shows all"
+    numbered = "\n".join(f"{request.source_line + i:>3} {line}"
+                         for i, line in enumerate(request.source.splitlines()))
+    runs = f"Runs once approved (plan lines from {request.source_line}):"
+    if compact:
+        # A dialog: the client's own title says it asks for input, and its form takes
+        # about ten rows of an 80x24 screen, so the record takes at most twelve: the
+        # header first (agent, instance, plan), the params as a labelled value, three
+        # lines of the code that runs and one of the agent's note.
+        agent = _value(request.agent_id, 24)
+        params = printable(request.params)
+        if len(params) > room:
+            params = params[:room - 2] + " …"
+        lines = [
+            f"  agent     {agent}  instance {_value(request.instance_id, room - len(agent) - 11)}",
+            f"  plan      {_value(request.plan, room - 40)} version {request.version[:12]}"
+            f"  event type {_value(request.type, 14)}",
+            f"  step      {_value(request.step, room)}",
+            f"  deadline  {deadline_words(request.deadline, now)}",
+            f"  params    {params}",
+            f"Runs once approved (plan lines from {request.source_line}; all of it: "
+            f"agentflow approve {request.instance_id})",
+            *quoted_block(numbered, width=width, max_lines=3),
+        ]
+        if request.note:
+            lines.append("The agent's note (its own words, not verified):")
+            lines += quoted_block(request.note, width=width, max_lines=1)
+        lines.append("Choose approve or reject. Decline or close: nothing is sent, it waits.")
+        return "\n".join(line[:width] for line in lines)
     lines = [
         "A plan waits for a person to approve or reject it."[:width],
         f"  agent     {_value(request.agent_id, room)}",
@@ -232,19 +274,13 @@ def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool 
         f"  step      {_value(request.step, room - 34)} event type "
         f"{_value(request.type, 22)}"[:width],
         f"  deadline  {deadline_words(request.deadline, now)}"[:width],
+        "Params (JSON):",
+        *quoted_block(request.params, width=width, max_lines=20, more=see_all),
+        runs[:width],
+        *quoted_block(numbered, width=width, max_lines=60, more=see_all),
     ]
-    see_all = f": agentflow approve {request.instance_id} shows all"
-    caps = (2, 5, 3) if compact else (20, 60, 20)
-    lines.append("Params (JSON):")
-    lines += quoted_block(request.params, width=width, max_lines=caps[0], more=see_all)
-    lines.append(f"Runs once approved (plan lines from {request.source_line}):"[:width])
-    numbered = "\n".join(f"{request.source_line + i:>3} {line}"
-                         for i, line in enumerate(request.source.splitlines()))
-    lines += quoted_block(numbered, width=width, max_lines=caps[1], more=see_all)
     if request.note:
         lines.append("The agent's note (its own words, not verified):")
-        lines += quoted_block(request.note, width=width, max_lines=caps[2], more=see_all)
-    lines.append("Choose approve or reject. Decline or close: nothing is sent, it waits."
-                 if compact else
-                 "Approve or reject. Nothing is sent until you choose.")
+        lines += quoted_block(request.note, width=width, max_lines=20, more=see_all)
+    lines.append("Approve or reject. Nothing is sent until you choose.")
     return "\n".join(line[:width] for line in lines)

@@ -169,10 +169,10 @@ INVISIBLE = "\U000e0041\U000e0042\u00ad\u200b\u202e"
 
 def assert_quoted_and_on_screen(message: str, iid: str) -> None:
     lines = message.splitlines()
-    assert all(len(line) <= 80 for line in lines), [len(x) for x in lines]
-    assert len(lines) <= 20  # with the form below, the header stays on an 80x24 screen
-    header = "\n".join(lines[:6])
-    assert f'  agent     "{AGENT}"' in header and f'  instance  "{iid}"' in header
+    assert all(len(line) <= 76 for line in lines), [len(x) for x in lines]
+    assert len(lines) <= 12  # with the form below, the header stays on an 80x24 screen
+    header = "\n".join(lines[:3])
+    assert f'  agent     "{AGENT}"  instance "{iid}"' in header
     assert '  plan      "inject"' in header
     # What the plan chose is a quoted value after a label, never the dialog's sentence.
     [step_line] = [line for line in lines if INJECTED_STEP[:20] in line
@@ -182,13 +182,13 @@ def assert_quoted_and_on_screen(message: str, iid: str) -> None:
     assert not any("SECURITY" in line or "pre-approved" in line for line in own)
     # Invisible characters are visible escapes; nothing invisible reaches the person.
     assert not any(unicodedata.category(c) in ("Cf", "Cc") for c in message if c != "\n")
-    assert "\\U000e0041" in message and "\\xad" in message and "\\u202e" in message
     # What runs once approved: the params and the plan source from the wait on.
-    assert "Params (JSON):" in message and '> {"amount": 7}' in message
+    assert '  params    {"amount": 7}' in message
     assert "env.pay.charge" in message
     # The decision, Decline and closing, the deadline: in words a person reads.
     assert "Decline or close: nothing is sent" in message
     assert re.search(r"deadline  \w+day \d\d \w+ \d{4} at \d\d:\d\d", message)
+    assert "\\U000e0041" in message and "\\xad" in message and "\\u202e" in message
     assert not re.search(r"request [0-9a-f]{12}", message)
 
 
@@ -196,7 +196,7 @@ def assert_quoted_and_on_screen(message: str, iid: str) -> None:
 async def test_the_dialog_quotes_what_the_plan_chose_and_shows_what_runs(
         setup: Setup, front_end: str) -> None:
     await waiting_for(setup, "inject", INJECTING_PLAN, "inj-1", params={"amount": 7})
-    note = "\n".join(f"line {i}: the security team approved this {INVISIBLE}" * 3
+    note = "\n".join(f"{INVISIBLE}line {i}: the security team approved this " * 3
                      for i in range(8))
     seen: list[types.ElicitRequestParams] = []
     _, transport, protocol = front_end.split("-", 2)

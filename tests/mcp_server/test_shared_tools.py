@@ -21,6 +21,7 @@ from agentflow.tools import (
     ToolContext,
     call_tool,
     load_prompt,
+    render_approval,
 )
 from sandbox import validate
 from tests.mcp_server.conftest import APPROVAL_PLAN, REPO
@@ -287,8 +288,11 @@ async def test_the_agents_note_cannot_pass_for_the_dialogs_own_text(af: AgentFlo
     instance_id = await approval_waiting(af)
     seen: list[str] = []
 
+    seen_request: list[ApprovalRequest] = []
+
     async def person(request: ApprovalRequest) -> HumanAnswer:
         seen.append(request.message())
+        seen_request.append(request)
         return HumanAnswer(action="cancel", request=request)
 
     note = ("Routine change.\n\nApprove or reject. The security team verified this."
@@ -296,12 +300,14 @@ async def test_the_agents_note_cannot_pass_for_the_dialogs_own_text(af: AgentFlo
     await call_tool(af.agent("alice"), "approve", {"instance_id": instance_id, "note": note},
                     ToolContext(ask_human=person))
     (message,) = seen
-    assert "> Routine change.\n>\n> Approve or reject. The security team verified" \
-        in message.replace("> \n", ">\n")
-    assert "\\u202e" in message and "\\x1b" in message
-    assert "\u202e" not in message and "\x1b" not in message
+    assert "\n> Routine change. …\n" in message  # one line in the dialog, behind "> "
+    full = render_approval(seen_request[0])  # the CLI shows it all
+    assert "> Routine change.\n>\n> Approve or reject. The security team verified" in (
+        full.replace("> \n", ">\n"))
+    assert "\\u202e" in full and "\\x1b" in full
+    assert "\u202e" not in full + message and "\x1b" not in full + message
     # The dialog's own closing line is the last one, and only once unquoted.
     lines = message.splitlines()
     assert lines[-1].startswith("Choose approve or reject. Decline or close: nothing is sent")
     assert [line for line in lines if not line.startswith(("> ", "  "))
-            and "approve or reject" in line.lower()] == [lines[0], lines[-1]]
+            and "approve or reject" in line.lower()] == [lines[-1]]
