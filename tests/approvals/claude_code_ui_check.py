@@ -65,7 +65,11 @@ class Tmux:
                  str(self.height), "-c", str(cwd), command)
 
     def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.name)
+        try:
+            return self.run("capture-pane", "-p", "-t", self.name)
+        except subprocess.CalledProcessError:
+            raise CheckFailed(f"{self.name}: the tmux session ended (Claude Code exited)"
+                              ) from None
 
     def keys(self, *keys: str) -> None:
         self.run("send-keys", "-t", self.name, *keys)
@@ -146,7 +150,7 @@ def session(cli: Path, work: Path, width: int, answer: str) -> None:
 
 
 def check_dialog(screen: str, width: int) -> None:
-    for needle in ('agent     "ui"', f'instance  "{IID}"', 'plan      "pay"'):
+    for needle in (f'agent     "ui"  instance "{IID}"', 'plan      "pay"'):
         if needle not in screen:
             raise CheckFailed(f"{width} columns: {needle!r} is not on screen:\n{screen}")
     for line in screen.splitlines():
@@ -200,6 +204,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--claude-dir", type=Path, help="reuse an npm prefix holding the CLI")
     parser.add_argument("--only", help="WIDTH:ANSWER, e.g. 80:approve")
+    # KEEP_TMUX=1 in the environment leaves the sessions open to look at.
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         print("claude_code_ui_check: tmux is not installed", file=sys.stderr)
