@@ -19,6 +19,8 @@
     │   ├── NonDeterminismError         a replay asked for a different step than the journal holds
     │   └── MissingDispatcherMetadataError  a dynamic run's payload has no metadata envelope
     ├── CapabilityError                 a capability call was refused or failed
+    ├── CommitOutcomeUnknownError       PostgreSQL lost the connection while committing a
+    │                                   write not safe to repeat: read the state, decide
     └── NonRetryableError               raised by plan code on purpose: do not retry this step
 
     BaseException
@@ -52,6 +54,7 @@ __all__ = [
     "PLAN_ORIGIN",
     "AgentflowError",
     "CapabilityError",
+    "CommitOutcomeUnknownError",
     "EngineNotStartedError",
     "EngineSignal",
     "HumanOnlyEventError",
@@ -170,6 +173,11 @@ class CapabilityError(AgentflowError):
     too large, a method that does not exist. The plan sees it as a step error."""
 
 
+class CommitOutcomeUnknownError(AgentflowError):
+    """The connection was lost while PostgreSQL was committing a write that is not safe
+    to repeat: it may or may not have been applied. Read the state and decide."""
+
+
 class NonRetryableError(AgentflowError):
     """Raise this inside a step to fail it at once, without using the remaining retries."""
 
@@ -213,21 +221,38 @@ ENGINE_ERROR_NAMES: frozenset[str] = frozenset({
     "HumanOnlyEventError", "CapabilityError", "PlanValidationError", "PlanNotFoundError"})
 
 
-def error_record(exc: BaseException) -> dict[str, str]:
-    """The JSON form of an error as journaled and shown in a status: ``{name, message}``,
-    plus ``"origin": "plan"`` when plan code raised it (see `ENGINE_ERROR_NAMES`)."""
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """The JSON form of an error as journaled and shown in a status.
+
+    Always ``{name, message}``. An error plan code raised also has ``"origin":
+    "plan"``, and never carries one of `ENGINE_ERROR_NAMES`. An agent plan's error also
+    says where it happened (its ``plan_context``, set by the agent layer): ``step`` (the
+    step whose error it is) or ``after_step`` (the last step before an error in plan
+    code), and ``where`` (``{line, function, source, traceback}``, plan frames only).
+    """
     name = exc.error_name if isinstance(exc, StepError) else type(exc).__name__
     try:
         message = exc.message if isinstance(exc, StepError) else str(exc)
     except Exception:  # a __str__ that raises must not stop the error being recorded
         message = f"<{name} whose message cannot be shown>"
-    if getattr(exc, "origin", None) != PLAN_ORIGIN:
-        return {"name": storable_text(str(name)), "message": storable_text(str(message))}
-    if str(name) in ENGINE_ERROR_NAMES:
-        message = f"{message} (the plan raised this under the engine's name {name})"
-        name = "StepError"
-    return {"name": storable_text(str(name)), "message": storable_text(str(message)),
-            "origin": PLAN_ORIGIN}
+    record: dict[str, Any] = {"name": storable_text(str(name)),
+                              "message": storable_text(str(message))}
+    context = getattr(exc, "plan_context", None)
+    if isinstance(context, dict):
+        if isinstance(context.get("message"), str):  # as the plan's sandbox wrote it
+            record["message"] = storable_text(context["message"])
+        for key in ("step", "after_step"):
+            if isinstance(context.get(key), str):
+                record[key] = storable_text(context[key])
+        if isinstance(context.get("where"), dict):
+            record["where"] = context["where"]
+    if getattr(exc, "origin", None) == PLAN_ORIGIN:
+        record["origin"] = PLAN_ORIGIN
+        if record["name"] in ENGINE_ERROR_NAMES:
+            record["message"] = (f"{record['message']} (the plan raised this under the "
+                                 f"engine's name {record['name']})")
+            record["name"] = "StepError"
+    return record
 
 
 def describe_error(record: dict[str, Any] | None) -> str:
@@ -273,10 +298,17 @@ def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Excepti
             err.step = step  # type: ignore[attr-defined]
             if origin is not None:
                 err.origin = origin  # type: ignore[attr-defined]
-            return err
-    if origin is not None:
-        return StepError(message, error_name=name, step=step, origin=origin)
-    return StepError(message, error_name=name, step=step)
+            return _with_context(err, record, step)
+    rebuilt = StepError(message, error_name=name, step=step, origin=origin)
+    return _with_context(rebuilt, record, step)
+
+
+def _with_context(err: Exception, record: dict[str, Any], step: str | None) -> Exception:
+    # A journaled step error that says where in an agent's plan it was raised keeps
+    # that, so the plan error it becomes can show the step body's own line.
+    if isinstance(record.get("where"), dict):
+        err.plan_context = {"where": record["where"], "step": step}  # type: ignore[attr-defined]
+    return err
 
 
 def __getattr__(name: str) -> object:

@@ -14,7 +14,7 @@ def test_exported_names_are_pinned() -> None:
         "AgentflowError", "Clock", "Engine", "EngineNotStartedError", "Event", "Instance",
         "InstanceNotFoundError", "InstanceStatus", "InvalidArgumentError", "InvalidStateError",
         "LimitExceededError", "ManualClock", "NonDeterminismError", "NonRetryableError",
-        "NotFoundError", "RetryPolicy", "Step", "StepError", "StepRecord", "SystemClock",
+        "NotFoundError", "Quotas", "RetryPolicy", "Step", "StepError", "StepRecord", "SystemClock",
         "UsageError", "WaitingOn", "WorkflowBinding", "WorkflowError", "WorkflowNotFoundError",
         "WorkflowTimeoutError", "__version__", "parse_duration",
         # The agent layer, loaded lazily so that the engine never imports the sandbox.
@@ -22,6 +22,9 @@ def test_exported_names_are_pinned() -> None:
         "PendingEvent", "PlanNotFoundError", "PlanValidationError", "PlanVersion",
         "ValidationReport", "create_dynamic_entrypoint", "dispatch_workflow",
         "wrap_workflow_binding",
+        # Running on its own: schedules, retention, the sync facade (lazy).
+        "PruneReport", "Schedule", "ScheduleNotFoundError", "SyncAgent", "SyncAgentFlow",
+        "SyncInstance",
     ])
     for name in agentflow.__all__:
         assert hasattr(agentflow, name), name

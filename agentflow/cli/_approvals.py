@@ -20,6 +20,7 @@ from typing import Any
 
 from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_OK
+from agentflow.cli._workers import no_worker_note
 from agentflow.errors import InvalidArgumentError, InvalidStateError, UsageError
 from agentflow.policy import OperatorPolicy, default_actor, is_human_only
 from agentflow.tools._approval import approval_record, render_approval
@@ -68,16 +69,21 @@ def answer(verb: str) -> Any:
                 return EXIT_OK
             decision = {"approved": verb == "approve", "comment": args.comment or "",
                         "by": "human"}
-            if not await inst.send_event_to_wait(record.ref, record.type, decision):
+            sent = await inst.send_event_to_wait(record.ref, record.type, decision)
+            note = await no_worker_note(engine.store, inst.id) if sent else None
+            if not sent:
                 raise InvalidStateError(
                     f"instance {args.id!r} changed since the request was read (it moved on, "
                     f"was restarted or answered): nothing was sent. Run the command again "
                     f"to see what it waits for now")
         if args.json:
             _emit({"id": args.id, "action": verb, "ok": True, "request": shown,
-                   "payload": decision})
+                   "payload": decision,
+                   **({"worker_running": False, "note": note} if note else {})})
         else:
             print(f"{'approved' if verb == 'approve' else 'rejected'} {args.id}")
+        if note:
+            print(f"agentflow: {note}", file=sys.stderr)
         return EXIT_OK
     return run
 

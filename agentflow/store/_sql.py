@@ -117,6 +117,11 @@ class Dialect:
     greatest: str = "max"
     #: plan versions in the order they were submitted
     submitted_order: str = "v.rowid"
+    #: the size in bytes (UTF-8) of a text column
+    octets: str = "length(CAST({} AS BLOB))"
+    #: a statement that serializes writers of one key until the transaction ends
+    #: (SQLite's BEGIN IMMEDIATE already serializes every writer)
+    scope_lock: str = ""
 
 
 MAX_VARS = 500  # bound on placeholders per statement, well under SQLite's limit
@@ -124,7 +129,7 @@ MAX_VARS = 500  # bound on placeholders per statement, well under SQLite's limit
 INSTANCE_COLUMNS = ("id, workflow, status, payload, created_at, updated_at, output, error, "
                     "waiting_on, due_at, lease_owner, lease_until, fence, scope")
 STEP_COLUMNS = ("seq, name, n, kind, status, attempts, started_at, result, error, "
-                "finished_at, wake_at")
+                "finished_at, wake_at, detail")
 
 
 def chunks(items: Sequence[Any], size: int = MAX_VARS) -> list[Sequence[Any]]:

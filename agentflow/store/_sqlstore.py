@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from agentflow.store import _base as base
 from agentflow.store import _rules as rules
+from agentflow.store import _schedule_rules as housekeeping
 from agentflow.store._group import GroupCommitter
 from agentflow.store._sql import Body, Dialect, Q
 
@@ -136,6 +137,45 @@ class SQLStore(base.Store):
             " updated_at = excluded.updated_at RETURNING 1",
             (scope, key, value, float(now)))), idempotent=True)
 
+    async def kv_set_within(self, scope: str, key: str, value: str, now: float, *,
+                            max_keys: int, max_bytes: int) -> tuple[int, int] | None:
+        size = f"{self.dialect.octets.format('key')} + {self.dialect.octets.format('value')}"
+
+        def body() -> Body[tuple[int, int] | None]:
+            if self.dialect.scope_lock:  # two writers must not both pass the check
+                yield Q(self.dialect.scope_lock, (f"kv:{scope}",))
+            total = yield Q(f"SELECT count(*), coalesce(sum({size}), 0) FROM kv"
+                            f" WHERE scope = ?", (scope,))
+            old = yield Q(f"SELECT {size} FROM kv WHERE scope = ? AND key = ?", (scope, key))
+            keys = int(total[0][0]) + (0 if old else 1)
+            used = (int(total[0][1]) - (int(old[0][0]) if old else 0)
+                    + len(key.encode()) + len(value.encode()))
+            if keys > max_keys or used > max_bytes:
+                return keys, used
+            yield Q("INSERT INTO kv (scope, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value,"
+                    " updated_at = excluded.updated_at RETURNING 1",
+                    (scope, key, value, float(now)))
+            return None
+
+        return await self._write(body)
+
+    async def kv_usage(self, scope: str) -> tuple[int, int]:
+        size = f"{self.dialect.octets.format('key')} + {self.dialect.octets.format('value')}"
+        rows = await self._read(lambda: rules.one(Q(
+            f"SELECT count(*), coalesce(sum({size}), 0) FROM kv WHERE scope = ?", (scope,))))
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def count_instances(self, *, scope: str, statuses: Sequence[str] | None = None
+                              ) -> int:
+        where, params = "scope = ?", [scope]
+        if statuses is not None:
+            where += f" AND status IN ({','.join('?' * len(statuses))})"
+            params += list(statuses)
+        rows = await self._read(lambda: rules.one(Q(
+            f"SELECT count(*) FROM instances WHERE {where}", params)))
+        return int(rows[0][0])
+
     async def kv_delete(self, scope: str, key: str) -> bool:
         rows = await self._write(lambda: rules.one(Q(
             "DELETE FROM kv WHERE scope = ? AND key = ? RETURNING 1", (scope, key))),
@@ -170,6 +210,72 @@ class SQLStore(base.Store):
                       " WHERE kind = ? AND subject = ? ORDER BY id", (kind, subject))
         rows = await self._read(lambda: rules.one(query))
         return [base.OperatorLogRow(*r) for r in rows]
+    # -- schedules, live workers and retention (``_schedule_rules.py``) -------------
+    async def put_schedule(self, row: base.ScheduleRow, *, replace: bool) -> bool:
+        return await self._write(lambda: housekeeping.put_schedule(row, replace))
+
+    async def get_schedule(self, scope: str, name: str) -> base.ScheduleRow | None:
+        return await self._read(lambda: housekeeping.get_schedule(scope, name))
+
+    async def list_schedules(self, scope: str | None) -> list[base.ScheduleRow]:
+        return await self._read(lambda: housekeeping.list_schedules(scope))
+
+    async def delete_schedule(self, scope: str, name: str) -> bool:
+        return await self._write(lambda: housekeeping.delete_schedule(scope, name),
+                                 idempotent=True)
+
+    async def set_schedule_paused(self, scope: str, name: str, paused: bool, *, now: float,
+                                  next_fire_at: float | None) -> bool:
+        return await self._write(lambda: housekeeping.set_schedule_paused(
+            scope, name, paused, now, next_fire_at))
+
+    async def due_schedules(self, now: float, limit: int) -> list[base.ScheduleRow]:
+        return await self._read(lambda: housekeeping.due_schedules(now, limit))
+
+    async def next_schedule_at(self) -> float | None:
+        return await self._read(housekeeping.next_schedule_at)
+
+    async def record_fire(self, fire: base.ScheduleFire) -> list[str] | None:
+        return await self._write(lambda: housekeeping.record_fire(fire))
+
+    async def worker_seen(self, owner: str, *, now: float, alive_until: float) -> None:
+        await self._write(lambda: housekeeping.worker_seen(owner, now, alive_until),
+                          idempotent=True)
+
+    async def worker_gone(self, owner: str) -> None:
+        await self._write(lambda: housekeeping.worker_gone(owner), idempotent=True)
+
+    async def live_workers(self, now: float) -> list[str]:
+        return await self._read(lambda: housekeeping.live_workers(now))
+
+    async def finished_instance_ids(self, *, statuses: Sequence[str],
+                                    finished_before: float | None,
+                                    scopes: Sequence[str] | None, unscoped: bool = False,
+                                    exclude_scopes: Sequence[str] = (),
+                                    limit: int) -> list[str]:
+        return await self._read(lambda: housekeeping.finished_instance_ids(
+            list(statuses), finished_before, _list(scopes), unscoped, list(exclude_scopes),
+            limit))
+
+    async def delete_instances(self, instance_ids: Sequence[str], *,
+                               statuses: Sequence[str] | None = None) -> list[str]:
+        if not instance_ids:
+            return []
+        return await self._write(lambda: housekeeping.delete_instances(
+            list(instance_ids), _list(statuses)), idempotent=True)
+
+    async def reclaim_space(self, *, max_pages: int | None = None, full: bool = False) -> int:
+        """Nothing to do by default: PostgreSQL's autovacuum makes deleted rows' space
+        reusable by itself (a full VACUUM that returns it to the file system locks the
+        tables, and is the DBA's call). SQLite overrides this."""
+        return 0
+
+    async def get_retention(self) -> dict[str, float]:
+        return await self._read(housekeeping.get_retention)
+
+    async def set_retention(self, scope: str, keep_seconds: float | None, now: float) -> None:
+        await self._write(lambda: housekeeping.set_retention(scope, keep_seconds, now),
+                          idempotent=True)
 
 
 def _list(values: Iterable[str] | None) -> list[str] | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentflow.errors import InvalidStateError, describe_error
@@ -31,6 +32,7 @@ from agentflow.plans import (
     PlanVersion,
 )
 from agentflow.policy import ApprovalPolicy, OperatorPolicy
+from agentflow.tools._activity import failed_attempts, recent_logs
 from agentflow.tools._approval import ApprovalRequest, approval_record
 from agentflow.tools._context import (
     HumanOnlyEventError,
@@ -40,6 +42,9 @@ from agentflow.tools._context import (
 from agentflow.tools._models import (
     ApproveArgs,
     ApproveResult,
+    CapabilityInfo,
+    DescribeCapabilitiesArgs,
+    DescribeCapabilitiesResult,
     DiagnosticInfo,
     GetHistoryArgs,
     GetHistoryResult,
@@ -81,6 +86,7 @@ from sandbox import ValidationReport
 __all__ = [
     "approval_request",
     "handle_approve",
+    "handle_describe_capabilities",
     "handle_get_history",
     "handle_get_instance",
     "handle_list_instances",
@@ -155,7 +161,8 @@ def _step_info(record: StepRecord) -> StepInfo:
                     status=record.status, attempts=record.attempts, result=result,
                     result_truncated=truncated, error=record.error,
                     started_at=record.started_at, finished_at=record.finished_at,
-                    wake_at=record.wake_at)
+                    wake_at=record.wake_at, logs=record.logs,
+                    attempt_history=record.attempt_history)
 
 
 # --- plans ---------------------------------------------------------------------------------
@@ -223,10 +230,45 @@ async def handle_start_instance(agent: Agent, args: StartInstanceArgs,
 
 async def handle_get_instance(agent: Agent, args: GetInstanceArgs,
                               context: ToolContext | None = None) -> GetInstanceResult:
-    """One instance's status, output or error, and what it waits on."""
+    """One instance's status, output or error (with its plan line and step), what it
+    waits on, the last lines it printed and its failed attempts."""
     ctx = await _context(agent, context)
-    info = await instance_info(agent, args.instance_id)
-    return GetInstanceResult(instance=info, summary=describe_instance(info, ctx.human_only))
+    inst = await agent.get(args.instance_id)
+    info = _info(inst, await inst.status())
+    records = await inst.history()
+    logs, failed = recent_logs(records), failed_attempts(records)
+    text = describe_instance(info, ctx.human_only)
+    if failed and info.status != "errored":
+        last = failed[-1]
+        text += (f" {len(failed)} failed attempt{'s' * (len(failed) != 1)}; the last: step "
+                 f"{last.step!r} attempt {last.attempt}: {last.error.get('name')}: "
+                 f"{str(last.error.get('message', ''))[:200]}.")
+    if logs:
+        text += f" It printed {len(logs)} line{'s' * (len(logs) != 1)}; the last: " + " | ".join(
+            line[:200] for line in logs[-5:])
+    return GetInstanceResult(instance=info, logs=logs, failed_attempts=failed, summary=text)
+
+
+async def handle_describe_capabilities(agent: Agent, args: DescribeCapabilitiesArgs,
+                                       context: ToolContext | None = None
+                                       ) -> DescribeCapabilitiesResult:
+    """What `env` holds for this agent: each capability's methods, calls and limits."""
+    infos = []
+    for name, capability in sorted(agent.capabilities.items()):
+        described = capability.describe()
+        calls = described.pop("calls", {})
+        methods = described.pop("methods", sorted(capability.methods))
+        described.pop("name", None)
+        infos.append(CapabilityInfo(name=name, methods=list(methods), calls=calls,
+                                    limits=described))
+    if not infos:
+        return DescribeCapabilitiesResult(capabilities=[], summary=(
+            "No capability is granted to you: `env` is empty. Compute in the plan, or ask "
+            "the operator for one."))
+    lines = [f"env.{i.name}: " + "; ".join(
+        str(c.get("call", m)) for m, c in i.calls.items()) for i in infos]
+    return DescribeCapabilitiesResult(capabilities=infos, summary=(
+        "Granted: " + " | ".join(lines) + ". Call them inside a step body."))
 
 
 async def handle_list_instances(agent: Agent, args: ListInstancesArgs,
@@ -316,7 +358,8 @@ async def handle_list_pending_events(agent: Agent, args: ListPendingEventsArgs,
     if not pending:
         return ListPendingEventsResult(pending=[], summary="No instance waits for an event.")
     human = sum(p.human_only for p in pending)
-    text = f"{len(pending)} instance{'s' * (len(pending) > 1)} wait for an event"
+    text = ("1 instance waits for an event" if len(pending) == 1
+            else f"{len(pending)} instances wait for an event")
     if human:
         text += f"; {human} need{'s' * (human == 1)} a person (use approve)"
     return ListPendingEventsResult(pending=pending, summary=text + ".")
@@ -421,37 +464,36 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
         payload)
 
 
+async def _control(agent: Agent, instance_id: str, context: ToolContext | None,
+                   action: Callable[[AgentInstance], Awaitable[None]]
+                   ) -> tuple[InstanceInfo, str]:
+    """Apply a control (pause, resume, terminate); the instance after it, described."""
+    inst = await agent.get(instance_id)
+    await action(inst)
+    info = _info(inst, await inst.status())
+    return info, describe_instance(info, (await _context(agent, context)).human_only)
+
+
 async def handle_pause_instance(agent: Agent, args: PauseInstanceArgs,
                                 context: ToolContext | None = None) -> PauseInstanceResult:
     """Pause an instance (a running one pauses after its current step)."""
-    ctx = await _context(agent, context)
-    inst = await agent.get(args.instance_id)
-    await inst.pause()
-    info = _info(inst, await inst.status())
-    return PauseInstanceResult(instance=info, summary=describe_instance(info, ctx.human_only))
+    info, text = await _control(agent, args.instance_id, context, AgentInstance.pause)
+    return PauseInstanceResult(instance=info, summary=text)
 
 
 async def handle_resume_instance(agent: Agent, args: ResumeInstanceArgs,
                                  context: ToolContext | None = None) -> ResumeInstanceResult:
     """Resume a paused instance."""
-    ctx = await _context(agent, context)
-    inst = await agent.get(args.instance_id)
-    await inst.resume()
-    info = _info(inst, await inst.status())
-    return ResumeInstanceResult(instance=info,
-                                summary=describe_instance(info, ctx.human_only))
+    info, text = await _control(agent, args.instance_id, context, AgentInstance.resume)
+    return ResumeInstanceResult(instance=info, summary=text)
 
 
 async def handle_terminate_instance(agent: Agent, args: TerminateInstanceArgs,
                                     context: ToolContext | None = None
                                     ) -> TerminateInstanceResult:
     """Stop an instance for good (restart_instance can run it again)."""
-    ctx = await _context(agent, context)
-    inst = await agent.get(args.instance_id)
-    await inst.terminate()
-    info = _info(inst, await inst.status())
-    return TerminateInstanceResult(instance=info,
-                                   summary=describe_instance(info, ctx.human_only))
+    info, text = await _control(agent, args.instance_id, context, AgentInstance.terminate)
+    return TerminateInstanceResult(instance=info, summary=text)
 
 
 def kept_human_decision(kept: list[StepRecord], human_only: frozenset[str]
@@ -531,7 +573,18 @@ async def handle_get_history(agent: Agent, args: GetHistoryArgs,
         last = failed[-1]
         text += (f"; step {last.name!r} failed after {last.attempts} attempt"
                  f"{'s' * (last.attempts != 1)}: {describe_error(last.error)[:250]}")
+    retried = [r for r in records if r.status != "error" and any(
+        a.error for a in r.attempt_history)]
+    for r in retried[-3:]:
+        errors = [a for a in r.attempt_history if a.error]
+        err = errors[-1].error or {}
+        text += (f"; step {r.name!r} had {len(errors)} failed attempt"
+                 f"{'s' * (len(errors) != 1)} (last: {err.get('name')}: "
+                 f"{str(err.get('message', ''))[:200]})")
     text += f". {describe_instance(info, ctx.human_only)}"
+    logs = recent_logs(records)
+    if logs:
+        text += " Last printed: " + " | ".join(line[:200] for line in logs[-3:])
     if has_more:
         text += " More steps follow: call again with a larger offset."
     restarts = [RestartInfo(at=r.at, by=r.actor, from_step=r.value.get("from_step")

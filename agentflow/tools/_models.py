@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentflow.models import StatusName, WaitingOn
+from agentflow.models import AttemptRecord, StatusName, WaitingOn
 
 __all__ = [
     "EVENT_TYPE_PATTERN",
@@ -25,7 +25,11 @@ __all__ = [
     "PLAN_NAME_PATTERN",
     "ApproveArgs",
     "ApproveResult",
+    "CapabilityInfo",
+    "DescribeCapabilitiesArgs",
+    "DescribeCapabilitiesResult",
     "DiagnosticInfo",
+    "FailedAttempt",
     "GetHistoryArgs",
     "GetHistoryResult",
     "GetInstanceArgs",
@@ -123,7 +127,9 @@ class InstanceInfo(BaseModel):
     version: str = Field(description="The plan version this instance runs.")
     status: StatusName
     output: Any = Field(None, description="The return value of run(), once complete.")
-    error: dict[str, str] | None = Field(None, description="{name, message} once errored.")
+    error: dict[str, Any] | None = Field(
+        None, description="Once errored: {name, message}, and for a plan error the step "
+                          "(or after_step) and where: {line, function, source, traceback}.")
     waiting_on: WaitingOn | None = Field(
         None, description="When status is waiting: a sleep, an event type or a retry, "
                           "with the step name and the time it ends.")
@@ -155,10 +161,23 @@ class StepInfo(BaseModel):
     result: Any = None
     result_truncated: bool = Field(False, description="The result was too long and is "
                                                       "shown as a shortened JSON string.")
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     started_at: datetime
     finished_at: datetime | None = None
     wake_at: datetime | None = None
+    logs: list[str] = Field([], description="What the plan printed before this step.")
+    attempt_history: list[AttemptRecord] = Field(
+        [], description="Each attempt's time, error (failed ones are kept after a retry "
+                        "succeeds) and printed lines.")
+
+
+class FailedAttempt(BaseModel):
+    """A step attempt that failed (it may have been retried since)."""
+
+    step: str
+    attempt: int
+    at: datetime
+    error: dict[str, Any]
 
 
 class HumanDecision(BaseModel):
@@ -241,6 +260,27 @@ class GetInstanceArgs(ToolArgs):
 
 class GetInstanceResult(ToolResult):
     instance: InstanceInfo
+    logs: list[str] = Field([], description="The last lines the plan printed, each "
+                                            "marked with its step.")
+    failed_attempts: list[FailedAttempt] = Field(
+        [], description="The last failed step attempts, also those retried since.")
+
+
+class DescribeCapabilitiesArgs(ToolArgs):
+    pass
+
+
+class CapabilityInfo(BaseModel):
+    """A capability granted to you: how a plan calls it, and its limits."""
+
+    name: str
+    methods: list[str]
+    calls: dict[str, Any] = Field({}, description="method -> {call, does}.")
+    limits: dict[str, Any] = Field({}, description="Hosts, sizes, models and the like.")
+
+
+class DescribeCapabilitiesResult(ToolResult):
+    capabilities: list[CapabilityInfo]
 
 
 class ListInstancesArgs(ToolArgs):
@@ -324,28 +364,38 @@ class ApproveResult(ToolResult):
     instance: InstanceInfo
 
 
-class PauseInstanceArgs(ToolArgs):
+class _ControlArgs(ToolArgs):
+    # The arguments of the plain controls (pause, resume, terminate). A subclass
+    # without a docstring keeps the schema it had: pydantic does not inherit them.
     instance_id: str = _instance_id()
 
 
-class PauseInstanceResult(ToolResult):
+class _ControlResult(ToolResult):
     instance: InstanceInfo
 
 
-class ResumeInstanceArgs(ToolArgs):
-    instance_id: str = _instance_id()
+class PauseInstanceArgs(_ControlArgs):
+    pass
 
 
-class ResumeInstanceResult(ToolResult):
-    instance: InstanceInfo
+class PauseInstanceResult(_ControlResult):
+    pass
 
 
-class TerminateInstanceArgs(ToolArgs):
-    instance_id: str = _instance_id()
+class ResumeInstanceArgs(_ControlArgs):
+    pass
 
 
-class TerminateInstanceResult(ToolResult):
-    instance: InstanceInfo
+class ResumeInstanceResult(_ControlResult):
+    pass
+
+
+class TerminateInstanceArgs(_ControlArgs):
+    pass
+
+
+class TerminateInstanceResult(_ControlResult):
+    pass
 
 
 class RestartInstanceArgs(ToolArgs):

@@ -131,7 +131,11 @@ RULE_CASES = [
     (plan("return '{0}'.format(event)"), "AF406"),
     (plan("return '{x}'.format_map(event.payload)"), "AF406"),
     (plan("return undefined_thing"), "AF407"),
-    (plan("print(event)"), "AF408"),
+    (plan("return printed"), "AF402"),
+    (plan('await step.do("x")'), "AF207"),
+    (plan('await step.wait_for_event("reply")'), "AF207"),
+    (plan("return await gather(*[step.do(f'f{i}', lambda: i) for i in range(3)])"),
+     "AF208"),
     # AF5xx: exceptions
     (plan("try:\n    pass\nexcept:\n    pass"), "AF501"),
     (plan("try:\n    pass\nexcept BaseException:\n    pass"), "AF502"),
@@ -149,7 +153,8 @@ def test_each_rule_reports_its_code(source: str, code: str) -> None:
 
 
 def test_every_code_in_the_table_is_exercised() -> None:
-    exercised = {code for _source, code in RULE_CASES} | {"AF001"}  # AF001: below
+    exercised = {code for _source, code in RULE_CASES} | {"AF001", "AF409"}  # below;
+    # AF409 needs the agent's grants: tests/sandbox/test_authoring_checks.py
     assert set(DIAGNOSTIC_CODES) - exercised == {"AF000"}  # AF000: the validator's own bug
 
 
@@ -200,9 +205,11 @@ NASTY = [
 
 @pytest.mark.parametrize("source", NASTY, ids=range(len(NASTY)))
 def test_nasty_inputs_get_diagnostics_quickly(source: str) -> None:
-    started = time.perf_counter()
+    # CPU time of this process, not wall-clock time: other work on the machine must not
+    # fail it, and a validator that is slow on these inputs still does.
+    started = time.process_time()
     report = validate(source)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert isinstance(report, ValidationReport)
     assert report.ok == (not report.diagnostics)
     assert all(d.code in DIAGNOSTIC_CODES and d.line >= 1 and d.col >= 1 and d.hint
@@ -216,7 +223,8 @@ _TOKENS = ["async def run(event, step):\n", "    ", "await ", "step.do(", "step.
            "\x00", "\ud800", "é", "ｅｖａｌ", "class A:", "global x\n", "#", '"""']
 
 
-@settings(max_examples=300, deadline=1000, database=None,
+# No wall-clock deadline: the CPU-time check below bounds each example, whatever the load.
+@settings(max_examples=300, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=()), max_size=2_000),
@@ -225,9 +233,11 @@ _TOKENS = ["async def run(event, step):\n", "    ", "await ", "step.do(", "step.
         lambda cut: GOOD_PLAN[:cut[0]] + cut[1] + GOOD_PLAN[cut[0]:]),
 ))
 def test_validate_never_raises_and_never_hangs(source: str) -> None:
-    started = time.perf_counter()
+    # CPU time of this process, not wall-clock time: other work on the machine must not
+    # fail it, and a validator that is slow on these inputs still does.
+    started = time.process_time()
     report = validate(source)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert report.ok == (not report.diagnostics)
     assert all(d.code in DIAGNOSTIC_CODES for d in report.diagnostics)
     assert "AF000" not in [d.code for d in report.diagnostics], report.diagnostics
