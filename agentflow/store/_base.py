@@ -100,6 +100,19 @@ class PlanRow:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorLogRow:
+    """One decision an operator made: ``kind`` ``policy`` (``subject`` a setting) or
+    ``restart`` (``subject`` an instance id); ``value`` is JSON text."""
+
+    id: int
+    kind: str
+    subject: str
+    value: str
+    at: float
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventRow:
     id: int
     instance_id: str
@@ -365,6 +378,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def kv_list(self, scope: str, prefix: str = "", limit: int = 1000) -> list[str]: ...
 
+    # -- the operator's log (policy, operator restarts) -----------------------------
+    @abc.abstractmethod
+    async def append_operator_log(self, kind: str, subject: str, value: str, *, at: float,
+                                  actor: str) -> None:
+        """Append one operator decision (never updates or deletes)."""
+
+    @abc.abstractmethod
+    async def read_operator_log(self, kind: str, subject: str | None = None
+                                ) -> list[OperatorLogRow]:
+        """The decisions of one kind (and subject), oldest first."""
     # -- schedules (see agentflow._schedules) -----------------------------------------
     @abc.abstractmethod
     async def put_schedule(self, row: ScheduleRow, *, replace: bool) -> bool:

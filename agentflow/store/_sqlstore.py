@@ -197,6 +197,25 @@ class SQLStore(base.Store):
             (scope, prefix, prefix, prefix, limit))))
         return [str(r[0]) for r in rows]
 
+    # -- the operator's log ---------------------------------------------------------
+    async def append_operator_log(self, kind: str, subject: str, value: str, *, at: float,
+                                  actor: str) -> None:
+        # Not idempotent: a retried append would log the decision twice.
+        await self._write(lambda: rules.one(Q(
+            "INSERT INTO operator_log (kind, subject, value, at, actor)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING 1",
+            (kind, subject, value, float(at), actor))))
+
+    async def read_operator_log(self, kind: str, subject: str | None = None
+                                ) -> list[base.OperatorLogRow]:
+        if subject is None:
+            query = Q("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                      " WHERE kind = ? ORDER BY id", (kind,))
+        else:
+            query = Q("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                      " WHERE kind = ? AND subject = ? ORDER BY id", (kind, subject))
+        rows = await self._read(lambda: rules.one(query))
+        return [base.OperatorLogRow(*r) for r in rows]
     # -- schedules, live workers and retention (``_schedule_rules.py``) -------------
     async def put_schedule(self, row: base.ScheduleRow, *, replace: bool) -> bool:
         return await self._write(lambda: housekeeping.put_schedule(row, replace))
