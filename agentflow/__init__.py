@@ -13,6 +13,8 @@ from agentflow._engine import Engine
 from agentflow._instance import Instance, WorkflowBinding
 from agentflow._lazy import lazy_loader
 from agentflow._limits import Quotas
+from agentflow._retention import PruneReport
+from agentflow._schedules import Schedule
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
 from agentflow.errors import (
@@ -27,6 +29,7 @@ from agentflow.errors import (
     NonRetryableError,
     NotFoundError,
     PlanNotFoundError,
+    ScheduleNotFoundError,
     StepError,
     UsageError,
     WorkflowError,
@@ -44,6 +47,9 @@ if TYPE_CHECKING:  # the lazy names below, with their real types for mypy and py
         PendingEvent,
         PlanValidationError,
         PlanVersion,
+        SyncAgent,
+        SyncAgentFlow,
+        SyncInstance,
         ValidationReport,
     )
     from agentflow.plans.dispatch import (
@@ -65,6 +71,9 @@ _LAZY = {
     "PlanValidationError": "agentflow.plans",
     "ValidationReport": "agentflow.plans",
     "Diagnostic": "agentflow.plans",
+    "SyncAgentFlow": "agentflow.plans",
+    "SyncAgent": "agentflow.plans",
+    "SyncInstance": "agentflow.plans",
     "wrap_workflow_binding": "agentflow.plans.dispatch",
     "create_dynamic_entrypoint": "agentflow.plans.dispatch",
     "dispatch_workflow": "agentflow.plans.dispatch",
@@ -98,11 +107,17 @@ __all__ = [
     "PlanNotFoundError",
     "PlanValidationError",
     "PlanVersion",
+    "PruneReport",
     "Quotas",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleNotFoundError",
     "Step",
     "StepError",
     "StepRecord",
+    "SyncAgent",
+    "SyncAgentFlow",
+    "SyncInstance",
     "SystemClock",
     "UsageError",
     "ValidationReport",

@@ -278,8 +278,17 @@ def test_pause_resume_terminate_restart(db: Path) -> None:
 
 
 def test_approve_and_reject_as_a_human(db: Path, worker: None) -> None:
-    assert cli("approve", "yes", db=db).stdout.strip() == "approved yes"
-    assert cli("reject", "no", "--comment", "too risky", db=db).returncode == 0
+    unconfirmed = subprocess.run(
+        [sys.executable, "-m", "agentflow.cli", "approve", "yes", "--db", f"sqlite:///{db}"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert unconfirmed.returncode == 2 and "pass --yes" in unconfirmed.stderr
+    assert unconfirmed.stdout.startswith("A plan waits for a person")  # shown first
+    with sqlite3.connect(db) as conn:  # nobody confirmed: nothing was sent
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    approved = cli("approve", "yes", "--yes", db=db)
+    assert approved.stdout.splitlines()[-1] == "approved yes"
+    assert '  instance  "yes"' in approved.stdout and "Params (JSON):" in approved.stdout
+    assert cli("reject", "no", "--comment", "too risky", "--yes", db=db).returncode == 0
     done = cli("wait", "yes", "--json", "--timeout", "30", db=db)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"] == {"status": "approved", "by": "human"}
@@ -307,11 +316,10 @@ def test_approve_refuses_an_instance_that_does_not_wait_for_an_approval(db: Path
                             "('early', 'signal')").fetchone() == (0,)
 
 
-# Step names refuse control characters (the engine rejects "\x1b" there), so the
-# terminal escape rides in the step's result instead.
-STEP = "[dim]secret step[/dim] [/] hidden"
-RESULT = "[red]token=abc[/red] [link=http://evil]click[/link] \x1b[8m"
-ERROR = "list index [/] out of range\nstatus: complete"
+# Step names refuse control characters (the engine checks them), so the terminal escape
+# rides in the error message, which a plan controls too.
+STEP = "[dim]secret step[/dim] [/] [8mhidden"
+ERROR = "list index [/] out of range\nstatus: complete \x1b[8mhidden"
 
 
 async def _setup_hostile_text(db: Path) -> None:
@@ -319,7 +327,7 @@ async def _setup_hostile_text(db: Path) -> None:
 
     @engine.workflow("hostile")
     async def hostile(event: Event, step: Step) -> None:
-        await step.do(STEP, lambda: RESULT)
+        await step.do(STEP, lambda: "[red]token=abc[/red] [link=http://evil]click[/link]")
 
         def fail() -> None:
             raise NonRetryableError(ERROR)
@@ -346,9 +354,8 @@ def test_text_from_plans_is_printed_literally(tmp_path: Path) -> None:
     assert "sleep 'nap [/]' until" in listing.stdout
     shown = cli("show", "hostile", db=db, env=wide)
     assert shown.returncode == 0, shown.stderr
-    assert "[dim]secret step[/dim] [/] hidden" in shown.stdout
-    assert '"[red]token=abc[/red] [link=http://evil]click[/link] \\u001b[8m"' in (
-        shown.stdout)
+    assert "[dim]secret step[/dim] [/] [8mhidden" in shown.stdout
+    assert '"[red]token=abc[/red] [link=http://evil]click[/link]"' in shown.stdout
     assert "error: NonRetryableError: list index [/] out of range\\nstatus: complete" in (
         shown.stdout)
     assert "\x1b" not in shown.stdout

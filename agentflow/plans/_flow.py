@@ -28,7 +28,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentflow._engine import Engine
 from agentflow._instance import WorkflowBinding
@@ -41,8 +41,12 @@ from agentflow.plans._agent import PLAN_WORKFLOW, Agent
 from agentflow.plans._invalid import compile_checked, plan_filename
 from agentflow.plans._rate import StepRate
 from agentflow.plans._runner import _PlanRunner
+from agentflow.plans._schedules import plan_payload_builder
 from agentflow.plans.dispatch import create_dynamic_entrypoint
 from sandbox import CompiledPlan, Limits, WorkerPool
+
+if TYPE_CHECKING:
+    from agentflow.plans._sync import SyncAgentFlow
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}\Z")
 
@@ -67,8 +71,11 @@ class AgentFlow:
             are evicted (least recently used first, rebuilt on their next run,
             invisibly to the plan); when all are busy, further agents' runs wait for a
             slot in arrival order (``waiting_for_worker`` in `Agent.status`).
-        run_scheduler: False for a process that only authors and steers (another
-            process's worker runs the plans).
+        run_scheduler: ``"on_demand"`` (the default) runs due plans once this process
+            asks for progress (starts, sends an event to, resumes, restarts or waits
+            for an instance), so a script that only lists or reads claims nothing;
+            True runs them from the start (a worker, a server); False never (another
+            process's worker runs the plans). See `Engine`.
         quotas: what each agent may use (`Quotas`; the defaults when None): bytes in
             flight per run, journal bytes per instance, kv bytes and keys, instances,
             and a step rate. ``limits.max_bytes_in_flight`` is set from it.
@@ -77,7 +84,8 @@ class AgentFlow:
 
     def __init__(self, url: str | None = None, *, clock: Clock | None = None,
                  isolation: Literal["process", "inline"] = "process", max_workers: int = 64,
-                 run_scheduler: bool = True, limits: Limits | None = None,
+                 run_scheduler: bool | Literal["on_demand"] = "on_demand",
+                 limits: Limits | None = None,
                  quotas: Quotas | None = None,
                  engine_options: Mapping[str, Any] | None = None,
                  compiled_cache_size: int = 256) -> None:
@@ -96,6 +104,7 @@ class AgentFlow:
         self._compiled: OrderedDict[tuple[str, str, str], CompiledPlan] = OrderedDict()
         self._compiled_cache_size = compiled_cache_size
         self._binding = self.engine.binding(PLAN_WORKFLOW)
+        self.engine.schedules.payload_builder(PLAN_WORKFLOW, plan_payload_builder(self))
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -171,17 +180,24 @@ class AgentFlow:
         await asyncio.get_running_loop().shutdown_asyncgens()
 
     @contextlib.contextmanager
-    def in_thread(self) -> Iterator[AgentFlow]:
+    def in_thread(self) -> Iterator[SyncAgentFlow]:
         """Run this AgentFlow on an event loop in a background thread, for sync code.
 
-        Inside the block the engine drives instances, and the sync tool adapters and
-        `agentflow.tools.author_plan` (with a sync OpenAI or Anthropic client) reach the
-        agents through it. Leaving the block closes it (running steps finish first).
+        Yields a `SyncAgentFlow`: the same API with every method synchronous
+        (``af.agent("a1").start("digest", params)`` returns an instance whose ``wait()``
+        blocks). Inside the block the engine drives instances, and the sync tool
+        adapters and `agentflow.tools.author_plan` (with a sync OpenAI or Anthropic
+        client) take its agents. Leaving the block closes it (running steps finish
+        first).
 
         Example:
             with AgentFlow("sqlite:///agentflow.db").in_thread() as af:
-                result = author_plan(openai.OpenAI(), "gpt-4.1", af.agent("a1"), goal)
+                agent = af.agent("a1")
+                agent.submit_plan("digest", source)
+                print(agent.start("digest", {"n": 2}).wait(timeout=30).output)
         """
+        from agentflow.plans._sync import SyncAgentFlow
+
         if self._loop is not None:
             raise UsageError("this AgentFlow is already started; in_thread() starts it")
         loop = asyncio.new_event_loop()
@@ -190,7 +206,7 @@ class AgentFlow:
         try:
             asyncio.run_coroutine_threadsafe(self.start(), loop).result()
             try:
-                yield self
+                yield SyncAgentFlow(self, loop)
             finally:
                 asyncio.run_coroutine_threadsafe(self._close_loop(), loop).result()
         finally:

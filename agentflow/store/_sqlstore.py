@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from agentflow.store import _base as base
 from agentflow.store import _rules as rules
+from agentflow.store import _schedule_rules as housekeeping
 from agentflow.store._group import GroupCommitter
 from agentflow.store._sql import Body, Dialect, Q, chunks, marks
 
@@ -69,24 +70,30 @@ class SQLStore(base.Store):
 
     # -- scheduling ----------------------------------------------------------------
     async def claim_due_instances(self, *, owner: str, workflows: Sequence[str], now: float,
-                                  lease_now: float, lease_until: float, limit: int
+                                  lease_now: float | None = None,
+                                  lease_until: float | None = None, limit: int,
+                                  lease_seconds: float | None = None
                                   ) -> list[base.InstanceRow]:
         if not workflows or limit <= 0:
             return []
         return await self._write(lambda: rules.claim_due_instances(
-            self.dialect, owner, list(workflows), now, lease_now, lease_until, limit),
-            idempotent=True)
+            self.dialect, owner, list(workflows), now, lease_now, lease_until, lease_seconds,
+            limit), idempotent=True)
 
-    async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
+    async def next_due_at(self, workflows: Sequence[str], *,
+                          lease_now: float | None = None) -> float | None:
         if not workflows:
             return None
-        return await self._read(lambda: rules.next_due_at(self.dialect, list(workflows), lease_now))
+        return await self._read(lambda: rules.next_due_at(self.dialect, list(workflows),
+                                                          lease_now))
 
     async def renew_leases(self, *, owner: str, instance_ids: Sequence[str],
-                           lease_until: float) -> None:
-        if instance_ids:
-            await self._write(lambda: rules.renew_leases(owner, instance_ids, lease_until),
-                              idempotent=True)
+                           lease_until: float | None = None,
+                           lease_seconds: float | None = None) -> list[str]:
+        if not instance_ids:
+            return []
+        return await self._write(lambda: rules.renew_leases(
+            self.dialect, owner, instance_ids, lease_until, lease_seconds), idempotent=True)
 
     async def release_leases(self, *, owner: str, instance_ids: Sequence[str],
                              now: float) -> None:
@@ -199,6 +206,92 @@ class SQLStore(base.Store):
             " AND substr(key, 1, length(CAST(? AS text))) = ? ORDER BY key LIMIT ?",
             (scope, prefix, prefix, prefix, limit))))
         return [str(r[0]) for r in rows]
+
+    # -- the operator's log ---------------------------------------------------------
+    async def append_operator_log(self, kind: str, subject: str, value: str, *, at: float,
+                                  actor: str) -> None:
+        # Not idempotent: a retried append would log the decision twice.
+        await self._write(lambda: rules.one(Q(
+            "INSERT INTO operator_log (kind, subject, value, at, actor)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING 1",
+            (kind, subject, value, float(at), actor))))
+
+    async def read_operator_log(self, kind: str, subject: str | None = None
+                                ) -> list[base.OperatorLogRow]:
+        if subject is None:
+            query = Q("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                      " WHERE kind = ? ORDER BY id", (kind,))
+        else:
+            query = Q("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                      " WHERE kind = ? AND subject = ? ORDER BY id", (kind, subject))
+        rows = await self._read(lambda: rules.one(query))
+        return [base.OperatorLogRow(*r) for r in rows]
+    # -- schedules, live workers and retention (``_schedule_rules.py``) -------------
+    async def put_schedule(self, row: base.ScheduleRow, *, replace: bool) -> bool:
+        return await self._write(lambda: housekeeping.put_schedule(row, replace))
+
+    async def get_schedule(self, scope: str, name: str) -> base.ScheduleRow | None:
+        return await self._read(lambda: housekeeping.get_schedule(scope, name))
+
+    async def list_schedules(self, scope: str | None) -> list[base.ScheduleRow]:
+        return await self._read(lambda: housekeeping.list_schedules(scope))
+
+    async def delete_schedule(self, scope: str, name: str) -> bool:
+        return await self._write(lambda: housekeeping.delete_schedule(scope, name),
+                                 idempotent=True)
+
+    async def set_schedule_paused(self, scope: str, name: str, paused: bool, *, now: float,
+                                  next_fire_at: float | None) -> bool:
+        return await self._write(lambda: housekeeping.set_schedule_paused(
+            scope, name, paused, now, next_fire_at))
+
+    async def due_schedules(self, now: float, limit: int) -> list[base.ScheduleRow]:
+        return await self._read(lambda: housekeeping.due_schedules(now, limit))
+
+    async def next_schedule_at(self) -> float | None:
+        return await self._read(housekeeping.next_schedule_at)
+
+    async def record_fire(self, fire: base.ScheduleFire) -> list[str] | None:
+        return await self._write(lambda: housekeeping.record_fire(fire))
+
+    async def worker_seen(self, owner: str, *, now: float, alive_until: float) -> None:
+        await self._write(lambda: housekeeping.worker_seen(owner, now, alive_until),
+                          idempotent=True)
+
+    async def worker_gone(self, owner: str) -> None:
+        await self._write(lambda: housekeeping.worker_gone(owner), idempotent=True)
+
+    async def live_workers(self, now: float) -> list[str]:
+        return await self._read(lambda: housekeeping.live_workers(now))
+
+    async def finished_instance_ids(self, *, statuses: Sequence[str],
+                                    finished_before: float | None,
+                                    scopes: Sequence[str] | None, unscoped: bool = False,
+                                    exclude_scopes: Sequence[str] = (),
+                                    limit: int) -> list[str]:
+        return await self._read(lambda: housekeeping.finished_instance_ids(
+            list(statuses), finished_before, _list(scopes), unscoped, list(exclude_scopes),
+            limit))
+
+    async def delete_instances(self, instance_ids: Sequence[str], *,
+                               statuses: Sequence[str] | None = None) -> list[str]:
+        if not instance_ids:
+            return []
+        return await self._write(lambda: housekeeping.delete_instances(
+            list(instance_ids), _list(statuses)), idempotent=True)
+
+    async def reclaim_space(self, *, max_pages: int | None = None, full: bool = False) -> int:
+        """Nothing to do by default: PostgreSQL's autovacuum makes deleted rows' space
+        reusable by itself (a full VACUUM that returns it to the file system locks the
+        tables, and is the DBA's call). SQLite overrides this."""
+        return 0
+
+    async def get_retention(self) -> dict[str, float]:
+        return await self._read(housekeeping.get_retention)
+
+    async def set_retention(self, scope: str, keep_seconds: float | None, now: float) -> None:
+        await self._write(lambda: housekeeping.set_retention(scope, keep_seconds, now),
+                          idempotent=True)
 
 
 def _list(values: Iterable[str] | None) -> list[str] | None:

@@ -44,12 +44,12 @@ from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from agentflow.errors import InvalidArgumentError
+from agentflow.errors import InvalidArgumentError, StoreUnavailableError
 from agentflow.store._migrations import MIGRATIONS, SCHEMA_VERSION
 from agentflow.store._sql import Body, Dialect, Do, Done, Many, Op, Q, advance
 from agentflow.store._sqlstore import SQLStore
 
-__all__ = ["SQLiteStore"]
+__all__ = ["DatabaseLockedError", "SQLiteStore"]
 
 T = TypeVar("T")
 Db = sqlite3.Connection
@@ -59,6 +59,11 @@ SQLITE = Dialect(
     # INDEXED BY: with many sleepers the planner would otherwise pick the listing
     # index on workflow and sort every row of it (seen: +75 ms per claim).
     due_index=" INDEXED BY instances_due", greatest="max", submitted_order="v.rowid")
+
+
+class DatabaseLockedError(StoreUnavailableError, sqlite3.OperationalError):
+    """Another process held the SQLite file's lock past the store's retries; nothing
+    was changed (the transaction was rolled back)."""
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -243,6 +248,12 @@ class SQLiteStore(SQLStore):
 
             def setup(db: Db) -> None:
                 db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+                # Only a new, empty file takes this (before its first table and before
+                # WAL): space that retention frees can then go back to the file system
+                # page by page (`reclaim_space`). A file made before needs one
+                # `reclaim_space(full=True)` (VACUUM) to switch.
+                if db.execute("PRAGMA page_count").fetchone()[0] == 0:  # a new file
+                    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 if self.path != ":memory:":
                     _retry_busy(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone())
                 db.execute("PRAGMA synchronous = FULL")
@@ -280,16 +291,62 @@ class SQLiteStore(SQLStore):
         """One write transaction, run whole in the writer's thread (one hop)."""
         if self._writer is None:
             raise RuntimeError("the store is not open")
-        return await self._writer.run(
-            lambda db: self._transaction(db, lambda: _drive(db, body())))
+        try:
+            return await self._writer.run(
+                lambda db: self._transaction(db, lambda: _drive(db, body())))
+        except sqlite3.OperationalError as exc:
+            raise self._unavailable(exc, "nothing was changed") from exc
 
     async def _read(self, body: Callable[[], Body[T]]) -> T:
         if self._reader is None:
             raise RuntimeError("the store is not open")
-        return await self._reader.run(lambda db: _retry_busy(lambda: _drive(db, body())))
+        try:
+            return await self._reader.run(lambda db: _retry_busy(lambda: _drive(db, body())))
+        except sqlite3.OperationalError as exc:
+            raise self._unavailable(exc, "nothing was read or changed") from exc
+
+    def _unavailable(self, exc: sqlite3.OperationalError, outcome: str
+                     ) -> sqlite3.OperationalError:
+        """A busy file past the retries, as an agentflow error that says so."""
+        if not _is_busy(exc) or isinstance(exc, DatabaseLockedError):
+            return exc
+        return DatabaseLockedError(
+            f"the database is unavailable: database is locked (another process held the "
+            f"lock on {self.path!r} for over {_BUSY_RETRY_SECONDS:g} s of retries), so "
+            f"{outcome}; try again when it is done")
 
     async def schema_version(self) -> int:
         if self._reader is None:
             raise RuntimeError("the store is not open")
         return await self._reader.run(
             lambda db: int(db.execute("PRAGMA user_version").fetchone()[0]))
+
+    async def reclaim_space(self, *, max_pages: int | None = None, full: bool = False) -> int:
+        """SQLite keeps the pages of deleted rows in the file for reuse; this hands them
+        back: ``PRAGMA incremental_vacuum`` (at most ``max_pages``) on a file with
+        ``auto_vacuum = INCREMENTAL``, or with ``full`` a whole ``VACUUM`` (which also
+        switches an older file to incremental). Returns the pages freed."""
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        if self.path == ":memory:":
+            return 0
+
+        def reclaim(db: Db) -> int:
+            before = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+            if full:
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                _retry_busy(lambda: db.execute("VACUUM"))
+            elif int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+                pages = "" if max_pages is None else f"({int(max_pages)})"
+                # executescript steps the pragma to the end; execute().fetchall() stops
+                # after its first page.
+                _retry_busy(lambda: db.executescript(f"PRAGMA incremental_vacuum{pages};"))
+            else:
+                return 0
+            if full or max_pages is None:
+                # The WAL holds the moved pages until a checkpoint; the file shrinks
+                # then. A bounded step leaves that to SQLite's own automatic
+                # checkpoints: a checkpoint per batch would stall the writer.
+                _retry_busy(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+            return before - int(db.execute("PRAGMA freelist_count").fetchone()[0])
+        return await self._writer.run(reclaim)

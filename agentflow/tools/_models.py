@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentflow.models import StatusName, WaitingOn
+from agentflow.models import AttemptRecord, StatusName, WaitingOn
 
 __all__ = [
     "EVENT_TYPE_PATTERN",
@@ -25,7 +25,11 @@ __all__ = [
     "PLAN_NAME_PATTERN",
     "ApproveArgs",
     "ApproveResult",
+    "CapabilityInfo",
+    "DescribeCapabilitiesArgs",
+    "DescribeCapabilitiesResult",
     "DiagnosticInfo",
+    "FailedAttempt",
     "GetHistoryArgs",
     "GetHistoryResult",
     "GetInstanceArgs",
@@ -42,6 +46,7 @@ __all__ = [
     "PauseInstanceResult",
     "PendingEventInfo",
     "PlanInfo",
+    "RestartInfo",
     "RestartInstanceArgs",
     "RestartInstanceResult",
     "ResumeInstanceArgs",
@@ -122,7 +127,9 @@ class InstanceInfo(BaseModel):
     version: str = Field(description="The plan version this instance runs.")
     status: StatusName
     output: Any = Field(None, description="The return value of run(), once complete.")
-    error: dict[str, str] | None = Field(None, description="{name, message} once errored.")
+    error: dict[str, Any] | None = Field(
+        None, description="Once errored: {name, message}, and for a plan error the step "
+                          "(or after_step) and where: {line, function, source, traceback}.")
     waiting_on: WaitingOn | None = Field(
         None, description="When status is waiting: a sleep, an event type or a retry, "
                           "with the step name and the time it ends.")
@@ -148,25 +155,48 @@ class StepInfo(BaseModel):
     seq: int
     name: str
     n: int = Field(description="Counts calls with the same name in one run, from 1.")
-    kind: str = Field(description="do, sleep, event, now, random or uuid.")
+    kind: str = Field(description="do, sleep, event, now, random or uuid; log: what the "
+                                  "plan printed after its last step.")
     status: str = Field(description="ok, error, retrying or waiting.")
     attempts: int
     result: Any = None
     result_truncated: bool = Field(False, description="The result was too long and is "
                                                       "shown as a shortened JSON string.")
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     started_at: datetime
     finished_at: datetime | None = None
     wake_at: datetime | None = None
+    logs: list[str] = Field([], description="What the plan printed before this step.")
+    attempt_history: list[AttemptRecord] = Field(
+        [], description="Each attempt's time, error (failed ones are kept after a retry "
+                        "succeeds) and printed lines.")
+
+
+class FailedAttempt(BaseModel):
+    """A step attempt that failed (it may have been retried since)."""
+
+    step: str
+    attempt: int
+    at: datetime
+    error: dict[str, Any]
 
 
 class HumanDecision(BaseModel):
-    """What a person answers to an approval request (the elicitation form)."""
+    """What a person answers to an approval request (the elicitation form): an explicit
+    choice, not a checkbox whose unset state differs from client to client. Strict:
+    anything but ``"approve"`` or ``"reject"`` is refused, and nothing is sent."""
 
-    approved: bool = Field(title="Approve", description="Check to approve; leave unchecked "
-                                                        "to reject.")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    decision: Literal["approve", "reject"] = Field(
+        title="Decision", description="approve: the plan goes on. reject: the plan is "
+                                      "told no.")
     comment: str = Field("", title="Comment", max_length=2000,
                          description="Optional; the plan receives it with the decision.")
+
+    @property
+    def approved(self) -> bool:
+        return self.decision == "approve"
 
 
 # --- plans ------------------------------------------------------------------------------
@@ -231,6 +261,27 @@ class GetInstanceArgs(ToolArgs):
 
 class GetInstanceResult(ToolResult):
     instance: InstanceInfo
+    logs: list[str] = Field([], description="The last lines the plan printed, each "
+                                            "marked with its step.")
+    failed_attempts: list[FailedAttempt] = Field(
+        [], description="The last failed step attempts, also those retried since.")
+
+
+class DescribeCapabilitiesArgs(ToolArgs):
+    pass
+
+
+class CapabilityInfo(BaseModel):
+    """A capability granted to you: how a plan calls it, and its limits."""
+
+    name: str
+    methods: list[str]
+    calls: dict[str, Any] = Field({}, description="method -> {call, does}.")
+    limits: dict[str, Any] = Field({}, description="Hosts, sizes, models and the like.")
+
+
+class DescribeCapabilitiesResult(ToolResult):
+    capabilities: list[CapabilityInfo]
 
 
 class ListInstancesArgs(ToolArgs):
@@ -369,9 +420,21 @@ class GetHistoryArgs(ToolArgs):
     limit: int = Field(100, ge=1, le=500, description="At most this many entries.")
 
 
+class RestartInfo(BaseModel):
+    """One restart of an instance: who made it, when, and from where."""
+
+    at: datetime
+    by: str = Field(description="Who restarted: an operator, or an agent through a tool.")
+    from_step: str | None = Field(None, description="The step it ran again from; None "
+                                                    "from the top.")
+
+
 class GetHistoryResult(ToolResult):
     instance: InstanceInfo
     steps: list[StepInfo] = Field(description="Journal entries in the order the run "
                                               "reached them.")
     total_steps: int
     has_more: bool
+    restarts: list[RestartInfo] = Field(default_factory=list,
+                                        description="Every restart, oldest first, with "
+                                                    "who made it.")
