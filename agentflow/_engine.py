@@ -55,6 +55,9 @@ __all__ = ["Engine", "WorkflowFn"]
 
 log = logging.getLogger("agentflow.engine")
 
+#: How often a busy engine checks that its runs' fences still hold (one small read).
+_FENCE_CHECK_SECONDS = 0.5
+
 WorkflowFn = Callable[[Event, Step], Awaitable[Any]]
 F = TypeVar("F", bound=WorkflowFn)
 
@@ -145,6 +148,7 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workflows: dict[str, WorkflowFn] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._fences: dict[str, int] = {}  # the fence each running instance was claimed at
         # Per run: until when (time.monotonic()) its lease surely holds.
         self._lease_deadlines: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -245,6 +249,7 @@ class Engine:
         if self.run_scheduler:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
                            asyncio.create_task(self._heartbeat(), name="agentflow-leases"),
+                           asyncio.create_task(self._watch_fences(), name="agentflow-fences"),
                            asyncio.create_task(self.schedules.run(),
                                                name="agentflow-schedules")]
 
@@ -281,6 +286,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, *running, return_exceptions=True)
         self._running.clear()
+        self._fences.clear()
         try:  # what the runs could not hand back themselves (cancelled mid-body)
             await self._store.release_leases(owner=self.owner, instance_ids=held,
                                              now=self.clock.now())
@@ -372,6 +378,7 @@ class Engine:
                         stale.cancel()     # step here: that run's fence is gone, end it
                     self._running[row.id] = asyncio.create_task(self._drive(row),
                                                                 name=f"agentflow:{row.id}")
+                    self._fences[row.id] = row.fence
                 if rows:
                     self.nudge()
                 if len(rows) == capacity:
@@ -431,6 +438,27 @@ class Engine:
                                 instance_id)
                     task.cancel()
 
+    async def _watch_fences(self) -> None:
+        """End runs made moot elsewhere: a terminate or restart by another process (the
+        CLI, an MCP server) moves the fence; so does a takeover after a lost lease. The
+        run is cancelled, which ends its step body (the sandbox kills a worker whose
+        body does not stop) instead of letting it compute until its next commit."""
+        while not self._closing:
+            await asyncio.sleep(_FENCE_CHECK_SECONDS)
+            held = {i: f for i, f in self._fences.items() if i in self._running}
+            if not held:
+                continue
+            try:
+                current = await self._store.get_fences(list(held))
+            except Exception:
+                log.exception("reading fences failed; trying again")
+                continue
+            for instance_id, fence in held.items():
+                task = self._running.get(instance_id)
+                if (current.get(instance_id) != fence and task is not None
+                        and self._fences.get(instance_id) == fence and not task.done()):
+                    task.cancel()
+
     async def _drive(self, row: InstanceRow) -> None:
         """Run one claimed instance until it finishes or parks."""
         activation: Activation | None = None
@@ -464,6 +492,7 @@ class Engine:
         finally:
             if self._running.get(row.id) is asyncio.current_task():  # not a newer run's
                 del self._running[row.id]
+                self._fences.pop(row.id, None)
                 self._lease_deadlines.pop(row.id, None)
             self.nudge()
 

@@ -368,6 +368,11 @@ class Store(abc.ABC):
         """The keys and bytes (UTF-8 of keys and values) a scope holds."""
 
     @abc.abstractmethod
+    async def get_fences(self, instance_ids: Sequence[str]) -> dict[str, int]:
+        """The current fence of each of these instances (missing ones are left out):
+        a run whose fence moved (terminated, restarted, taken over) is moot."""
+
+    @abc.abstractmethod
     async def count_instances(self, *, scope: str, statuses: Sequence[str] | None = None
                               ) -> int:
         """How many instances a scope has (of these statuses; None: all)."""

@@ -8,6 +8,7 @@ the contract's rules included, is shared.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -15,7 +16,7 @@ from agentflow.store import _base as base
 from agentflow.store import _rules as rules
 from agentflow.store import _schedule_rules as housekeeping
 from agentflow.store._group import GroupCommitter
-from agentflow.store._sql import Body, Dialect, Q
+from agentflow.store._sql import Body, Dialect, Q, chunks, marks
 
 __all__ = ["SQLStore"]
 
@@ -171,6 +172,15 @@ class SQLStore(base.Store):
         rows = await self._read(lambda: rules.one(Q(
             f"SELECT count(*), coalesce(sum({size}), 0) FROM kv WHERE scope = ?", (scope,))))
         return int(rows[0][0]), int(rows[0][1])
+
+    async def get_fences(self, instance_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in chunks(list(instance_ids)):
+            query = Q(f"SELECT id, fence FROM instances WHERE id IN ({marks(chunk)})",
+                      list(chunk))
+            rows = await self._read(functools.partial(rules.one, query))
+            found.update((str(r[0]), int(r[1])) for r in rows)
+        return found
 
     async def count_instances(self, *, scope: str, statuses: Sequence[str] | None = None
                               ) -> int:
