@@ -10,7 +10,9 @@ aside):
      defines ``_attr`` (a function, a class, a class attribute or a ``self._attr``
      assignment): then ``obj`` is one of the module's own objects. Reading another
      module's private attribute (``pool._workers`` in a sibling module included) is a
-     reach: that module must offer a public operation instead.
+     reach: that module must offer a public operation instead. (The check reads no
+     types: a module that defines an ``_attr`` of its own may also read another
+     object's ``_attr`` of the same name unnoticed; keep private names distinct.)
    A few standard-library and third-party names that merely start with an underscore
    are allowed, each with its reason, in `ALLOWED_ATTRIBUTES`.
 2. ``mcp_server`` imports agentflow's public API only: no module path with a private
