@@ -156,6 +156,7 @@ class WrappedBinding:
         if must_be_new and not created:
             raise InvalidArgumentError(f"an instance with id {rows[0].id!r} already exists; "
                                        f"choose another id")
+        engine.start_claiming()
         engine.nudge()
         # An id taken by someone else between the check and the write was skipped.
         await self._refuse_foreign([r.id for r in rows if r.id not in created | own])

@@ -127,6 +127,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             updated_at double precision NOT NULL
         )""",
     ]),
+    (5, [
+        # What operators decided, append-only (see the SQLite migration 5).
+        """CREATE TABLE operator_log (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            kind text COLLATE "C" NOT NULL,
+            subject text COLLATE "C" NOT NULL,
+            value text NOT NULL,
+            at double precision NOT NULL,
+            actor text NOT NULL
+        )""",
+        "CREATE INDEX operator_log_subject ON operator_log (kind, subject, id)",
+    ]),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
