@@ -6,6 +6,7 @@ The README has the contract: the API, what the engine guarantees, and its limits
 
 from agentflow._durations import RetryPolicy, parse_duration
 from agentflow._engine import Engine
+from agentflow._feed import Change
 from agentflow._instance import Instance, WorkflowBinding
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
@@ -63,6 +64,7 @@ __all__ = [
     "AgentFlow",
     "AgentInstance",
     "AgentflowError",
+    "Change",
     "Clock",
     "Diagnostic",
     "Engine",

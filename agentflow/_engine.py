@@ -18,10 +18,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar, overload
 
 from agentflow._durations import to_datetime
+from agentflow._feed import Change, subscribe
 from agentflow._instance import Instance, WorkflowBinding, instance_status
 from agentflow._limits import check_statuses, dumps, encode_value
 from agentflow._step import Activation, Step
@@ -260,6 +261,32 @@ class Engine:
         rows = await self.store.list_instances(workflows=workflows, statuses=statuses,
                                                limit=limit, offset=offset)
         return [instance_status(r) for r in rows]
+
+    def subscribe(self, *, after: int | None = None,
+                  instance_ids: Collection[str] | None = None,
+                  agents: Collection[str] | None = None,
+                  workflows: Collection[str] | None = None,
+                  poll: float = 0.1) -> AsyncIterator[Change]:
+        """Changes to instances, in commit order, from every process on this database.
+
+        Example:
+            async for change in engine.subscribe(after=cursor):
+                print(change.instance_id, change.status)
+                cursor = change.seq          # keep it: resume with after=cursor
+
+        Args:
+            after: the ``seq`` of the last change seen (0: from the oldest kept;
+                None: from now).
+            instance_ids: only these instances.
+            agents: only instances of these agents.
+            workflows: only instances of these workflows.
+            poll: seconds between reads when nothing is new.
+
+        Returns:
+            An endless async iterator of `Change`; break out of the loop to stop.
+        """
+        return subscribe(self.store, after=after, instance_ids=instance_ids, agents=agents,
+                         workflows=workflows, poll=poll)
 
     # -- scheduling ----------------------------------------------------------------
     async def _schedule(self) -> None:

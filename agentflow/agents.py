@@ -22,7 +22,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agentflow._durations import parse_duration, to_datetime
 from agentflow._engine import Engine
+from agentflow._feed import Change
 from agentflow._instance import Instance, instance_status
 from agentflow._limits import check_statuses, encode_value
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
@@ -217,6 +218,19 @@ class AgentFlow:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def subscribe(self, *, after: int | None = None, agent: str | None = None,
+                  instance_ids: Collection[str] | None = None,
+                  poll: float = 0.1) -> AsyncIterator[Change]:
+        """Changes to instances on this database, in commit order, from every process
+        (see `Engine.subscribe`); ``agent`` keeps one agent's instances only.
+
+        Example:
+            async for change in flow.subscribe(after=cursor):
+                cursor = change.seq
+        """
+        return self.engine.subscribe(after=after, instance_ids=instance_ids,
+                                     agents=None if agent is None else [agent], poll=poll)
 
     def agent(self, agent_id: str, capabilities: Mapping[str, Capability] | None = None
               ) -> Agent:
@@ -502,6 +516,11 @@ class Agent:
                 pending.append(PendingEvent(instance_id=row.id, plan=metadata["plan"],
                                             type=w.type, step=w.step, deadline=w.until))
         return pending
+
+    def subscribe(self, *, after: int | None = None, poll: float = 0.1
+                  ) -> AsyncIterator[Change]:
+        """Changes to this agent's instances only (see `AgentFlow.subscribe`)."""
+        return self._af.subscribe(after=after, agent=self.id, poll=poll)
 
     async def pause(self, instance_id: str) -> None:
         await (await self.get(instance_id)).pause()

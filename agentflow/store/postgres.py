@@ -52,6 +52,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_r
 
 from agentflow.errors import InvalidArgumentError
 from agentflow.store._base import (
+    ChangeRow,
     CommitResult,
     EventRow,
     InstanceChange,
@@ -72,6 +73,7 @@ log = logging.getLogger("agentflow.store.postgres")
 T = TypeVar("T")
 Conn = AsyncConnection[Any]
 
+_CHANGE_COLUMNS = "seq, instance_id, scope, workflow, kind, status, step, at"
 _INSTANCE_COLUMNS = ("id, workflow, status, payload, created_at, updated_at, output, error, "
                      "waiting_on, due_at, lease_owner, lease_until, fence, scope")
 _STEP_COLUMNS = ("seq, name, n, kind, status, attempts, started_at, result, error, "
@@ -612,6 +614,20 @@ class PostgresStore(Store):
             " WHERE v.scope = %s AND v.name = %s ORDER BY v.created_at, v.seq", (scope, name))
         return [_plan_row(r) for r in rows]
 
+    # -- the change feed (rows written by the triggers of migration 3) ----------------
+    async def read_changes(self, after: int, limit: int = 500) -> list[ChangeRow]:
+        pending = await self._read("SELECT 1 FROM changes WHERE seq IS NULL LIMIT 1", ())
+        if pending:
+            await self._write(_number_changes, idempotent=True)
+        rows = await self._read(f"SELECT {_CHANGE_COLUMNS} FROM changes WHERE seq > %s "
+                                "ORDER BY seq LIMIT %s", (after, limit))
+        return [ChangeRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], float(r[7]))
+                for r in rows]
+
+    async def last_change(self) -> int:
+        rows = await self._read("SELECT max(seq) FROM changes", ())
+        return int(rows[0][0] or 0) if rows else 0
+
     async def kv_get(self, scope: str, key: str) -> str | None:
         rows = await self._read("SELECT value FROM kv WHERE scope = %s AND key = %s",
                                 (scope, key))
@@ -638,6 +654,18 @@ class PostgresStore(Store):
 
 _PLAN_SELECT = ("SELECT v.scope, v.name, v.version, v.source, v.created_at, v.created_by,"
                 " coalesce(p.current_version = v.version, false) FROM plan_versions v")
+
+
+async def _number_changes(conn: Conn) -> None:
+    """Number the committed, unnumbered changes in the order they were written, under a
+    lock that makes numbering transactions commit one after another (see migration 3)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()"
+                       " || '.agentflow.changes'))")
+    await conn.execute(
+        "WITH top AS (SELECT coalesce(max(seq), 0) AS n FROM changes),"
+        " fresh AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM changes"
+        " WHERE seq IS NULL)"
+        " UPDATE changes c SET seq = top.n + fresh.k FROM top, fresh WHERE c.id = fresh.id")
 
 
 def _plan_row(r: Sequence[Any]) -> PlanRow:

@@ -37,6 +37,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from agentflow.errors import InvalidArgumentError
 from agentflow.store._base import (
+    ChangeRow,
     CommitResult,
     EventRow,
     InstanceChange,
@@ -55,6 +56,7 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 Db = sqlite3.Connection
 
+_CHANGE_COLUMNS = "seq, instance_id, scope, workflow, kind, status, step, at"
 _INSTANCE_COLUMNS = ("id, workflow, status, payload, created_at, updated_at, output, error, "
                      "waiting_on, due_at, lease_owner, lease_until, fence, scope")
 _STEP_COLUMNS = ("seq, name, n, kind, status, attempts, started_at, result, error, "
@@ -447,6 +449,17 @@ class SQLiteStore(Store):
                " WHERE v.scope = ? AND v.name = ? ORDER BY v.created_at, v.rowid")
         rows = await self._read(lambda db: db.execute(sql, (scope, name)).fetchall())
         return [_plan_row(r) for r in rows]
+
+    # -- the change feed (rows written by the triggers of migration 3) ----------------
+    async def read_changes(self, after: int, limit: int = 500) -> list[ChangeRow]:
+        rows = await self._read(lambda db: db.execute(
+            f"SELECT {_CHANGE_COLUMNS} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit)).fetchall())
+        return [ChangeRow(*r) for r in rows]
+
+    async def last_change(self) -> int:
+        row = await self._read(lambda db: db.execute("SELECT max(seq) FROM changes").fetchone())
+        return int(row[0] or 0)
 
     async def kv_get(self, scope: str, key: str) -> str | None:
         row = await self._read(lambda db: db.execute(
