@@ -223,8 +223,14 @@ class Store(abc.ABC):
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
                              statuses: Sequence[str] | None = None,
                              scopes: Sequence[str] | None = None, limit: int = 100,
-                             offset: int = 0) -> list[InstanceRow]:
-        """Instances, newest first, filtered by workflow names, statuses and scopes."""
+                             offset: int = 0, before: tuple[float, str] | None = None,
+                             plans: Sequence[str] | None = None) -> list[InstanceRow]:
+        """Instances, newest first (``created_at`` descending, then ``id``), filtered by
+        workflow names, statuses, scopes and agent plan names.
+
+        ``before`` pages by key rather than by offset: pass the ``(created_at, id)`` of
+        the last row of the previous page, and the page after it comes back at the
+        same cost however deep it is (100,000 instances down as on the first page)."""
 
     @abc.abstractmethod
     async def transition(self, instance_id: str,

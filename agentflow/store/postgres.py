@@ -342,7 +342,8 @@ class PostgresStore(Store):
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
                              statuses: Sequence[str] | None = None,
                              scopes: Sequence[str] | None = None, limit: int = 100,
-                             offset: int = 0) -> list[InstanceRow]:
+                             offset: int = 0, before: tuple[float, str] | None = None,
+                             plans: Sequence[str] | None = None) -> list[InstanceRow]:
         where: list[str] = []
         params: list[Any] = []
         for column, values in (("workflow", workflows), ("status", statuses),
@@ -350,6 +351,13 @@ class PostgresStore(Store):
             if values is not None:
                 where.append(f"{column} = ANY(%s::text[])")
                 params.append(list(values))
+        if plans is not None:  # agent plans carry their name in the payload's envelope
+            where.append("(payload::json -> '__dispatcher_metadata' ->> 'plan')"
+                         " = ANY(%s::text[])")
+            params.append(list(plans))
+        if before is not None:
+            where.append("(created_at < %s OR (created_at = %s AND id > %s))")
+            params.extend([before[0], before[0], before[1]])
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self._read(f"SELECT {_INSTANCE_COLUMNS} FROM instances {clause}"
                                 " ORDER BY created_at DESC, id LIMIT %s OFFSET %s",

@@ -263,7 +263,8 @@ class SQLiteStore(Store):
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
                              statuses: Sequence[str] | None = None,
                              scopes: Sequence[str] | None = None, limit: int = 100,
-                             offset: int = 0) -> list[InstanceRow]:
+                             offset: int = 0, before: tuple[float, str] | None = None,
+                             plans: Sequence[str] | None = None) -> list[InstanceRow]:
         where: list[str] = []
         params: list[Any] = []
         for column, values in (("workflow", workflows), ("status", statuses),
@@ -271,6 +272,13 @@ class SQLiteStore(Store):
             if values is not None:
                 where.append(f"{column} IN ({_marks(values)})" if values else "0")
                 params.extend(values)
+        if plans is not None:  # agent plans carry their name in the payload's envelope
+            where.append("json_extract(payload, '$.__dispatcher_metadata.plan') IN "
+                         f"({_marks(plans)})" if plans else "0")
+            params.extend(plans)
+        if before is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id > ?))")
+            params.extend([before[0], before[0], before[1]])
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         sql = (f"SELECT {_INSTANCE_COLUMNS} FROM instances {clause} "
                "ORDER BY created_at DESC, id LIMIT ? OFFSET ?")
