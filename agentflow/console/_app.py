@@ -177,6 +177,9 @@ class Console:
     def page(self, request: Request, template: str, session: Session | None,
              status_code: int = 200, **context: Any) -> Response:
         context.setdefault("notices", [])
+        # The feed's position when the page's data was read: the live stream starts
+        # there, so a change made between reading and connecting is not missed.
+        context.setdefault("cursor", getattr(request.state, "cursor", 0))
         return self.templates.TemplateResponse(
             request, template, {"session": session, **context}, status_code=status_code)
 
@@ -217,6 +220,8 @@ def _signed_in(handler: Handler, *, acts: bool = False) -> Callable[[Request],
                 return console.message(request, session, "Read-only",
                                        "Your role is read-only; nothing was done.",
                                        status_code=403)
+        if request.method == "GET":
+            request.state.cursor = await console.flow.engine.store.last_change()
         return await handler(request, console, session)
 
     return endpoint
@@ -372,7 +377,7 @@ async def act(request: Request, console: Console, session: Session) -> Response:
         inst = await flow.engine.get_instance(instance_id)
         if action == "restart":
             row = await flow.engine.store.get_instance(instance_id)
-            from_step = _field(form, "from_step") or None
+            from_step = _step_name(_field(form, "from_step"))
             if row is not None and row.scope and _field(form, "upgrade"):
                 agent_inst = await flow.agent(row.scope).get(instance_id)
                 await agent_inst.restart(from_step, upgrade=True)
@@ -388,6 +393,18 @@ async def act(request: Request, console: Console, session: Session) -> Response:
                                status_code=409, back=back)
     await _data.record_action(flow, instance_id, by=session.name, action=action)
     return RedirectResponse(f"{back}?{urlencode({'notice': action})}", 303)
+
+
+def _step_name(value: str) -> str | None:
+    """The step a restart form names (as JSON, see confirm.html), or None: the top."""
+    if not value:
+        return None
+    try:
+        name = json.loads(value)
+    except ValueError:
+        raise InvalidStateError(f"the step {value!r} is not one the form offered; "
+                                "nothing was done") from None
+    return name if isinstance(name, str) and name else None
 
 
 async def _deliver(console: Console, instance_id: str, seen_ref: str, approved: bool,
@@ -534,7 +551,7 @@ async def events(request: Request, console: Console, session: Session) -> Respon
     """Server-sent events: one per change (``id`` is its seq, so a reconnecting
     browser resumes where it was with ``Last-Event-ID``)."""
     instance_id = request.query_params.get("instance")
-    last = request.headers.get("last-event-id", "")
+    last = request.headers.get("last-event-id") or request.query_params.get("after", "")
     after = int(last) if last.isdigit() else None
 
     async def stream() -> AsyncIterator[dict[str, str]]:

@@ -6,7 +6,9 @@
   var main = document.getElementById("live");
   if (!main || !main.dataset.live || !window.EventSource) { return; }
   var which = main.dataset.live;
-  var url = "/events" + (which === "all" ? "" : "?instance=" + encodeURIComponent(which));
+  var query = "after=" + encodeURIComponent(main.dataset.after || "");
+  if (which !== "all") { query += "&instance=" + encodeURIComponent(which); }
+  var url = "/events?" + query;
   var source = new EventSource(url);
   var timer = null;
   function busy() {

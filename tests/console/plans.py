@@ -1,0 +1,20 @@
+"""Plans the console tests start."""
+
+APPROVAL = '''async def run(event, step):
+    draft = await step.do("draft the post", lambda: {"text": "Release notes for " + event.payload["repo"]})
+    decision = await step.wait_for_event("approval", type="approval", timeout="7 days")
+    if not decision["payload"]["approved"]:
+        return {"status": "rejected", "comment": decision["payload"]["comment"]}
+    await step.do("post it", lambda: "posted")
+    return {"status": "posted", "by": decision["payload"]["by"]}
+'''
+
+# Names a plan chooses, full of markup and control characters: every page must show
+# them as text. (Plan names and agent ids are restricted to safe characters; step
+# names, params, outputs and error messages are not.)
+HOSTILE_STEP = '<img src=x onerror="window.__pwned=1">\x1b[31m\u202eevil\r\n'
+HOSTILE = '''async def run(event, step):
+    await step.do("<img src=x onerror=\\"window.__pwned=1\\">\\x1b[31m\\u202eevil\\r\\n", lambda: "<script>window.__pwned=2</script>")
+    await step.wait_for_event("approval", type="approval", timeout="7 days")
+    raise ValueError("<b onmouseover=window.__pwned=3>bold</b>\\x07")
+'''
