@@ -128,7 +128,7 @@ def _templates() -> Jinja2Templates:
         """A site-relative URL (``url_for`` makes absolute ones, which name the host the
         request came to: wrong behind a reverse proxy)."""
         request: Request = context["request"]
-        return request.scope.get("root_path", "") + str(
+        return str(request.scope.get("root_path", "")) + str(
             request.app.url_path_for(name, **params))
 
     env.filters["shown"] = shown

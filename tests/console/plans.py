@@ -1,7 +1,8 @@
 """Plans the console tests start."""
 
 APPROVAL = '''async def run(event, step):
-    draft = await step.do("draft the post", lambda: {"text": "Release notes for " + event.payload["repo"]})
+    repo = event.payload["repo"]
+    draft = await step.do("draft the post", lambda: {"text": "Release notes for " + repo})
     decision = await step.wait_for_event("approval", type="approval", timeout="7 days")
     if not decision["payload"]["approved"]:
         return {"status": "rejected", "comment": decision["payload"]["comment"]}
@@ -14,7 +15,8 @@ APPROVAL = '''async def run(event, step):
 # names, params, outputs and error messages are not.)
 HOSTILE_STEP = '<img src=x onerror="window.__pwned=1">\x1b[31m\u202eevil\r\n'
 HOSTILE = '''async def run(event, step):
-    await step.do("<img src=x onerror=\\"window.__pwned=1\\">\\x1b[31m\\u202eevil\\r\\n", lambda: "<script>window.__pwned=2</script>")
+    await step.do("<img src=x onerror=\\"window.__pwned=1\\">\\x1b[31m\\u202eevil\\r\\n",
+                  lambda: "<script>window.__pwned=2</script>")
     await step.wait_for_event("approval", type="approval", timeout="7 days")
     raise ValueError("<b onmouseover=window.__pwned=3>bold</b>\\x07")
 '''
