@@ -34,18 +34,18 @@ __version__ = "0.1.0"
 # The agent layer imports the sandbox; load it only when asked for, so that importing the
 # engine stays light and never pulls in RestrictedPython.
 _LAZY = {
-    "AgentFlow": "agentflow.agents",
-    "Agent": "agentflow.agents",
-    "AgentInstance": "agentflow.agents",
-    "PlanVersion": "agentflow.agents",
-    "PendingEvent": "agentflow.agents",
-    "PlanNotFoundError": "agentflow.agents",
-    "PlanValidationError": "agentflow.agents",
-    "ValidationReport": "agentflow.agents",
-    "Diagnostic": "agentflow.agents",
-    "wrap_workflow_binding": "agentflow.dispatch",
-    "create_dynamic_entrypoint": "agentflow.dispatch",
-    "dispatch_workflow": "agentflow.dispatch",
+    "AgentFlow": "agentflow.plans",
+    "Agent": "agentflow.plans",
+    "AgentInstance": "agentflow.plans",
+    "PlanVersion": "agentflow.plans",
+    "PendingEvent": "agentflow.plans",
+    "PlanNotFoundError": "agentflow.plans",
+    "PlanValidationError": "agentflow.plans",
+    "ValidationReport": "agentflow.plans",
+    "Diagnostic": "agentflow.plans",
+    "wrap_workflow_binding": "agentflow.plans.dispatch",
+    "create_dynamic_entrypoint": "agentflow.plans.dispatch",
+    "dispatch_workflow": "agentflow.plans.dispatch",
 }
 
 

@@ -165,6 +165,17 @@ class Engine:
     def workflows(self) -> list[str]:
         return sorted(self._workflows)
 
+    def workflow_function(self, name: str) -> WorkflowFn:
+        """The function registered under ``name`` (to register it in another engine).
+
+        Raises:
+            WorkflowNotFoundError: nothing is registered under that name.
+        """
+        if name not in self._workflows:
+            raise WorkflowNotFoundError(f"no workflow named {name!r} is registered; "
+                                        f"registered: {self.workflows}")
+        return self._workflows[name]
+
     def binding(self, name: str) -> WorkflowBinding:
         """The handle to create and get instances of a registered workflow.
 

@@ -244,6 +244,12 @@ class WorkflowBinding:
     def __repr__(self) -> str:
         return f"WorkflowBinding({self.name!r})"
 
+    @property
+    def engine(self) -> Engine:
+        """The engine this binding creates instances in (wrappers such as
+        `agentflow.plans.dispatch.WrappedBinding` build on it)."""
+        return self._engine
+
     async def create(self, params: Any = None, id: str | None = None) -> Instance:
         """Create an instance that starts as soon as a scheduler picks it up.
 
@@ -255,7 +261,7 @@ class WorkflowBinding:
             InvalidArgumentError: the id is malformed or taken, or params are not JSON.
             LimitExceededError: params over 1 MiB.
         """
-        row = self._new(params, id)
+        row = self.prepare(params, id)
         if not await self._engine.store.create_instances([row]):
             raise InvalidArgumentError(f"an instance with id {row.id!r} already exists; "
                                        f"choose another id, or use get({row.id!r})")
@@ -276,7 +282,7 @@ class WorkflowBinding:
             if not isinstance(item, Mapping) or set(item) - {"params", "id"}:
                 raise InvalidArgumentError(f"create_batch item {i} must be a dict with "
                                            f"'params' and optionally 'id', got {item!r:.100}")
-            rows.append(self._new(item.get("params"), item.get("id")))
+            rows.append(self.prepare(item.get("params"), item.get("id")))
         if not rows:
             return []
         created = set(await self._engine.store.create_instances(rows))
@@ -301,8 +307,16 @@ class WorkflowBinding:
             raise InstanceNotFoundError(f"no instance of workflow {self.name!r} with id {id!r}")
         return Instance(self._engine, row.id, self.name)
 
-    def _new(self, params: Any, instance_id: str | None, *, scope: str | None = None
-             ) -> NewInstance:
+    def prepare(self, params: Any, instance_id: str | None = None, *,
+                scope: str | None = None) -> NewInstance:
+        """The row of a new instance of this workflow, checked and encoded but not
+        written: ``params`` as JSON, the id checked (or a random UUID when None), filed
+        under ``scope``. `create` writes such rows; wrappers write their own.
+
+        Raises:
+            InvalidArgumentError: a malformed id, or params that are not JSON.
+            LimitExceededError: params over 1 MiB.
+        """
         what = "params of the new instance" if instance_id is None else (
             f"params of instance {check_instance_id(instance_id)!r}")
         payload = encode_value(params, what=what)

@@ -18,6 +18,12 @@ MAX_INSTANCE_ID = 100
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}\Z")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z")
+# What a name must not hold: C0/C1 controls (NUL, newlines, ANSI ESC), zero-width marks,
+# bidi marks and overrides, line/paragraph separators. A name is shown to people (CLI,
+# console, approval dialogs) and to models (history, MCP): such characters would hide,
+# restyle or reorder what they read.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                         "\u2060-\u2069\ufeff]")
 
 
 def dumps(value: Any) -> str:
@@ -90,6 +96,12 @@ def check_step_name(name: Any) -> str:
         raise LimitExceededError(
             f"step name {name[:40]!r}... is {len(name)} characters, over the limit of "
             f"{MAX_STEP_NAME}; use a short, stable name and put the details in the step's result")
+    bad = _UNSHOWABLE.search(name)
+    if bad is not None:
+        raise InvalidArgumentError(
+            f"step name {name[:60]!a} holds the control, zero-width or bidirectional "
+            f"character {bad.group()!a} at position {bad.start()}; step and wait names "
+            f"are shown to people and models, so use printable text without them")
     return name
 
 

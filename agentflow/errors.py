@@ -1,19 +1,24 @@
-"""The errors agentflow raises, grouped by who is expected to catch them.
+"""The errors agentflow raises, grouped by who is expected to catch them: the whole tree.
 
     AgentflowError                      root of everything agentflow raises on purpose
     ├── UsageError                      a mistake by the developer calling the library
     │   ├── InvalidArgumentError        (also a ValueError) a bad id, name, duration, payload...
-    │   │   └── LimitExceededError      an input over a documented limit
+    │   │   ├── LimitExceededError      an input over a documented limit
+    │   │   └── PlanValidationError     a plan's source was rejected; `.report` has the
+    │   │                               diagnostics (also the sandbox's own class, below)
     │   ├── NotFoundError               (also a LookupError)
     │   │   ├── InstanceNotFoundError
-    │   │   └── WorkflowNotFoundError
+    │   │   ├── WorkflowNotFoundError
+    │   │   └── PlanNotFoundError       no plan of that name (or version) for this agent
     │   ├── InvalidStateError           e.g. resume() on a complete instance
-    │   └── EngineNotStartedError       an API call before `async with engine`
+    │   ├── EngineNotStartedError       an API call before `async with engine`
+    │   └── HumanOnlyEventError         an agent sent an event type only a person may send
     ├── WorkflowError                   the failure of a run, seen by plan code or in a status
     │   ├── StepError                   a step failed with an error of no known class
     │   ├── WorkflowTimeoutError        a step attempt or an event wait ran out of time
     │   ├── NonDeterminismError         a replay asked for a different step than the journal holds
     │   └── MissingDispatcherMetadataError  a dynamic run's payload has no metadata envelope
+    ├── CapabilityError                 a capability call was refused or failed
     └── NonRetryableError               raised by plan code on purpose: do not retry this step
 
     BaseException
@@ -23,18 +28,31 @@
 
 `EngineSignal` derives from `BaseException`, as DBOS's `DBOSBaseException` does, so that
 an `except Exception:` in a plan cannot swallow a suspension.
+
+The sandbox is a leaf package that never imports agentflow, so it keeps its own error
+types (`sandbox.SandboxError` and below). Where one of them reaches an agentflow user it
+arrives as an agentflow error: `PlanValidationError` derives from both
+`InvalidArgumentError` and `sandbox.PlanValidationError`, so ``except AgentflowError``
+and ``except sandbox.PlanValidationError`` both catch a rejected plan. It is defined
+with the agent layer and loaded from here on first use, so that importing the engine
+never imports the sandbox.
 """
 
 from __future__ import annotations
 
 import builtins
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentflow.plans._invalid import PlanValidationError
 
 __all__ = [
     "AgentflowError",
+    "CapabilityError",
     "EngineNotStartedError",
     "EngineSignal",
+    "HumanOnlyEventError",
     "InstanceNotFoundError",
     "InvalidArgumentError",
     "InvalidStateError",
@@ -44,6 +62,8 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryableError",
     "NotFoundError",
+    "PlanNotFoundError",
+    "PlanValidationError",
     "StepError",
     "Suspend",
     "UsageError",
@@ -81,12 +101,20 @@ class WorkflowNotFoundError(NotFoundError):
     """No workflow is registered under that name."""
 
 
+class PlanNotFoundError(NotFoundError):
+    """No plan of that name (or version) exists for this agent."""
+
+
 class InvalidStateError(UsageError):
     """The operation does not apply to the instance in its current status."""
 
 
 class EngineNotStartedError(UsageError):
     """The engine's store is not open: use `async with engine:` or `await engine.start()`."""
+
+
+class HumanOnlyEventError(UsageError):
+    """An agent tried to send an event type that only a person may send."""
 
 
 class WorkflowError(AgentflowError):
@@ -130,6 +158,11 @@ class MissingDispatcherMetadataError(WorkflowError):
     """A run of the dynamic entrypoint found no ``__dispatcher_metadata`` envelope in its
     payload: the instance was created through the plain binding instead of the wrapped
     one (`wrap_workflow_binding`), so there is no way to know whose code to run."""
+
+
+class CapabilityError(AgentflowError):
+    """A capability call was refused or failed: not granted, a host not allowed, a reply
+    too large, a method that does not exist. The plan sees it as a step error."""
 
 
 class NonRetryableError(AgentflowError):
@@ -199,3 +232,13 @@ def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Excepti
             err.step = step  # type: ignore[attr-defined]
             return err
     return StepError(message, error_name=name, step=step)
+
+
+def __getattr__(name: str) -> object:
+    # PlanValidationError derives from the sandbox's class too: load it (and the
+    # sandbox) only when someone asks for it.
+    if name == "PlanValidationError":
+        from agentflow.plans._invalid import PlanValidationError
+
+        return PlanValidationError
+    raise AttributeError(f"module 'agentflow.errors' has no attribute {name!r}")

@@ -24,10 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from agentflow._apps import adopt_apps, load_app
-from agentflow._engine import Engine
-from agentflow.agents import AgentFlow
+from agentflow import Engine
 from agentflow.errors import AgentflowError, UsageError
+from agentflow.plans import AgentFlow, adopt_apps, load_app
 from agentflow.store import default_url
 from mcp_server._config import ServerConfig, parse_tokens
 from mcp_server._server import build_server

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver.exceptions import ToolError
 
-from agentflow.agents import Agent, AgentFlow
+from agentflow.plans import Agent, AgentFlow
 from mcp_server._config import ServerConfig
 
 __all__ = ["Identity"]

@@ -13,8 +13,8 @@ from mcp_types import INVALID_PARAMS
 from pydantic import BaseModel, ConfigDict
 
 from agentflow import __version__
-from agentflow.agents import AgentFlow
 from agentflow.errors import AgentflowError, NotFoundError
+from agentflow.plans import AgentFlow
 from agentflow.tools import TOOLS, ToolContext, call_tool, load_prompt
 from mcp_server._approve import approve_function
 from mcp_server._config import SCOPE, ServerConfig, StaticTokenVerifier

@@ -64,6 +64,9 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
     "AF205": ("step call without a name",
               "Give the step a name as its first argument: `await step.sleep(\"pause\", "
               "\"1 hour\")`."),
+    "AF206": ("step name holds an unprintable character",
+              "Write step and wait names in printable text: no control characters "
+              "(newlines, NUL, ANSI escapes), zero-width or bidirectional marks."),
     "AF301": ("import not allowed",
               "Remove the import: plans cannot import modules. Use the names plans "
               "provide (json_dumps, json_loads, gather, env.*) or do the work in a "

@@ -87,10 +87,8 @@ def _probe_main() -> None:
             event = {"payload": None, "timestamp": "2026-01-01T00:00:00+00:00",
                      "instance_id": "doctor"}
             await pool.run_plan("doctor", plan, event, _Host(), capabilities=[])
-            connection = pool._workers["doctor"]
-            assert pool._zygote is not None
-            return {"applied": connection.layers,
-                    "layers": [[s.name, s.available, s.detail] for s in pool._zygote.layers]}
+            return {"applied": pool.worker_layers("doctor"),
+                    "layers": [[s.name, s.available, s.detail] for s in pool.machine_layers]}
 
     try:
         result = asyncio.run(probe())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import re
 from types import TracebackType
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from sandbox._connection import (
     worker_cpu_seconds,
 )
 from sandbox._driver import PlanHost, RunDriver
+from sandbox._errors import WorkerCrashedError
 from sandbox._limits import LAYER_NAMES, LayerStatus, Limits
 from sandbox._spawner import ZygoteClient
 
@@ -28,6 +30,19 @@ __all__ = ["WorkerPool"]
 
 _CAPABILITY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 _CPU_RECYCLE_FRACTION = 0.8
+
+
+class _SlotRequest:
+    """A run waiting for a worker slot."""
+
+    __slots__ = ("agent_id", "future", "label", "since")
+
+    def __init__(self, agent_id: str, label: str | None,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.agent_id = agent_id
+        self.label = label
+        self.since = loop.time()
+        self.future: asyncio.Future[None] = loop.create_future()
 
 
 class WorkerPool:
@@ -39,8 +54,11 @@ class WorkerPool:
             event loop with layers 1-2 only, which is **not a security boundary**
             (trusted code, tests, notebooks).
         limits: resource limits and layer switches (`Limits`).
-        max_workers: workers kept alive; the least recently used idle one is stopped
-            beyond that, and rebuilt invisibly on its agent's next run.
+        max_workers: workers alive at once. A worker that runs something is never
+            stopped to make room: past ``max_workers`` the least recently used *idle*
+            worker is stopped (and rebuilt invisibly on its agent's next run), and when
+            every worker is busy, further agents' runs wait for a slot, first come first
+            served across agents (`waiting`), so no agent is starved.
 
     Example:
         >>> async with WorkerPool() as pool:                          # doctest: +SKIP
@@ -59,6 +77,11 @@ class WorkerPool:
         self.max_workers = max_workers
         self._workers: collections.OrderedDict[str, Connection] = collections.OrderedDict()
         self._starting: dict[str, asyncio.Future[Connection]] = {}
+        # Slots: an agent holds one while any of its runs is in progress (its worker may
+        # be starting, running or being rebuilt); `_holders` counts those runs. Runs
+        # that find every slot held queue here, oldest first.
+        self._holders: dict[str, int] = {}
+        self._queue: collections.deque[_SlotRequest] = collections.deque()
         self._zygote: ZygoteClient | None = None
         self._started = False
 
@@ -76,6 +99,11 @@ class WorkerPool:
     async def close(self) -> None:
         """Kill every worker and stop the zygote."""
         self._started = False
+        while self._queue:
+            request = self._queue.popleft()
+            if not request.future.done():
+                request.future.set_exception(WorkerCrashedError("the WorkerPool was closed"))
+                request.future.exception()
         for connection in list(self._workers.values()):
             await connection.close()
         self._workers.clear()
@@ -105,6 +133,37 @@ class WorkerPool:
         return [LayerStatus(s.name, s.name in applied, s.detail if s.name in applied
                             else f"not applied: {s.detail}") for s in self._zygote.layers]
 
+    @property
+    def machine_layers(self) -> list[LayerStatus]:
+        """What this machine supports, layer by layer, as the zygote probed it at
+        `start` (whether or not this pool applies it); inline pools: none."""
+        return list(self._zygote.layers) if self._zygote is not None else []
+
+    def worker_layers(self, agent_id: str) -> dict[str, str]:
+        """The layers the agent's live worker reported applied, name to detail (no
+        live worker: {})."""
+        connection = self._workers.get(agent_id)
+        return dict(connection.layers) if connection is not None else {}
+
+    def waiting(self) -> list[tuple[str, str | None, float]]:
+        """Runs waiting for a worker slot, oldest first: ``(agent_id, label, since)``
+        (``label`` as passed to `run_plan`, ``since`` on the event loop's clock)."""
+        return [(r.agent_id, r.label, r.since) for r in self._queue
+                if not r.future.done()]
+
+    def waiting_since(self, label: str) -> float | None:
+        """When the run labelled ``label`` began to wait for a worker slot (the event
+        loop's clock), or None if it does not wait."""
+        for request in self._queue:
+            if request.label == label and not request.future.done():
+                return request.since
+        return None
+
+    @property
+    def busy_workers(self) -> int:
+        """How many slots are held by runs in progress."""
+        return sum(1 for n in self._holders.values() if n)
+
     def worker_pid(self, agent_id: str) -> int | None:
         """The pid of the agent's live worker process, if any (diagnostics, benchmarks)."""
         connection = self._workers.get(agent_id)
@@ -113,7 +172,8 @@ class WorkerPool:
     # -- running plans -------------------------------------------------------------------
 
     async def run_plan(self, agent_id: str, plan: CompiledPlan | str, event: dict[str, Any],
-                       host: PlanHost, *, capabilities: list[str]) -> Any:
+                       host: PlanHost, *, capabilities: list[str],
+                       label: str | None = None) -> Any:
         """Run ``run(event, step)`` of ``plan`` in the agent's worker.
 
         Args:
@@ -124,6 +184,8 @@ class WorkerPool:
                 ``datetime``) and ``event.instance_id``.
             host: answers the plan's step and capability calls (`PlanHost`).
             capabilities: names the plan's ``env`` exposes (``env.http`` ...).
+            label: names this run in `waiting` while it waits for a worker slot
+                (the agent layer passes the instance id).
 
         Returns:
             The plan's return value, JSON round-tripped (a top-level ``datetime`` stays
@@ -149,24 +211,29 @@ class WorkerPool:
         if bad:
             raise ValueError(f"capability names must be identifiers without a leading "
                              f"underscore, got {bad!r}")
-        connection = await self._connection(agent_id, compiled)
-        run_id = connection.next_run_id()
-        driver = RunDriver(run_id, host, connection.send, frozenset(capabilities))
-        connection.drivers[run_id] = driver
+        await self._acquire(agent_id, label)
         try:
-            connection.send({"t": "run", "run": run_id, "source": compiled.source,
-                             "filename": compiled.filename, "event": event,
-                             "caps": list(capabilities)})
-            connection.run_started()
-            return await driver.wait()
+            connection = await self._connection(agent_id, compiled)
+            run_id = connection.next_run_id()
+            driver = RunDriver(run_id, host, connection.send, frozenset(capabilities))
+            connection.drivers[run_id] = driver
+            try:
+                connection.send({"t": "run", "run": run_id, "source": compiled.source,
+                                 "filename": compiled.filename, "event": event,
+                                 "caps": list(capabilities)})
+                connection.run_started()
+                return await driver.wait()
+            finally:
+                connection.drivers.pop(run_id, None)
         finally:
-            connection.drivers.pop(run_id, None)
+            self._release(agent_id)
 
     async def evict(self, agent_id: str) -> None:
         """Stop the agent's worker now; its next run starts a fresh one."""
         connection = self._workers.pop(agent_id, None)
         if connection is not None:
             await connection.close()
+        self._pump()
 
     async def _probe(self, agent_id: str, code: str) -> dict[str, Any]:
         """TESTS ONLY: run unrestricted ``code`` in the agent's confined worker.
@@ -176,9 +243,79 @@ class WorkerPool:
         """
         if not self.limits.unsafe_test_probe:
             raise RuntimeError("probes need Limits(unsafe_test_probe=True)")
-        connection = await self._connection(agent_id)
-        assert isinstance(connection, ProcessConnection)
-        return await connection.probe(code)
+        await self._acquire(agent_id, None)
+        try:
+            connection = await self._connection(agent_id)
+            assert isinstance(connection, ProcessConnection)
+            return await connection.probe(code)
+        finally:
+            self._release(agent_id)
+
+    # -- slots ---------------------------------------------------------------------------
+
+    async def _acquire(self, agent_id: str, label: str | None) -> None:
+        """Hold a slot for one run of ``agent_id``, waiting in line if none is free."""
+        if not self._queue and self._grantable(agent_id):
+            self._grant(agent_id)
+            return
+        request = _SlotRequest(agent_id, label, asyncio.get_running_loop())
+        self._queue.append(request)
+        try:
+            await request.future
+        except BaseException:
+            if request.future.done() and not request.future.cancelled() and (
+                    request.future.exception() is None):
+                self._release(agent_id)  # granted just as we were cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    self._queue.remove(request)
+                self._pump()
+            raise
+
+    def _grantable(self, agent_id: str) -> bool:
+        if self._holders.get(agent_id) or agent_id in self._workers:
+            return True  # it has a slot already: join it
+        held = {a for a, n in self._holders.items() if n} | set(self._workers)
+        if len(held) < self.max_workers:
+            return True
+        return any(not self._holders.get(a) for a in self._workers)  # an idle worker
+
+    def _grant(self, agent_id: str) -> None:
+        if not self._holders.get(agent_id) and agent_id not in self._workers:
+            held = {a for a, n in self._holders.items() if n} | set(self._workers)
+            if len(held) >= self.max_workers:  # make room: stop the oldest idle worker
+                idle = next(a for a in self._workers if not self._holders.get(a))
+                self._stop(idle)
+        self._holders[agent_id] = self._holders.get(agent_id, 0) + 1
+
+    def _release(self, agent_id: str) -> None:
+        left = self._holders.get(agent_id, 0) - 1
+        if left > 0:
+            self._holders[agent_id] = left
+        else:
+            self._holders.pop(agent_id, None)
+            if agent_id in self._workers:
+                self._workers.move_to_end(agent_id)  # now the most recently used idle one
+        self._pump()
+
+    def _pump(self) -> None:
+        """Grant waiting runs their slots, strictly in arrival order."""
+        while self._queue:
+            request = self._queue[0]
+            if request.future.done():
+                self._queue.popleft()
+                continue
+            if not self._grantable(request.agent_id):
+                return
+            self._queue.popleft()
+            self._grant(request.agent_id)
+            request.future.set_result(None)
+
+    def _stop(self, agent_id: str) -> None:
+        connection = self._workers.pop(agent_id, None)
+        if connection is not None:
+            connection.kill(WorkerCrashedError(
+                f"the worker for agent {agent_id!r} was evicted"))
 
     # -- workers -------------------------------------------------------------------------
 
@@ -206,7 +343,7 @@ class WorkerPool:
         finally:
             del self._starting[agent_id]
         self._workers[agent_id] = connection
-        await self._trim()
+        self._trim()
         return connection
 
     async def _new_connection(self, agent_id: str, plan: CompiledPlan | None) -> Connection:
@@ -229,13 +366,15 @@ class WorkerPool:
     def _forget(self, connection: Connection) -> None:
         if self._workers.get(connection.agent_id) is connection:
             del self._workers[connection.agent_id]
+            self._pump()  # a slot may have come free
 
-    async def _trim(self) -> None:
+    def _trim(self) -> None:
+        """Stop idle workers beyond ``max_workers`` (never one that runs something)."""
         for agent_id in list(self._workers):
             if len(self._workers) <= self.max_workers:
                 return
-            if not self._workers[agent_id].drivers:
-                await self.evict(agent_id)
+            if not self._holders.get(agent_id) and not self._workers[agent_id].drivers:
+                self._stop(agent_id)
 
     def _worn_out(self, connection: Connection) -> bool:
         """True when an idle worker is near its lifetime CPU budget (RLIMIT_CPU)."""

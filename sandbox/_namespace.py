@@ -24,6 +24,9 @@ import asyncio
 import inspect
 import json
 import operator
+import re
+import sys
+import types
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,13 +108,85 @@ _DATETIME_ATTRS = frozenset({"year", "month", "day", "hour", "minute", "second",
                              "isoweekday", "strftime", "replace"})
 
 
-def format_value(value: Any, spec: str) -> str:
-    """``f"{value:spec}"`` for plan code (the policy rewrites it to a call of this).
+# --- text of host objects -------------------------------------------------------------
+# A plan must not learn the host's module layout or heap addresses (they help an attacker
+# aim at the interpreter) from ``repr(step)``, ``f"{gather}"`` or ``str(str.maketrans)``.
+# The plan-facing objects have their own reprs; helpers and builtin methods are wrapped
+# (`_PlanCallable`); and `plan_repr` and f-strings scrub whatever text is left.
+
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+_DOTTED = re.compile(r"(?<=[<'])((?:[A-Za-z_][A-Za-z0-9_]*\.)+)(?=[A-Za-z_][A-Za-z0-9_]*[ '>])")
+_PLAIN_TEXT_TYPES: tuple[type, ...] = (str, int, float, bool, type(None), complex,
+                                        datetime, timedelta)
+
+
+def scrub(text: str) -> str:
+    """``text`` without heap addresses and module paths (``<a.b.C object at 0x1>`` ->
+    ``<C object>``)."""
+    return _DOTTED.sub(_drop_module, _ADDRESS.sub("", text))
+
+
+def _drop_module(match: re.Match[str]) -> str:
+    dotted = match.group(1)
+    # Only a loaded module's path is dropped: a plan's own text ("<a.b c>") stays.
+    parts = dotted.rstrip(".").split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in sys.modules:
+            return ""
+    return dotted
+
+
+def plan_repr(value: Any) -> str:
+    """``repr`` for plan code: the builtin's text, scrubbed of addresses and paths."""
+    text = repr(value)
+    return text if type(value) in _PLAIN_TEXT_TYPES else scrub(text)
+
+
+def format_value(value: Any, spec: str = "", conversion: int = -1) -> str:
+    """``f"{value!conversion:spec}"`` for plan code (the policy rewrites every
+    replacement field to a call of this).
 
     datetime's C formatting imports `time` through the running frame's builtins, which
-    in a plan have no ``__import__``; called from here, it finds this module's.
+    in a plan have no ``__import__``; called from here, it finds this module's. Text of
+    values that are not plain data is scrubbed (`scrub`).
     """
-    return format(value, spec)
+    if conversion == ord("r"):
+        value = plan_repr(value)
+    elif conversion == ord("a"):
+        value = scrub(ascii(value))
+    elif conversion == ord("s"):
+        value = str(value)
+    text = format(value, spec)
+    return text if type(value) in _PLAIN_TEXT_TYPES else scrub(text)
+
+
+class _PlanCallable:
+    """A host callable as plan code sees it: callable, with a repr that names it and
+    nothing else (no module, no address)."""
+
+    __slots__ = ("_fn", "_label")
+
+    def __init__(self, fn: Callable[..., Any], label: str) -> None:
+        self._fn = fn
+        self._label = label
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return self._label
+
+
+_BUILTIN_METHOD_TYPES: tuple[type, ...] = (types.BuiltinMethodType, types.MethodWrapperType,
+                                           types.MethodDescriptorType,
+                                           types.ClassMethodDescriptorType)
+
+
+def _wrap_method(owner: Any, name: str, value: Any) -> Any:
+    if not (isinstance(value, _BUILTIN_METHOD_TYPES) and callable(value)):
+        return value
+    kind = owner.__name__ if isinstance(owner, type) else type(owner).__name__
+    return _PlanCallable(value, f"<built-in method {kind}.{name}>")
 
 
 def _datetime_attr(obj: datetime, name: str) -> Any:
@@ -159,7 +234,7 @@ def guarded_getattr(obj: Any, name: str) -> Any:
             raise AttributeError(f"str.{name}() is not available in plans: use an f-string")
         raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r} "
                              f"available in plans")
-    return getattr(obj, name)
+    return _wrap_method(obj, name, getattr(obj, name))
 
 
 # --- the other guards RestrictedPython's generated code calls --------------------------
@@ -230,13 +305,15 @@ def json_loads(text: str) -> Any:
 _SAFE_CALLABLES: tuple[Callable[..., Any], ...] = (
     abs, all, any, bool, callable, chr, dict, divmod, enumerate, filter, float,
     frozenset, hex, bin, int, isinstance, issubclass, len, list, map, max, min, oct, ord,
-    pow, range, repr, reversed, round, set, slice, sorted, str, sum, tuple, zip,
+    pow, range, reversed, round, set, slice, sorted, str, sum, tuple, zip,
 )
 
 _SAFE_BUILTINS: dict[str, Any] = {fn.__name__: fn for fn in _SAFE_CALLABLES}
 _SAFE_BUILTINS.update({"None": None, "True": True, "False": False})
 _SAFE_BUILTINS.update(PLAN_EXCEPTIONS)
-_SAFE_BUILTINS.update({"gather": gather, "json_dumps": json_dumps, "json_loads": json_loads})
+_SAFE_BUILTINS.update({name: _PlanCallable(fn, f"<built-in function {name}>") for name, fn in
+                       (("gather", gather), ("json_dumps", json_dumps),
+                        ("json_loads", json_loads), ("repr", plan_repr))})
 
 _GUARDS: dict[str, Any] = {
     "_getattr_": guarded_getattr,

@@ -39,17 +39,19 @@ class PlanPolicy(RestrictingNodeTransformer):
         return self.node_contents_visit(node)
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
-        # ``f"{when:%Y-%m-%d}"`` makes datetime's C code import `time` through the
-        # running frame's builtins, and plans have no `__import__`: the formatting is
-        # handed to `_format_` (the plain `format` builtin, run from the sandbox's own
-        # module). Only the value and the spec are passed; nothing else changes.
+        # Every ``{value!conv:spec}`` is handed to `_format_` (`format_value`), which
+        # (1) formats from the sandbox's own module: ``f"{when:%Y-%m-%d}"`` makes
+        # datetime's C code import `time` through the running frame's builtins, and plans
+        # have no `__import__`; and (2) scrubs heap addresses and host module paths from
+        # the text of objects that are not plain data (``f"{gather}"``, ``f"{step!r}"``).
         node = self.node_contents_visit(node)
-        if node.format_spec is not None and node.conversion == -1:
-            call = ast.Call(func=ast.Name("_format_", ast.Load()),
-                            args=[node.value, node.format_spec], keywords=[])
-            node.value = ast.copy_location(call, node.value)
-            node.format_spec = None
-            ast.fix_missing_locations(node)
+        spec = node.format_spec if node.format_spec is not None else ast.Constant("")
+        call = ast.Call(func=ast.Name("_format_", ast.Load()),
+                        args=[node.value, spec, ast.Constant(node.conversion)], keywords=[])
+        node.value = ast.copy_location(call, node.value)
+        node.format_spec = None
+        node.conversion = -1
+        ast.fix_missing_locations(node)
         return node
 
     def visit_comprehension(self, node: ast.comprehension) -> ast.AST:

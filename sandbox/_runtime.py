@@ -82,6 +82,9 @@ class PlanEvent:
                 self.timestamp = datetime.fromisoformat(timestamp)
         self.instance_id = raw.get("instance_id")
 
+    def __repr__(self) -> str:
+        return f"<event instance_id={self.instance_id!r}>"
+
 
 def _check_name(method: str, name: object) -> str:
     if not isinstance(name, str):
@@ -97,6 +100,9 @@ class PlanStep:
 
     def __init__(self, run: _Run) -> None:
         self._run = run
+
+    def __repr__(self) -> str:
+        return "<step>"
 
     async def do(self, name: str, fn: Callable[[], Any], *, retries: Any = None,
                  timeout: Any = None) -> Any:
@@ -139,6 +145,9 @@ class CapabilityMethod:
         self._capability = capability
         self._method = method
 
+    def __repr__(self) -> str:
+        return f"<env.{self._capability._name}.{self._method}>"
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = self._capability._name
         run = _BODY_RUN.get()
@@ -159,6 +168,9 @@ class CapabilityStub:
         self._run = run
         self._name = name
 
+    def __repr__(self) -> str:
+        return f"<env.{self._name}>"
+
 
 class PlanEnv:
     """``env``: the capabilities granted to this agent, and nothing else."""
@@ -167,6 +179,9 @@ class PlanEnv:
 
     def __init__(self, run: _Run, names: list[str]) -> None:
         self._capabilities = {name: CapabilityStub(run, name) for name in names}
+
+    def __repr__(self) -> str:
+        return f"<env: {', '.join(sorted(self._capabilities)) or 'no capabilities'}>"
 
 
 def _env_attribute(env: PlanEnv, name: str) -> CapabilityStub:

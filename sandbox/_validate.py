@@ -352,6 +352,21 @@ class _Checker:
                     isinstance(name, ast.Constant) and isinstance(name.value, str))):
                 self.report("AF202", name, f"the name of `step.{method}` must be a string "
                                            f"literal or an f-string")
+            else:
+                parts = [name] if isinstance(name, ast.Constant) else name.values
+                for part in parts:
+                    found = isinstance(part, ast.Constant) and isinstance(
+                        part.value, str) and _UNSHOWABLE.search(part.value)
+                    if found:
+                        self.report("AF206", name, f"the name of `step.{method}` holds "
+                                                   f"{found.group()!a}")
+                        break
+
+
+# Control, zero-width and bidi characters: names are shown to people and models (the
+# engine refuses them too, for names built at run time).
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                         "\u2060-\u2069\ufeff]")
 
 
 def _is_awaited(node: ast.AST, parents: list[ast.AST]) -> bool:

@@ -6,17 +6,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agentflow.errors import AgentflowError
+from agentflow.errors import CapabilityError
 
 if TYPE_CHECKING:
     from agentflow.store import Store
 
 __all__ = ["Capability", "CapabilityContext", "CapabilityError"]
-
-
-class CapabilityError(AgentflowError):
-    """A capability call was refused or failed: not granted, a host not allowed, a reply
-    too large, a method that does not exist. The plan sees it as a step error."""
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from agentflow._instance import Instance
 from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_FAILED, EXIT_NOT_FINISHED, EXIT_OK, EXIT_TIMEOUT
 from agentflow.cli._text import literal, printable
-from agentflow.dispatch import ENVELOPE_KEY
 from agentflow.errors import InvalidArgumentError, InvalidStateError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.notebook import Timeline
+from agentflow.plans.dispatch import ENVELOPE_KEY
 
 UUID_LENGTH = 36  # a generated instance id
 PIPE_WIDTH = 10_000  # tables take only the width they need

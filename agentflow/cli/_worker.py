@@ -18,8 +18,6 @@ import signal
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
-from agentflow._apps import adopt_apps, load_app
-
 
 def without_password(url: str) -> str:
     """The URL as it may be printed: a password in it (postgresql://u:pw@h/db) is masked."""
@@ -31,7 +29,7 @@ def without_password(url: str) -> str:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from agentflow.agents import AgentFlow
+    from agentflow.plans import AgentFlow, adopt_apps, load_app  # the sandbox: on demand
 
     flow = AgentFlow(args.db, isolation=args.isolation, engine_options={
         "max_concurrency": args.concurrency, "lease_seconds": args.lease,

@@ -131,6 +131,10 @@ def _templates() -> Jinja2Templates:
         return str(request.scope.get("root_path", "")) + str(
             request.app.url_path_for(name, **params))
 
+    def as_json(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    env.filters["as_json"] = as_json
     env.filters["shown"] = shown
     env.filters["shown_lines"] = shown_lines
     env.globals["path_for"] = path_for

@@ -35,20 +35,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = [
-    "ChangeRow",
-    "CommitResult",
-    "EventRow",
-    "InstanceChange",
-    "InstanceRow",
-    "JournalRow",
-    "NewInstance",
-    "PlanRow",
-    "RunCommit",
-    "RunFinish",
-    "Store",
-]
-
 
 @dataclass(slots=True)
 class InstanceRow:
@@ -58,10 +44,14 @@ class InstanceRow:
     payload: str
     created_at: float
     updated_at: float
+    # Once finished: the run's output or its error record (JSON).
     output: str | None = None
     error: str | None = None
+    # What a waiting instance waits for (JSON), and when the scheduler should run it
+    # next (None: nothing makes it due).
     waiting_on: str | None = None
     due_at: float | None = None
+    # The claim: who holds it and until when, and the fencing token every claim bumps.
     lease_owner: str | None = None
     lease_until: float | None = None
     fence: int = 0
@@ -108,6 +98,8 @@ class JournalRow:
     status: str
     attempts: int
     started_at: float
+    # The outcome (JSON), when the position finished, and when a sleep, a wait's
+    # deadline or a retry falls due.
     result: str | None = None
     error: str | None = None
     finished_at: float | None = None

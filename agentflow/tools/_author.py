@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agentflow.agents import Agent
 from agentflow.errors import UsageError
+from agentflow.plans import Agent
 from agentflow.tools import anthropic as anthropic_tools
 from agentflow.tools import openai as openai_tools
 from agentflow.tools._context import ToolContext
@@ -204,13 +204,9 @@ def _is_async(client: Any, create: Any) -> bool:
     client's class; it is importable since the client is one of its objects)."""
     module = _sdk_of(client)
     if module == "openai":
-        import openai
-
-        return isinstance(client, openai.AsyncOpenAI)
+        return openai_tools.is_async_client(client)
     if module == "anthropic":
-        import anthropic
-
-        return isinstance(client, anthropic.AsyncAnthropic)
+        return anthropic_tools.is_async_client(client)
     return inspect.iscoroutinefunction(create)
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentflow._text import printable
-from agentflow.errors import UsageError
+from agentflow.errors import HumanOnlyEventError, UsageError
 from agentflow.tools._models import HumanDecision
 
 __all__ = [
@@ -32,10 +32,6 @@ __all__ = [
 
 #: Event types only a person may send, unless the operator adds more.
 DEFAULT_HUMAN_ONLY: frozenset[str] = frozenset({"approval"})
-
-
-class HumanOnlyEventError(UsageError):
-    """An agent tried to send an event type that only a person may send."""
 
 
 class ApprovalRequest(BaseModel):

@@ -14,16 +14,19 @@ accepted the request through `ToolContext.ask_human`, and otherwise sends nothin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Any
 
-from agentflow._instance import instance_status
-from agentflow.agents import Agent, AgentInstance, PlanVersion
 from agentflow.errors import InvalidStateError
-from agentflow.models import InstanceStatus, StepRecord, WaitingOn
-from agentflow.store import InstanceRow
+from agentflow.models import InstanceStatus, StepRecord
+from agentflow.plans import (
+    Agent,
+    AgentInstance,
+    AgentInstanceStatus,
+    PlanValidationError,
+    PlanVersion,
+)
 from agentflow.tools._context import (
     ApprovalRequest,
     HumanOnlyEventError,
@@ -68,7 +71,7 @@ from agentflow.tools._models import (
     WaitForInstanceResult,
 )
 from agentflow.tools._summaries import describe_diagnostics, describe_instance
-from sandbox import PlanValidationError, ValidationReport
+from sandbox import ValidationReport
 
 __all__ = [
     "approval_request",
@@ -100,7 +103,7 @@ MAX_RESULT_CHARS = 4000
 
 # --- conversions -------------------------------------------------------------------------
 
-def _info(inst: AgentInstance, status: InstanceStatus) -> InstanceInfo:
+def _info(inst: AgentInstance | AgentInstanceStatus, status: InstanceStatus) -> InstanceInfo:
     return InstanceInfo(id=status.id, plan=inst.plan, version=inst.version,
                         status=status.status, output=status.output, error=status.error,
                         waiting_on=status.waiting_on, created_at=status.created_at,
@@ -212,7 +215,7 @@ async def handle_list_instances(agent: Agent, args: ListInstancesArgs,
     statuses = [str(s) for s in args.status] if args.status else None
     found = await agent.instances(statuses, limit=args.limit + 1, offset=args.offset)
     has_more = len(found) > args.limit
-    infos = [_info(await agent.get(s.id), s) for s in found[:args.limit]]
+    infos = [_info(s, s) for s in found[:args.limit]]  # the plan and version come along
     if not infos:
         return ListInstancesResult(instances=[], has_more=False, summary=(
             "No instances" + (f" with status {', '.join(statuses)}" if statuses else "")
@@ -307,24 +310,6 @@ def how_a_person_answers(instance_id: str) -> str:
             f"'comment': '...', 'by': 'human'}})`.")
 
 
-class _StaleWait(Exception):
-    """The instance no longer waits where the person was asked about it."""
-
-
-def _wait_ref(row: InstanceRow, w: WaitingOn | None) -> str | None:
-    """A reference to the event wait ``row`` is in (``w``, its parsed ``waiting_on``),
-    or None if it waits for no event.
-
-    The fence moves whenever the instance is claimed, woken, paused, restarted or
-    terminated, so the reference names this very wait: a person's answer to an older
-    one (same step, same second, another run) no longer matches it.
-    """
-    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
-        return None
-    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
-    return hashlib.sha256(wait.encode()).hexdigest()[:12]
-
-
 async def approval_request(agent: Agent, instance_id: str, note: str,
                            human_only: frozenset[str]) -> ApprovalRequest:
     """What a person would be asked about this instance, read from the store.
@@ -334,8 +319,7 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
         InvalidStateError: it does not wait for a human-only event.
     """
     inst = await agent.get(instance_id)
-    row = await inst._row()  # one read: the status and the fence of the same moment
-    status = instance_status(row)
+    status, ref = await inst.status_and_wait_ref()  # one read: status and wait together
     w = status.waiting_on
     if (status.status != "waiting" or w is None or w.kind != "event" or not w.type
             or not is_human_only(w.type, human_only)):
@@ -350,10 +334,9 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
             f"instance {instance_id!r} does not wait for an approval: it {waits}. approve "
             f"applies to an instance that waits for one of the human-only event types "
             f"{sorted(human_only)}; list_pending_events shows which do.")
-    ref = _wait_ref(row, w) or ""
     return ApprovalRequest(agent_id=agent.id, instance_id=inst.id, plan=inst.plan,
                            version=inst.version, type=w.type, step=w.step, deadline=w.until,
-                           ref=ref, note=note)
+                           ref=ref or "", note=note)
 
 
 async def handle_approve(agent: Agent, args: ApproveArgs,
@@ -390,15 +373,9 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
     payload = {"approved": decision.approved, "comment": decision.comment, "by": "human"}
     inst = await agent.get(args.instance_id)
 
-    seen = answer.request.ref  # the wait the person was asked about
-
-    def still_that_wait(row: InstanceRow) -> None:
-        if _wait_ref(row, instance_status(row).waiting_on) != seen:
-            raise _StaleWait
-
-    try:  # checked in the send's own transaction: no restart, no second answer between
-        await inst._send_event(request.type, payload, check=still_that_wait)
-    except _StaleWait:
+    # Sent only to the wait the person was asked about (answer.request.ref), checked in
+    # the send's own transaction: no restart, no second answer between.
+    if not await inst.send_event_to_wait(answer.request.ref, request.type, payload):
         return await result("stale", (
             "The instance changed while the person was asked; nothing was sent. Call "
             "approve again if it still waits."))
@@ -471,10 +448,10 @@ async def handle_restart_instance(agent: Agent, args: RestartInstanceArgs,
     previous = inst.version
     # The version checked is the version moved to: a plan submitted meanwhile must not
     # slip in between the check and the restart.
-    target = (await agent._current(inst.plan)).version if args.upgrade else None
+    target = (await agent.current_version(inst.plan)).version if args.upgrade else None
     if target is not None and target != inst.version and args.from_step:
         await _refuse_carrying_an_approval_over(inst, args.from_step, ctx.human_only)
-    await inst._restart_on(target, args.from_step)
+    await inst.restart(args.from_step, version=target)
     info = await instance_info(agent, args.instance_id)
     where = f"from step {args.from_step!r}" if args.from_step else "from the top"
     moved = (f" on version {info.version} (was {previous})" if info.version != previous

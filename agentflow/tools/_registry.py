@@ -16,8 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from agentflow.agents import Agent
 from agentflow.errors import AgentflowError
+from agentflow.plans import Agent
 from agentflow.tools import _handlers as h
 from agentflow.tools import _models as m
 from agentflow.tools._context import ToolContext

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from agentflow.agents import Agent
 from agentflow.errors import UsageError
+from agentflow.plans import Agent
 
 __all__ = ["run_sync", "sync_loop"]
 

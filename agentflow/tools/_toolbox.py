@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agentflow.agents import Agent
 from agentflow.errors import InvalidArgumentError
+from agentflow.plans import Agent
 from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import TOOLS, ToolOutcome, ToolSpec, call_tool
 from agentflow.tools._sync import run_sync

@@ -9,7 +9,7 @@ only from a person.
 
 Works with the clients of the ``openai`` extra (``pip install agentflow[openai]``),
 sync or async; replies may be SDK objects or plain dicts. This module does not import
-``openai`` itself.
+``openai`` itself, except in `is_async_client`, when it is handed a client of that SDK.
 
 Example (async, Chat Completions):
     tools = OpenAITools(agent)
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from agentflow.agents import Agent
+from agentflow.plans import Agent
 from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import ToolOutcome
 from agentflow.tools._sync import run_sync
@@ -46,8 +46,21 @@ __all__ = [
     "OpenAITools",
     "assistant_message",
     "chat_completions_tools",
+    "is_async_client",
     "responses_tools",
 ]
+
+
+def is_async_client(client: Any) -> bool:
+    """Whether ``client`` is an ``openai.AsyncOpenAI`` (or a subclass of it).
+
+    The SDKs wrap their ``create`` methods, so ask the class. ``openai`` is importable
+    when one of its clients exists, and is imported only then, here in its adapter."""
+    if not any(c.__module__.split(".")[0] == "openai" for c in type(client).__mro__):
+        return False
+    import openai
+
+    return isinstance(client, openai.AsyncOpenAI)
 
 
 def chat_completions_tools(tools: Iterable[str] | None = None) -> list[dict[str, Any]]:

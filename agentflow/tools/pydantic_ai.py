@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("agentflow.tools.pydantic_ai needs pydantic-ai: "
                       "pip install 'agentflow[pydantic-ai]'") from exc
 
-from agentflow.agents import Agent
+from agentflow.plans import Agent
 from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import ToolSpec
 from agentflow.tools._toolbox import Toolbox, input_schema

@@ -10,13 +10,15 @@ APPROVAL = '''async def run(event, step):
     return {"status": "posted", "by": decision["payload"]["by"]}
 '''
 
-# Names a plan chooses, full of markup and control characters: every page must show
-# them as text. (Plan names and agent ids are restricted to safe characters; step
-# names, params, outputs and error messages are not.)
-HOSTILE_STEP = '<img src=x onerror="window.__pwned=1">\x1b[31m\u202eevil\r\n'
+# What a plan chooses, full of markup and control characters: every page must show it
+# as text. Plan names and agent ids are restricted to safe characters, and the
+# validator and the engine refuse control, zero-width and bidi characters in step
+# names; markup in step names, and anything at all in params, outputs and error
+# messages, reach the console.
+HOSTILE_STEP = '<img src=x onerror="window.__pwned=1"> & <b>bold</b>'
 HOSTILE = '''async def run(event, step):
-    await step.do("<img src=x onerror=\\"window.__pwned=1\\">\\x1b[31m\\u202eevil\\r\\n",
-                  lambda: "<script>window.__pwned=2</script>")
+    await step.do("<img src=x onerror=\\"window.__pwned=1\\"> & <b>bold</b>",
+                  lambda: "<script>window.__pwned=2</script>\\x1b[31m\\u202eevil\\r\\n")
     await step.wait_for_event("approval", type="approval", timeout="7 days")
-    raise ValueError("<b onmouseover=window.__pwned=3>bold</b>\\x07")
+    raise ValueError("<b onmouseover=window.__pwned=3>bold</b>\\x07\\u202e")
 '''

@@ -167,12 +167,14 @@ async def test_every_page_shows_hostile_names_as_text(browser: Any, served: Serv
         assert "\x1b" not in html and "\u202e" not in html and "\x07" not in html, path
     await page.goto(f"{served.url}/instances/{instance_id}")
     text = await page.inner_text("main")
-    assert '<img src=x onerror="window.__pwned=1">\\x1b[31m\\u202eevil\\r\\n' in text
-    assert HOSTILE_STEP not in text
+    assert HOSTILE_STEP in text  # the step's name, as text
+    assert "</script>\\u001b[31m\\u202eevil\\r\\n" in text  # its result, escaped
+    assert '"x": "<i>params</i>\\u202e"' in text
     # The error arrives once the approval is answered: shown as text too.
     await page.click("button.reject")
     await page.locator("#status", has_text="errored").wait_for(timeout=WAIT_MS)
-    assert "<b onmouseover=window.__pwned=3>bold</b>\\x07" in await page.inner_text("main")
+    assert "<b onmouseover=window.__pwned=3>bold</b>\\x07\\u202e" in await page.inner_text(
+        "main")
     assert await page.locator("main b[onmouseover]").count() == 0
     assert not await page.evaluate("window.__pwned")
     await page.goto(f"{served.url}/plans/agent-x/hostile/diff?a={versions[0]}&b={versions[1]}")

@@ -155,3 +155,28 @@ async def test_bad_durations_are_clear(engine: Engine) -> None:
     assert len(out) == 6
     assert "not understood" in out[0] and "'90 seconds'" in out[0]
     assert "finite" in out[5]  # an int too large for a float, not an OverflowError
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "two\nlines", "\x1b[2J", "cr\r", "del\x7f",
+                                  "rtl\u202eevil", "zw\u200bj", "lsep\u2028", "bom\ufeff"])
+async def test_step_and_wait_names_refuse_control_bidi_and_zero_width_characters(
+        name: str) -> None:
+    engine = Engine("memory://", clock=ManualClock())
+    seen: list[str] = []
+
+    @engine.workflow("names")
+    async def names(event: Any, step: Any) -> Any:
+        for call in (lambda: step.do(name, lambda: 1), lambda: step.sleep(name, 1),
+                     lambda: step.wait_for_event(name, type="t")):
+            try:
+                await call()
+            except InvalidArgumentError as exc:
+                seen.append(str(exc))
+        return len(seen)
+
+    async with engine:
+        inst = await engine.binding("names").create()
+        status = await inst.wait(timeout=30)
+        assert await inst.history() == []  # nothing was journaled under such a name
+    assert status.output == 3, status.error
+    assert all("control, zero-width or bidirectional" in text for text in seen)

@@ -94,6 +94,7 @@ RULE_CASES = [
     (plan('s = step\nawait s.do("x", lambda: 1)'), "AF204"),
     (plan('f = step.do\nawait f("x", lambda: 1)'), "AF204"),
     (plan('await step.sleep()'), "AF205"),
+    (plan('await step.do("a\\x1b[2Jb", lambda: 1)'), "AF206"),
     # AF3xx: constructs
     ("import os\n" + plan("return 1"), "AF301"),
     (plan("from os import path\nreturn 1"), "AF301"),

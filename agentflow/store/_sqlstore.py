@@ -1,0 +1,171 @@
+"""`SQLStore`: the `Store` whose every operation is a body of ``_rules.py``.
+
+A backend subclasses it with its `Dialect` and two drivers, `SQLStore._write` (one
+transaction, retried as that database needs) and `SQLStore._read`; everything else,
+the contract's rules included, is shared.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from agentflow.store import _base as base
+from agentflow.store import _rules as rules
+from agentflow.store._group import GroupCommitter
+from agentflow.store._sql import Body, Dialect, Q
+
+__all__ = ["SQLStore"]
+
+T = TypeVar("T")
+
+
+class SQLStore(base.Store):
+    """A `Store` whose every operation is a body above; a backend supplies the dialect
+    and the two drivers: `_write` (one transaction, retried as the backend needs) and
+    `_read` (no transaction needed)."""
+
+    dialect: Dialect
+
+    def __init__(self) -> None:
+        self._committer = GroupCommitter(self._write_commits)
+
+    @abc.abstractmethod
+    async def _write(self, body: Callable[[], Body[T]], *, idempotent: bool = False) -> T:
+        """Run ``body()`` as one transaction. A retry calls ``body`` again, so it must
+        make a fresh generator. ``idempotent``: running it twice does no harm (a
+        backend may then repeat it when a lost connection left the outcome unknown)."""
+
+    @abc.abstractmethod
+    async def _read(self, body: Callable[[], Body[T]]) -> T:
+        """Run ``body()`` for reading."""
+
+    async def _write_commits(self, commits: list[base.RunCommit]) -> list[base.CommitResult]:
+        # Idempotent: written again after a lost COMMIT, the same rows come out.
+        return await self._write(lambda: rules.write_batch(self.dialect, commits), idempotent=True)
+
+    # -- instances -----------------------------------------------------------------
+    async def create_instances(self, rows: Sequence[base.NewInstance]) -> list[str]:
+        if not rows:
+            return []
+        return await self._write(lambda: rules.create_instances(rows))
+
+    async def get_instance(self, instance_id: str) -> base.InstanceRow | None:
+        return await self._read(lambda: rules.get_instance(instance_id))
+
+    async def list_instances(self, *, workflows: Sequence[str] | None = None,
+                             statuses: Sequence[str] | None = None,
+                             scopes: Sequence[str] | None = None, limit: int = 100,
+                             offset: int = 0, before: tuple[float, str] | None = None,
+                             plans: Sequence[str] | None = None) -> list[base.InstanceRow]:
+        return await self._read(lambda: rules.list_instances(
+            self.dialect, _list(workflows), _list(statuses), _list(scopes), limit, offset,
+            before, _list(plans)))
+
+    async def transition(self, instance_id: str,
+                         decide: Callable[[base.InstanceRow], base.InstanceChange | None]
+                         ) -> base.InstanceRow | None:
+        return await self._write(lambda: rules.transition(self.dialect, instance_id, decide))
+
+    # -- scheduling ----------------------------------------------------------------
+    async def claim_due_instances(self, *, owner: str, workflows: Sequence[str], now: float,
+                                  lease_now: float, lease_until: float, limit: int
+                                  ) -> list[base.InstanceRow]:
+        if not workflows or limit <= 0:
+            return []
+        return await self._write(lambda: rules.claim_due_instances(
+            self.dialect, owner, list(workflows), now, lease_now, lease_until, limit),
+            idempotent=True)
+
+    async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
+        if not workflows:
+            return None
+        return await self._read(lambda: rules.next_due_at(self.dialect, list(workflows), lease_now))
+
+    async def renew_leases(self, *, owner: str, instance_ids: Sequence[str],
+                           lease_until: float) -> None:
+        if instance_ids:
+            await self._write(lambda: rules.renew_leases(owner, instance_ids, lease_until),
+                              idempotent=True)
+
+    async def release_leases(self, *, owner: str, instance_ids: Sequence[str],
+                             now: float) -> None:
+        if instance_ids:
+            await self._write(lambda: rules.release_leases(owner, instance_ids, now),
+                              idempotent=True)
+
+    # -- journal and events --------------------------------------------------------
+    async def load_journal(self, instance_id: str) -> list[base.JournalRow]:
+        return await self._read(lambda: rules.load_journal(instance_id))
+
+    async def commit(self, commit: base.RunCommit) -> base.CommitResult:
+        return await self._committer.submit(commit)
+
+    async def add_event(self, instance_id: str, type: str, payload: str, now: float,
+                        decide: Callable[[base.InstanceRow], base.InstanceChange | None]) -> bool:
+        return await self._write(lambda: rules.add_event(self.dialect, instance_id, type, payload,
+                                                   now, decide))
+
+    async def pending_events(self, instance_id: str, type: str, *, exclude: Sequence[int] = (),
+                             limit: int = 1) -> list[base.EventRow]:
+        return await self._read(lambda: rules.pending_events(instance_id, type, list(exclude),
+                                                       limit))
+
+    # -- plan versions and key-value -----------------------------------------------
+    async def put_plan_version(self, plan: base.PlanRow) -> base.PlanRow:
+        return await self._write(lambda: rules.put_plan_version(plan), idempotent=True)
+
+    async def get_plan_version(self, scope: str, name: str, version: str | None = None
+                               ) -> base.PlanRow | None:
+        return await self._read(lambda: rules.get_plan_version(scope, name, version))
+
+    async def list_plans(self, scope: str | None) -> list[base.PlanRow]:
+        return await self._read(lambda: rules.list_plans(scope))
+
+    async def list_plan_versions(self, scope: str, name: str) -> list[base.PlanRow]:
+        return await self._read(lambda: rules.list_plan_versions(self.dialect, scope, name))
+
+    # -- the change feed -----------------------------------------------------------
+    async def read_changes(self, after: int, limit: int = 500) -> list[base.ChangeRow]:
+        await self._number_changes()
+        return await self._read(lambda: rules.read_changes(after, limit))
+
+    async def last_change(self) -> int:
+        await self._number_changes()
+        return await self._read(rules.last_change)
+
+    async def _number_changes(self) -> None:
+        """Make every committed change visible under its final number. SQLite numbers
+        them as they are written (one writer at a time); PostgreSQL overrides this."""
+
+    async def kv_get(self, scope: str, key: str) -> str | None:
+        rows = await self._read(lambda: rules.one(Q(
+            "SELECT value FROM kv WHERE scope = ? AND key = ?", (scope, key))))
+        return None if not rows else str(rows[0][0])
+
+    async def kv_set(self, scope: str, key: str, value: str, now: float) -> None:
+        await self._write(lambda: rules.one(Q(
+            "INSERT INTO kv (scope, key, value, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at RETURNING 1",
+            (scope, key, value, float(now)))), idempotent=True)
+
+    async def kv_delete(self, scope: str, key: str) -> bool:
+        rows = await self._write(lambda: rules.one(Q(
+            "DELETE FROM kv WHERE scope = ? AND key = ? RETURNING 1", (scope, key))),
+            idempotent=True)
+        return bool(rows)
+
+    async def kv_list(self, scope: str, prefix: str = "", limit: int = 1000) -> list[str]:
+        # Not LIKE: SQLite's LIKE ignores ASCII case, and keys are case-sensitive; the
+        # range lets either database use the primary key's index.
+        rows = await self._read(lambda: rules.one(Q(
+            "SELECT key FROM kv WHERE scope = ? AND key >= ?"
+            " AND substr(key, 1, length(CAST(? AS text))) = ? ORDER BY key LIMIT ?",
+            (scope, prefix, prefix, prefix, limit))))
+        return [str(r[0]) for r in rows]
+
+
+def _list(values: Iterable[str] | None) -> list[str] | None:
+    return None if values is None else list(values)
