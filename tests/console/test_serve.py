@@ -1,0 +1,119 @@
+"""``agentflow serve`` and ``agentflow watch`` as real processes: sign-in rules, the
+loopback warning, MCP on /mcp beside the console, SIGTERM, and watch's resumable
+output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentflow import AgentFlow
+from tests.console.conftest import ALICE, ROOT, _free_port, _wait_listening
+from tests.console.plans import APPROVAL
+
+
+async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60
+               ) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentflow.cli", *args, cwd=ROOT, env=env or dict(os.environ),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_serve_refuses_to_start_with_nobody_to_sign_in(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AGENTFLOW_CONSOLE_OPERATORS"}
+    code, _, err = await _run("serve", "--db", f"sqlite:///{tmp_path}/a.db", env=env)
+    assert code == 2 and "--operator NAME=TOKEN" in err
+    code, _, err = await _run("serve", "--db", f"sqlite:///{tmp_path}/a.db",
+                              "--operator", "alice=short", env=env)
+    assert code == 2 and "at least 16 characters" in err
+
+
+async def test_serve_warns_off_loopback_without_tls_and_stops_on_sigterm(
+        tmp_path: Path) -> None:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentflow.cli", "serve", "--db", f"sqlite:///{tmp_path}/a.db",
+        "--operator", f"alice={ALICE}", "--listen", f"0.0.0.0:{port}", "--no-run",
+        cwd=ROOT, stderr=asyncio.subprocess.PIPE)
+    await _wait_listening(port, proc)
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 60) == 0
+    assert proc.stderr is not None
+    err = (await proc.stderr.read()).decode()
+    assert "WARNING: listening on 0.0.0.0 without TLS" in err
+    assert "agentflow serve stopped" in err
+
+
+async def test_serve_hosts_mcp_on_the_same_port(tmp_path: Path) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    import httpx2
+
+    db = f"sqlite:///{tmp_path}/a.db"
+    port = _free_port()
+    env = {**os.environ, "AGENTFLOW_MCP_TOKENS": json.dumps({"agent-token-123": "agent-1"})}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--isolation", "inline",
+        "--operator", f"alice={ALICE}", "--listen", f"127.0.0.1:{port}", "--mcp",
+        cwd=ROOT, env=env)
+    try:
+        await _wait_listening(port, proc)
+        base = f"http://127.0.0.1:{port}"
+        # The console answers beside MCP ...
+        async with httpx2.AsyncClient() as http:
+            page = await http.get(f"{base}/login")
+            assert page.status_code == 200 and "Operator token" in page.text
+            # ... and /mcp refuses a request without an agent's token.
+            refused = await http.post(f"{base}/mcp", json={})
+            assert refused.status_code == 401
+        headers = {"Authorization": "Bearer agent-token-123"}
+        async with httpx2.AsyncClient(headers=headers) as http, Client(
+                streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+            tools = await client.list_tools()
+            assert "submit_plan" in {t.name for t in tools.tools}
+            submitted = await client.call_tool("submit_plan", {"name": "p",
+                                                               "source": APPROVAL})
+            assert not submitted.is_error
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+
+
+async def test_watch_prints_changes_and_resumes_after_a_cursor(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/a.db"
+    async with AgentFlow(db, isolation="inline", run_scheduler=False) as flow:
+        agent = flow.agent("agent-1")
+        await agent.submit_plan("p", APPROVAL)
+        first = await agent.start("p", params={"repo": "r"}, id="first")
+        await first.pause()
+        await agent.start("p", params={"repo": "r"}, id="second")
+    code, out, _ = await _run("watch", "--db", db, "--after", "0", "--count", "3", "--json")
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(c["instance_id"], c["kind"], c["status"]) for c in lines] == [
+        ("first", "created", "queued"), ("first", "status", "paused"),
+        ("second", "created", "queued")]
+    code, out, _ = await _run("watch", "--db", db, "--after", str(lines[1]["seq"]),
+                              "--count", "1")
+    assert code == 0
+    assert out.split()[0] == str(lines[2]["seq"]) and "second created queued" in out
+    code, _, err = await _run("watch", "--db", db, "--after", "-1", "--count", "1")
+    assert code == 2 and "cursor" in err
+
+
+@pytest.mark.parametrize("spec", ["alice", "alice=", "alice=0123456789abcdef:admin"])
+def test_operator_specs_are_checked(spec: str) -> None:
+    from agentflow.console import parse_operators
+
+    with pytest.raises(ValueError, match="operator 'alice'"):
+        parse_operators([spec])
