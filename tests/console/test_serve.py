@@ -54,10 +54,9 @@ async def test_serve_warns_off_loopback_without_tls_and_stops_on_sigterm(
 
 
 async def test_serve_hosts_mcp_on_the_same_port(tmp_path: Path) -> None:
+    import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-
-    import httpx2
 
     db = f"sqlite:///{tmp_path}/a.db"
     port = _free_port()
