@@ -66,6 +66,7 @@ def build_server(af: AgentFlow, config: ServerConfig, *, host: str = "127.0.0.1"
     server: MCPServer = MCPServer("agentflow", instructions=INSTRUCTIONS, version=__version__,
                                   log_level="WARNING", token_verifier=verifier, auth=auth,
                                   tools=tools, subscriptions=updates)
+    updates.serve_legacy(server)  # resources/subscribe (2025-11-25)
     _add_resources(server, identity)
     _add_prompts(server, identity)
     return server

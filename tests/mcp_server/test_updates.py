@@ -61,3 +61,48 @@ async def test_an_agent_hears_of_its_own_instances_only(af: AgentFlow) -> None:
             await _updates_until(sub_m, uri_theirs, seen_m)
             assert uri_mine not in seen_m
             assert set(seen_a) == {uri_mine}
+
+
+async def test_resources_subscribe_on_2025_11_25(af: AgentFlow) -> None:
+    import warnings
+
+    from mcp import types
+    from mcp.shared.exceptions import MCPDeprecationWarning
+
+    alice, mallory = af.agent("alice"), af.agent("mallory")
+    await alice.submit_plan("p", APPROVAL_PLAN)
+    await mallory.submit_plan("p", APPROVAL_PLAN)
+    mine = await alice.start("p", params={"numbers": [1]})
+    theirs = await mallory.start("p", params={"numbers": [2]})
+    await alice.wait(mine.id, timeout=30)
+    await mallory.wait(theirs.id, timeout=30)
+    uri_mine = f"agentflow://instances/{mine.id}"
+    uri_theirs = f"agentflow://instances/{theirs.id}"
+    heard: dict[str, list[str]] = {"alice": [], "mallory": []}
+    arrived = {"alice": asyncio.Event(), "mallory": asyncio.Event()}
+
+    def handler(who: str, marker: str) -> Any:
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ResourceUpdatedNotification):
+                heard[who].append(str(message.params.uri))
+                if str(message.params.uri) == marker:
+                    arrived[who].set()
+        return on_message
+
+    async with Client(build_server(af, ServerConfig(agent_id="alice")), mode="legacy",
+                      message_handler=handler("alice", uri_mine)) as a, Client(
+            build_server(af, ServerConfig(agent_id="mallory")), mode="legacy",
+            message_handler=handler("mallory", uri_theirs)) as m:
+        assert a.protocol_version == "2025-11-25"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)  # removed in 2026-07-28
+            await a.subscribe_resource(uri_mine)
+            await m.subscribe_resource(uri_mine)  # not mallory's: accepted, never told
+            await m.subscribe_resource(uri_theirs)
+        await alice.send_event(mine.id, "approval", {"approved": True})
+        await asyncio.wait_for(arrived["alice"].wait(), 60)
+        await alice.wait(mine.id, timeout=30)
+        await mallory.send_event(theirs.id, "approval", {"approved": False})
+        await asyncio.wait_for(arrived["mallory"].wait(), 60)
+        assert set(heard["alice"]) == {uri_mine}
+        assert uri_mine not in heard["mallory"]
