@@ -16,5 +16,7 @@ imports this package.
 
 from agentflow.console._app import ConsoleConfig, create_app
 from agentflow.console._auth import Operator, parse_operators
+from agentflow.console._links import ApprovalLinksCapability
 
-__all__ = ["ConsoleConfig", "Operator", "create_app", "parse_operators"]
+__all__ = ["ApprovalLinksCapability", "ConsoleConfig", "Operator", "create_app",
+           "parse_operators"]

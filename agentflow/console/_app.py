@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -161,15 +160,8 @@ class Console:
         return self._signer
 
     async def _stored_secret(self) -> bytes:
-        store = self.flow.engine.store
-        existing = await store.kv_get(_data.CONSOLE_SCOPE, "secret")
-        if existing is None:
-            # Two processes may race here; the second write wins and the first
-            # process's sessions stop working once. Pass --secret to avoid even that.
-            await store.kv_set(_data.CONSOLE_SCOPE, "secret", secrets.token_hex(32),
-                               self.flow.engine.clock.now())
-            existing = await store.kv_get(_data.CONSOLE_SCOPE, "secret")
-        return bytes.fromhex(existing or "")
+        return await _data.stored_secret(self.flow.engine.store,
+                                         self.flow.engine.clock.now())
 
     def operator(self, token: str) -> Operator | None:
         for known, operator in self._by_token.items():
@@ -500,7 +492,10 @@ async def _link_state(console: Console, token: str
     row = await console.flow.engine.store.get_instance(claims.instance_id)
     view = (await _data.approval_view(console.flow, row, console.human_only)
             if row is not None else None)
-    if view is None or view.request.ref != claims.ref:
+    if view is None and not claims.ref:  # a plan's link names the instance, not a wait
+        return claims, None, ("The instance this link was made for does not wait for an "
+                              "approval now (not yet, or no longer). Nothing was sent.")
+    if view is None or (claims.ref and view.request.ref != claims.ref):
         return claims, None, ("The approval this link was made for is no longer waiting "
                               "(it was answered, restarted or moved on). Nothing was sent.")
     return claims, view, None
@@ -534,13 +529,14 @@ async def link_decide(request: Request) -> Response:
                                "Choose Approve or Reject; nothing was sent.", status_code=400)
     store = console.flow.engine.store
     now = console.flow.engine.clock.now()
-    delivered, text = await _deliver(console, claims.instance_id, claims.ref,
+    ref = claims.ref or _field(form, "ref")  # a plan's link: the wait the person saw
+    delivered, text = await _deliver(console, claims.instance_id, ref,
                                      verdict == "approve", _field(form, "comment"))
     if not delivered:
         return console.message(request, None, "Nothing was sent", text, status_code=409)
     await store.kv_set(_data.CONSOLE_SCOPE, f"link/{claims.nonce}", json.dumps(
         {"instance_id": claims.instance_id, "at": now}), now)
-    await _data.record_decision(console.flow, claims.instance_id, claims.ref,
+    await _data.record_decision(console.flow, claims.instance_id, ref,
                                 by=f"approval link from {claims.by}",
                                 approved=verdict == "approve",
                                 comment=_field(form, "comment"), via="link")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import Any
 from agentflow.agents import PLAN_WORKFLOW, AgentFlow
 from agentflow.errors import AgentflowError, InstanceNotFoundError
 from agentflow.models import InstanceStatus, StepRecord, WaitingOn
-from agentflow.store import InstanceRow
+from agentflow.store import InstanceRow, Store
 from agentflow.tools import (
     DEFAULT_HUMAN_ONLY,
     ApprovalRequest,
@@ -241,6 +242,17 @@ async def approvals(flow: AgentFlow, human_only: frozenset[str], *, limit: int =
 
 def human_only_types(extra: frozenset[str] = frozenset()) -> frozenset[str]:
     return DEFAULT_HUMAN_ONLY | extra
+
+
+async def stored_secret(store: Store, now: float) -> bytes:
+    """The console's signing secret kept in the database, made on first use."""
+    existing = await store.kv_get(CONSOLE_SCOPE, "secret")
+    if existing is None:
+        # Two processes may race here; the later write wins and sessions or links the
+        # earlier one signed stop working once. Set $AGENTFLOW_CONSOLE_SECRET to avoid it.
+        await store.kv_set(CONSOLE_SCOPE, "secret", secrets.token_hex(32), now)
+        existing = await store.kv_get(CONSOLE_SCOPE, "secret")
+    return bytes.fromhex(existing or "")
 
 
 # -- decisions (who decided what) ------------------------------------------------------

@@ -71,7 +71,11 @@ async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> Non
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+async def served(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Served]:
+    """``agentflow serve`` on a fresh SQLite file; ``@pytest.mark.serve_args(...)``
+    adds command-line arguments."""
+    marker = request.node.get_closest_marker("serve_args")
+    extra = list(marker.args) if marker else []
     db = f"sqlite:///{tmp_path}/console.db"
     port = _free_port()
     secret = secrets.token_hex(32)
@@ -81,7 +85,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     await flow.start()  # creates the schema before the server opens the file
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--isolation", "inline",
-        "--listen", f"127.0.0.1:{port}", cwd=ROOT, env=env)
+        "--listen", f"127.0.0.1:{port}", *extra, cwd=ROOT, env=env)
     try:
         await _wait_listening(port, process)
         yield Served(f"http://127.0.0.1:{port}", db, secret, process, flow)

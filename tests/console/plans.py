@@ -22,3 +22,11 @@ HOSTILE = '''async def run(event, step):
     await step.wait_for_event("approval", type="approval", timeout="7 days")
     raise ValueError("<b onmouseover=window.__pwned=3>bold</b>\\x07\\u202e")
 '''
+
+# A plan that makes its own approval link (through a capability the operator grants)
+# and hands it on (here: returns it in a step's result, where a test can read it).
+LINKING = '''async def run(event, step):
+    link = await step.do("make a link", lambda: env.approval_links.link())
+    decision = await step.wait_for_event("approval", type="approval", timeout="7 days")
+    return {"approved": decision["payload"]["approved"], "link": link["url"]}
+'''

@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from agentflow import AgentFlow
 from tests.console.conftest import READER, Served, screenshot_path, sign_in
-from tests.console.plans import APPROVAL, HOSTILE, HOSTILE_STEP
+from tests.console.plans import APPROVAL, HOSTILE, HOSTILE_STEP, LINKING
 
 WAIT_MS = 60_000
 
@@ -179,3 +181,29 @@ async def test_every_page_shows_hostile_names_as_text(browser: Any, served: Serv
     assert not await page.evaluate("window.__pwned")
     await page.goto(f"{served.url}/plans/agent-x/hostile/diff?a={versions[0]}&b={versions[1]}")
     await page.screenshot(path=screenshot_path("console-plan-diff.png"), full_page=True)
+
+
+@pytest.mark.serve_args("--no-run")
+async def test_a_plan_mints_a_link_through_its_grant(browser: Any, served: Served) -> None:
+    from agentflow.console import ApprovalLinksCapability
+
+    # This test's own process runs the plan (the server only serves: its worker has no
+    # grant of approval_links), with the capability signed by the console's secret.
+    async with AgentFlow(served.db, isolation="inline") as runner:
+        agent = runner.agent("mailer", capabilities={"approval_links": ApprovalLinksCapability(
+            served.url, secret=served.secret.encode())})
+        await agent.submit_plan("ask", LINKING)
+        inst = await agent.start("ask")
+        assert (await agent.wait(inst.id, timeout=60)).status == "waiting"
+        link = next(r.result for r in await agent.history(inst.id)
+                    if r.name == "make a link")["url"]
+        page = await (await browser.new_context()).new_page()
+        await page.goto(link)
+        assert "plan of agent mailer" in await page.inner_text("main")
+        await page.click("button.approve")
+        await page.locator("text=the plan received your decision").wait_for()
+        status = await agent.wait(inst.id, timeout=60)
+        assert status.status == "complete" and status.output["approved"] is True
+        response = await page.goto(link)
+        assert response is not None and response.status == 410
+        assert "already used" in await page.inner_text("main")
