@@ -31,5 +31,5 @@
         main.dataset.seq = String(Number(main.dataset.seq || 0) + 1);
       });
   }
-  source.onmessage = function () { if (timer === null) { timer = setTimeout(refresh, 50); } };
+  source.onmessage = function () { if (timer === null) { timer = setTimeout(refresh, 20); } };
 })();
