@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar, overload
 
 from agentflow._durations import to_datetime
@@ -37,7 +37,7 @@ from agentflow.errors import (
     error_record,
 )
 from agentflow.models import Event, InstanceStatus
-from agentflow.store import InstanceRow, RunCommit, RunFinish, Store, open_store
+from agentflow.store import InstanceRow, NewInstance, RunCommit, RunFinish, Store, open_store
 
 __all__ = ["Engine", "WorkflowFn"]
 
@@ -122,6 +122,10 @@ class Engine:
         self._changes: Changes | None = None
         self._started = False
         self._closing = False
+        self._run_wrappers: list[Callable[[str, WorkflowFn], WorkflowFn]] = []
+        #: Called with the ids of instances just created through this engine, in the
+        #: creator's context (instrumentation: `agentflow.otel` notes the caller's trace).
+        self.create_listeners: list[Callable[[list[str]], Awaitable[None]]] = []
 
     # -- registration --------------------------------------------------------------
     @overload
@@ -160,6 +164,12 @@ class Engine:
             raise InvalidArgumentError(f"a workflow named {name!r} is registered already")
         self._workflows[name] = fn
         self.nudge()
+
+    def wrap_runs(self, wrap: Callable[[str, WorkflowFn], WorkflowFn]) -> None:
+        """Have every run call ``wrap(workflow_name, fn)`` instead of ``fn``: a seam for
+        instrumentation (`agentflow.otel`), which may pass the run a proxy of its step.
+        Wrappers apply in the order they were added, the last outermost."""
+        self._run_wrappers.append(wrap)
 
     @property
     def workflows(self) -> list[str]:
@@ -253,6 +263,16 @@ class Engine:
             self._wake.set()
         if self._changes is not None:
             self._changes.notify()
+
+    async def insert_instances(self, rows: Sequence[NewInstance]) -> list[str]:
+        """Write new instances (ids that exist are skipped), tell `create_listeners`
+        about those created, and wake the scheduler. Returns the ids created."""
+        created = await self.store.create_instances(rows)
+        if created:
+            for listener in self.create_listeners:
+                await listener(list(created))
+        self.nudge()
+        return created
 
     # -- reading ---------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> Instance:
@@ -384,6 +404,8 @@ class Engine:
 
     async def _run(self, row: InstanceRow, activation: Activation) -> RunFinish:
         fn = self._workflows[row.workflow]
+        for wrap in self._run_wrappers:
+            fn = wrap(row.workflow, fn)
         failure: BaseException | None
         event = Event(payload=json.loads(row.payload), timestamp=to_datetime(row.created_at),
                       instance_id=row.id)
