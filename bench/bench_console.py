@@ -113,9 +113,58 @@ async def main(flips: int, chromium: str) -> dict[str, float]:
             "page_over_feed": round(page_median / feed_median, 2)}
 
 
+async def paging(count: int, rounds: int = 20) -> dict[str, float]:
+    """The instances list's first page against its last one, ``count`` instances deep
+    (keyset paging: the same cost at any depth). Times are the console's HTTP answers."""
+    import httpx2
+
+    from agentflow import Engine
+
+    folder = tempfile.mkdtemp()
+    db = f"sqlite:///{folder}/paging.db"
+    engine = Engine(db, run_scheduler=False)
+
+    async def never(event: object, step: object) -> None:
+        raise AssertionError("nothing runs here")
+
+    engine.register("w", never)  # type: ignore[arg-type]
+    async with engine:
+        for start in range(0, count, 1000):
+            await engine.binding("w").create_batch(
+                [{"id": f"i{k:07d}"} for k in range(start, min(count, start + 1000))])
+        rows = await engine.store.list_instances(limit=51, offset=count - 51)
+    deep = f"{rows[0].created_at!r}|{rows[0].id}"  # the cursor of the very last page
+    port = _port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--no-run",
+        "--listen", f"127.0.0.1:{port}", "--operator", f"bench={TOKEN}", cwd=ROOT)
+    try:
+        await _listening(port)
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            await http.post("/login", data={"token": TOKEN, "next": "/instances"})
+            first_ms, last_ms = [], []
+            for _ in range(rounds):
+                for url, into in (("/instances", first_ms),
+                                  (f"/instances?before={deep}", last_ms)):
+                    started = time.perf_counter()
+                    answer = await http.get(url)
+                    into.append((time.perf_counter() - started) * 1000)
+                    assert answer.status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await server.wait()
+    first, last = statistics.median(first_ms), statistics.median(last_ms)
+    return {"instances": count, "first_page_ms": round(first, 1),
+            "last_page_ms": round(last, 1), "last_over_first": round(last / first, 2)}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flips", type=int, default=40)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--paging", type=int, default=0, metavar="N",
+                        help="instead: the first page against the last, N instances deep")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.flips, args.chromium)), indent=1))
+    result = (asyncio.run(paging(args.paging)) if args.paging
+              else asyncio.run(main(args.flips, args.chromium)))
+    print(json.dumps(result, indent=1))

@@ -131,6 +131,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             FROM instances i WHERE i.id = NEW.instance_id;
         END""",
         "CREATE INDEX changes_instance ON changes (instance_id, seq)",
+        # The console's list, newest first, paged by (created_at, id) with no filter:
+        # without it the first page sorts every instance.
+        "CREATE INDEX instances_created ON instances (created_at, id)",
     ]),
 ]
 

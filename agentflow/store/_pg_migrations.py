@@ -150,6 +150,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         END $$""",
         """CREATE TRIGGER changes_step AFTER INSERT OR UPDATE ON steps
         FOR EACH ROW EXECUTE FUNCTION agentflow_step_change()""",
+        # The console's list, newest first, paged by (created_at, id) with no filter:
+        # without it the first page sorts every instance.
+        "CREATE INDEX instances_created ON instances (created_at, id)",
     ]),
 ]
 

@@ -75,7 +75,8 @@ def list_instances(d: Dialect, workflows: Sequence[str] | None,
             where.append(f"{column} IN ({marks(values)})" if values else "1 = 0")
             params.extend(values)
     if before is not None:  # keyset paging: the rows after this key in the order below
-        where.append("(created_at < ? OR (created_at = ? AND id > ?))")
+        # (the first term alone bounds an index range; an OR at the top would not)
+        where.append("created_at <= ? AND (created_at < ? OR id > ?)")
         params.extend([float(before[0]), float(before[0]), before[1]])
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = yield Q(f"SELECT {INSTANCE_COLUMNS} FROM instances {clause}"
