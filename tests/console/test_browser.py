@@ -167,6 +167,15 @@ async def test_every_page_shows_hostile_names_as_text(browser: Any, served: Serv
         assert not await page.evaluate("window.__pwned"), path
         html = await main.inner_html()
         assert "\x1b" not in html and "\u202e" not in html and "\x07" not in html, path
+    # The page behind an approval link shows the same record, as text too.
+    await page.goto(f"{served.url}/instances/{instance_id}")
+    await page.click("text=Make an approval link")
+    link = await page.locator("#link").input_value()
+    stranger = await (await browser.new_context()).new_page()
+    await stranger.goto(link)
+    assert await stranger.locator("main").locator("img, script, b, i").count() == 0
+    assert not await stranger.evaluate("window.__pwned")
+    assert '"x": "<i>params</i>\\u202e"' in await stranger.inner_text("main")
     await page.goto(f"{served.url}/instances/{instance_id}")
     text = await page.inner_text("main")
     assert HOSTILE_STEP in text  # the step's name, as text
