@@ -22,10 +22,13 @@ command composes both, imported only when ``--mcp`` is given.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import ipaddress
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,6 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secure-cookies", action="store_true",
                    help="mark the session cookie Secure (implied by --certfile; set it "
                         "behind a TLS-terminating proxy)")
+    p.add_argument("--keep-changes", type=float, default=7.0, metavar="DAYS",
+                   help="trim the change feed of changes older than this, hourly "
+                        "(default 7 days; a subscriber away longer resumes at the oldest kept)")
     p.add_argument("--public-url", metavar="URL",
                    help="the URL people reach the console at, for approval links "
                         "(default: the URL of the request)")
@@ -98,6 +104,18 @@ class Dispatch:
             await self.mcp(scope, receive, send)
         else:
             await self.console(scope, receive, send)
+
+
+async def _trim_changes(flow: Any, keep_seconds: float, every: float = 3600.0) -> None:
+    """Keep the change feed from growing without end: hourly, drop what is older than
+    ``keep_seconds`` (wall time, as the feed records it)."""
+    while True:
+        try:
+            await flow.engine.store.trim_changes(time.time() - keep_seconds)
+        except Exception as exc:  # the next round tries again; say why meanwhile
+            print(f"agentflow serve: trimming the change feed failed: {exc}",
+                  file=sys.stderr, flush=True)
+        await asyncio.sleep(every)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -164,10 +182,15 @@ async def run(args: argparse.Namespace) -> int:
               f"database {without_password(args.db)}"
               f"{', serving only' if args.no_run else ''}", file=sys.stderr, flush=True)
         uv = uvicorn.Server(server_config)
+        trimming = asyncio.create_task(_trim_changes(flow, args.keep_changes * 86400))
         try:
             await uv.serve()
         except SystemExit:  # uvicorn's way to fail, e.g. on a port already in use
             uv.started = False
+        finally:
+            trimming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trimming
         if not uv.started:
             raise OSError(f"could not serve on {host}:{port} (the reason is above)")
     print("agentflow serve stopped", file=sys.stderr, flush=True)

@@ -320,6 +320,12 @@ class Store(abc.ABC):
         """The number of the newest change (0 if none): a cursor meaning "from now"."""
         raise NotImplementedError(f"{type(self).__name__} keeps no change feed")
 
+    async def trim_changes(self, before: float) -> int:
+        """Delete changes written before ``before`` (epoch seconds); returns how many.
+        The newest change is always kept, so numbering carries on from it; a cursor
+        older than what is kept resumes at the oldest change left."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no change feed")
+
     @abc.abstractmethod
     async def kv_get(self, scope: str, key: str) -> str | None: ...
 

@@ -347,6 +347,12 @@ def read_changes(after: int, limit: int) -> Body[list[base.ChangeRow]]:
             for r in rows]
 
 
+def trim_changes(before: float) -> Body[int]:
+    rows = yield Q("DELETE FROM changes WHERE at < ? AND seq < (SELECT max(seq) FROM changes)"
+                   " RETURNING 1", (float(before),))
+    return len(rows)
+
+
 def last_change() -> Body[int]:
     rows = yield Q("SELECT max(seq) FROM changes")
     return int(rows[0][0] or 0) if rows else 0

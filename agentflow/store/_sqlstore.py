@@ -135,6 +135,10 @@ class SQLStore(base.Store):
         await self._number_changes()
         return await self._read(rules.last_change)
 
+    async def trim_changes(self, before: float) -> int:
+        await self._number_changes()  # an unnumbered row is never trimmed unseen
+        return await self._write(lambda: rules.trim_changes(before), idempotent=True)
+
     async def _number_changes(self) -> None:
         """Make every committed change visible under its final number. SQLite numbers
         them as they are written (one writer at a time); PostgreSQL overrides this."""

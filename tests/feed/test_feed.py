@@ -116,3 +116,27 @@ async def test_a_cursor_must_be_a_seq(engine: Engine) -> None:
     with pytest.raises(InvalidArgumentError, match="cursor"):
         async for _ in engine.subscribe(after=-1):
             pass
+
+
+async def test_trimming_keeps_the_newest_and_cursors_carry_on(db_url: str) -> None:
+    import time
+
+    engine = Engine(db_url, run_scheduler=False)
+
+    async def never(event: object, step: object) -> None:
+        raise AssertionError("nothing runs here")
+
+    engine.register("feed", never)  # type: ignore[arg-type]
+    async with engine:
+        for i in range(5):
+            await engine.binding("feed").create(id=f"t{i}")
+        last = await engine.store.last_change()
+        assert await engine.store.trim_changes(time.time() + 60) >= 4  # all but the newest
+        assert await engine.store.last_change() == last
+        await engine.binding("feed").create(id="after")
+        seen = []
+        async for change in engine.subscribe(after=0, poll=0.02):
+            seen.append(change)
+            if change.instance_id == "after":
+                break
+        assert [c.seq for c in seen] == [last, last + 1]
