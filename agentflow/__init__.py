@@ -1,13 +1,19 @@
 """agentflow: durable plans written by LLM agents.
 
-The durable engine (`Engine`, `run(event, step)`) and its errors are exported here.
-The README has the contract: the API, what the engine guarantees, and its limits.
+The durable engine (`Engine`, `run(event, step)`) and its errors are exported here, and
+the agent layer (`AgentFlow`, `Agent`, ...; the `agentflow.plans` subpackage) and the
+dynamic dispatch primitives (`agentflow.plans.dispatch`) too. The README has the
+contract: the API, what the engine guarantees, and its limits.
 """
+
+from typing import TYPE_CHECKING
 
 from agentflow._durations import RetryPolicy, parse_duration
 from agentflow._engine import Engine
 from agentflow._feed import Change
 from agentflow._instance import Instance, WorkflowBinding
+from agentflow._lazy import lazy_loader
+from agentflow._limits import Quotas
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
 from agentflow.errors import (
@@ -21,6 +27,7 @@ from agentflow.errors import (
     NonDeterminismError,
     NonRetryableError,
     NotFoundError,
+    PlanNotFoundError,
     StepError,
     UsageError,
     WorkflowError,
@@ -28,6 +35,23 @@ from agentflow.errors import (
     WorkflowTimeoutError,
 )
 from agentflow.models import Event, InstanceStatus, StepRecord, WaitingOn
+
+if TYPE_CHECKING:  # the lazy names below, with their real types for mypy and pyright
+    from agentflow.plans import (
+        Agent,
+        AgentFlow,
+        AgentInstance,
+        Diagnostic,
+        PendingEvent,
+        PlanValidationError,
+        PlanVersion,
+        ValidationReport,
+    )
+    from agentflow.plans.dispatch import (
+        create_dynamic_entrypoint,
+        dispatch_workflow,
+        wrap_workflow_binding,
+    )
 
 __version__ = "0.1.0"
 
@@ -39,7 +63,6 @@ _LAZY = {
     "AgentInstance": "agentflow.plans",
     "PlanVersion": "agentflow.plans",
     "PendingEvent": "agentflow.plans",
-    "PlanNotFoundError": "agentflow.plans",
     "PlanValidationError": "agentflow.plans",
     "ValidationReport": "agentflow.plans",
     "Diagnostic": "agentflow.plans",
@@ -49,15 +72,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentflow' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_loader(__name__, _LAZY, globals())
 
 __all__ = [
     "Agent",
@@ -85,6 +100,7 @@ __all__ = [
     "PlanNotFoundError",
     "PlanValidationError",
     "PlanVersion",
+    "Quotas",
     "RetryPolicy",
     "Step",
     "StepError",

@@ -96,11 +96,17 @@ class Engine:
             ``lease_seconds / 2``, at most 5 s.
         run_scheduler: False makes a client-only engine that creates and steers
             instances but runs none (another process's worker runs them).
+        max_journal_bytes: a quota on the bytes of step results and errors one
+            instance's journal may hold (None: no quota beyond the step count). A step
+            result that would pass it fails its step with `LimitExceededError` (not
+            retried, and the result is not stored). `AgentFlow` sets it from
+            ``Quotas.instance_journal_bytes``.
     """
 
     def __init__(self, url: str | Store | None = None, *, clock: Clock | None = None,
                  max_concurrency: int = 256, lease_seconds: float = 30.0,
-                 poll_interval: float | None = None, run_scheduler: bool = True) -> None:
+                 poll_interval: float | None = None, run_scheduler: bool = True,
+                 max_journal_bytes: int | None = None) -> None:
         if max_concurrency < 1:
             raise InvalidArgumentError("max_concurrency must be at least 1")
         if lease_seconds <= 0:
@@ -109,6 +115,9 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.max_concurrency = max_concurrency
         self.lease_seconds = lease_seconds
+        if max_journal_bytes is not None and max_journal_bytes < 1:
+            raise InvalidArgumentError("max_journal_bytes must be positive (or None)")
+        self.max_journal_bytes = max_journal_bytes
         if poll_interval is None:
             poll_interval = (min(5.0, lease_seconds / 2) if self._store.pushes_changes
                              else 0.2)
@@ -192,9 +201,7 @@ class Engine:
         Raises:
             WorkflowNotFoundError: nothing is registered under that name.
         """
-        if name not in self._workflows:
-            raise WorkflowNotFoundError(f"no workflow named {name!r} is registered; "
-                                        f"registered: {self.workflows}")
+        self.workflow_function(name)  # raises WorkflowNotFoundError
         return WorkflowBinding(self, name)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -226,15 +233,23 @@ class Engine:
     async def close(self, grace: float = 0.5) -> None:
         """Stop claiming and hand every claim back at once, then close the store.
 
-        Runs stop at their next step boundary; a step body still running after
-        ``grace`` seconds is cancelled (it will run again wherever the instance goes
-        next, as after a crash).
+        The scheduler finishes the claim it may be making (those instances go straight
+        back). Runs stop at their next step boundary and hand their instance back in the
+        same commit that records where they stopped: it is ``queued`` and due at once
+        for the next worker, not leased to a process that is gone. A step body still
+        running after ``grace`` seconds is cancelled (it will run again wherever the
+        instance goes next, as after a crash), and its claim is handed back too.
         """
         if not self._started:
             return
         self._closing = True
+        self.nudge()  # the scheduler sees `_closing` and ends its loop
+        scheduler = [t for t in self._tasks if t.get_name() == "agentflow-scheduler"]
         for task in self._tasks:
-            task.cancel()
+            if task not in scheduler:
+                task.cancel()
+        if scheduler:  # not cancelled: a claim it is making must come back to hand over
+            await asyncio.wait(scheduler)
         held = list(self._running)  # read first: a finished run removes itself
         running = list(self._running.values())
         if running:
@@ -243,9 +258,12 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, *running, return_exceptions=True)
         self._running.clear()
-        with contextlib.suppress(Exception):
+        try:  # what the runs could not hand back themselves (cancelled mid-body)
             await self._store.release_leases(owner=self.owner, instance_ids=held,
                                              now=self.clock.now())
+        except Exception:
+            log.exception("handing claims back failed; they return when their lease "
+                          "expires")
         await self._store.close()
         self._tasks = []
         self._started = False
@@ -273,6 +291,13 @@ class Engine:
                 await listener(list(created))
         self.nudge()
         return created
+
+    def running_task(self, instance_id: str) -> asyncio.Task[None] | None:
+        """This process's task running the instance now, if any. A terminate or a
+        restart cancels the one it found before moving the fence (nothing more of that
+        run can be recorded, and a step body still running would only burn time; the
+        sandbox kills a worker whose body does not stop)."""
+        return self._running.get(instance_id)
 
     # -- reading ---------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> Instance:
@@ -335,6 +360,11 @@ class Engine:
                 except Exception:
                     log.exception("claiming due instances failed; trying again")
                     rows = []
+                if self._closing:  # closed while claiming: hand these straight back
+                    await self._store.release_leases(
+                        owner=self.owner, instance_ids=[r.id for r in rows],
+                        now=self.clock.now())
+                    return
                 for row in rows:
                     stale = self._running.get(row.id)
                     if stale is not None:  # restarted while its old run was still in a
@@ -381,17 +411,26 @@ class Engine:
 
     async def _drive(self, row: InstanceRow) -> None:
         """Run one claimed instance until it finishes or parks."""
+        activation: Activation | None = None
         try:
             # Fence 1 means this is the instance's first claim ever, so its journal is
             # empty: only claims hand out fences (saves a read per new instance).
             journal = [] if row.fence == 1 else await self._store.load_journal(row.id)
             activation = Activation(store=self._store, clock=self.clock, instance_id=row.id,
                                     fence=row.fence, journal=journal,
-                                    stopping=lambda: self._closing)
+                                    stopping=lambda: self._closing,
+                                    journal_quota=self.max_journal_bytes)
             finish = await self._run(row, activation)
             await self._store.commit(RunCommit(row.id, row.fence, finish=finish))
         except LeaseLost:
-            pass
+            if activation is not None and activation.stopped:
+                # Stopped at a step boundary by close(): hand the instance back, due
+                # now, in the commit that records the run's end (fenced: a claim that
+                # was lost meanwhile is left alone).
+                now = self.clock.now()
+                with contextlib.suppress(Exception):
+                    await self._store.commit(RunCommit(row.id, row.fence, finish=RunFinish(
+                        status="queued", at=now, due_at=now)))
         except asyncio.CancelledError:
             pass  # engine shutdown: close() hands the claim back
         except Exception:
@@ -410,7 +449,10 @@ class Engine:
         event = Event(payload=json.loads(row.payload), timestamp=to_datetime(row.created_at),
                       instance_id=row.id)
         try:
-            output = await fn(event, Step(activation))
+            try:
+                output = await fn(event, Step(activation))
+            finally:
+                await activation.settle()  # gathered branches still committing
         except Suspend:
             if activation.fatal is None:
                 return activation.suspend_finish(self.clock.now())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -32,17 +33,33 @@ RESTING_STATUSES = TERMINAL_STATUSES | {"paused"}
 
 
 def instance_status(row: InstanceRow) -> InstanceStatus:
-    waiting_on = None
+    waits: list[WaitingOn] = []
     if row.status == "waiting" and row.waiting_on:
         w = json.loads(row.waiting_on)
-        waiting_on = WaitingOn(kind=w["kind"], step=w["step"], until=to_datetime(w["until"]),
-                               type=w.get("type"), attempt=w.get("attempt"))
+        # "waits" lists every wait (since exactly-once events); older rows hold one.
+        waits = sorted((_waiting_on(x) for x in w.get("waits") or [w]),
+                       key=lambda x: x.until)
+    status, note = row.status, None
+    if (status in ("running", "waiting_for_pause") and row.lease_until is not None
+            and row.lease_until < time.time()):
+        # Its holder stopped renewing the claim (it crashed, froze or lost the
+        # database): nobody runs it now. `running` would be a lie.
+        note = (f"the worker that ran it ({row.lease_owner}) stopped renewing its claim "
+                f"at {to_datetime(row.lease_until).isoformat(timespec='seconds')}; the next "
+                "worker to look takes it over")
+        status = "queued" if status == "running" else "paused"
     return InstanceStatus(
-        id=row.id, workflow=row.workflow, status=row.status,  # type: ignore[arg-type]
+        id=row.id, workflow=row.workflow, status=status,  # type: ignore[arg-type]
         output=json.loads(row.output) if row.output is not None else None,
         error=json.loads(row.error) if row.error is not None else None,
-        waiting_on=waiting_on, created_at=to_datetime(row.created_at),
-        updated_at=to_datetime(row.updated_at))
+        waiting_on=waits[0] if waits else None, waits=waits,
+        created_at=to_datetime(row.created_at), updated_at=to_datetime(row.updated_at),
+        note=note)
+
+
+def _waiting_on(w: dict[str, Any]) -> WaitingOn:
+    return WaitingOn(kind=w["kind"], step=w["step"], until=to_datetime(w["until"]),
+                     type=w.get("type"), attempt=w.get("attempt"))
 
 
 def step_record(row: JournalRow) -> StepRecord:
@@ -146,8 +163,8 @@ class Instance:
         await self._transition(decide)
 
     async def terminate(self) -> None:
-        """Stop the instance for good. A step in flight may finish, but nothing more of
-        the run is recorded."""
+        """Stop the instance for good. A step in flight here is cancelled at once (its
+        result would not be recorded); nothing more of the run is recorded."""
         now = self._engine.clock.now()
 
         def decide(row: InstanceRow) -> InstanceChange | None:
@@ -157,7 +174,9 @@ class Instance:
             return InstanceChange(at=now, status="terminated", due_at=None, waiting_on=None,
                                   bump_fence=True, clear_lease=True)
 
+        running = self._engine.running_task(self.id)
         await self._transition(decide)
+        _cancel_old_run(running)
 
     async def restart(self, from_step: str | None = None) -> None:
         """Run the instance again from the top, with the same params.
@@ -194,7 +213,9 @@ class Instance:
                                   waiting_on=None, bump_fence=True, clear_lease=True,
                                   delete_steps_from=first, payload=payload)
 
+        running = self._engine.running_task(self.id)
         await self._transition(decide)
+        _cancel_old_run(running)
 
     async def wait(self, timeout: Any = None, *, poll: float = 0.2) -> InstanceStatus:
         """Wait until the instance is finished, paused, or waiting on something in the
@@ -234,6 +255,13 @@ class Instance:
         self._engine.nudge()
 
 
+def _cancel_old_run(task: asyncio.Task[None] | None) -> None:
+    """End the run a terminate or restart made moot (taken before its transition, so a
+    new run claimed meanwhile is left alone)."""
+    if task is not None and task is not asyncio.current_task() and not task.done():
+        task.cancel()
+
+
 class WorkflowBinding:
     """Creates and finds instances of one workflow (Cloudflare's Workflow binding)."""
 
@@ -243,12 +271,6 @@ class WorkflowBinding:
 
     def __repr__(self) -> str:
         return f"WorkflowBinding({self.name!r})"
-
-    @property
-    def engine(self) -> Engine:
-        """The engine this binding creates instances in (wrappers such as
-        `agentflow.plans.dispatch.WrappedBinding` build on it)."""
-        return self._engine
 
     async def create(self, params: Any = None, id: str | None = None) -> Instance:
         """Create an instance that starts as soon as a scheduler picks it up.
@@ -304,6 +326,12 @@ class WorkflowBinding:
         if row is None or row.workflow != self.name:
             raise InstanceNotFoundError(f"no instance of workflow {self.name!r} with id {id!r}")
         return Instance(self._engine, row.id, self.name)
+
+    # -- hooks for wrappers (`agentflow.plans.dispatch.WrappedBinding` builds on them) ---
+    @property
+    def engine(self) -> Engine:
+        """The engine this binding creates instances in."""
+        return self._engine
 
     def prepare(self, params: Any, instance_id: str | None = None, *,
                 scope: str | None = None) -> NewInstance:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from agentflow.errors import InvalidArgumentError, LimitExceededError
@@ -13,6 +14,65 @@ MAX_STEP_NAME = 256
 MAX_STEPS = 10_000
 MAX_VALUE_BYTES = 1024 * 1024  # payloads, step results, event payloads, outputs
 MAX_INSTANCE_ID = 100
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """What one tenant (agent) may use, so that none can hurt another or the host.
+
+    Defaults hold for every `AgentFlow`; an operator sets others with
+    ``AgentFlow(url, quotas=Quotas(agent_kv_bytes=...))``. Each refusal is a
+    `LimitExceededError` that names the quota and how to raise it, and leaves nothing
+    half-written (the refused step result, kv write or instance is not stored). The rate
+    is the exception: it delays step bodies, it never fails them.
+
+    Attributes:
+        run_bytes_in_flight: bytes one run may have in flight between its worker and
+            the host (step and capability calls being served, step results not yet
+            committed); past it a call or result is refused.
+        instance_journal_bytes: bytes of step results and errors one instance's journal
+            may hold.
+        agent_kv_bytes: bytes (UTF-8 of keys and values) an agent's kv space may hold.
+        agent_kv_keys: keys an agent's kv space may hold.
+        agent_active_instances: instances of an agent that have not finished (queued,
+            running, waiting, paused) at once; `Agent.start` refuses past it.
+        agent_total_instances: instances of an agent kept in the store, finished ones
+            included.
+        agent_steps_per_second: step bodies an agent may start per second, on average;
+            more wait their turn (a token bucket of ``agent_step_burst``).
+        agent_step_burst: step bodies an agent may start at once before the rate
+            applies.
+    """
+
+    run_bytes_in_flight: int = 16 * _MIB
+    instance_journal_bytes: int = 64 * _MIB
+    agent_kv_bytes: int = 64 * _MIB
+    agent_kv_keys: int = 10_000
+    agent_active_instances: int = 10_000
+    agent_total_instances: int = 1_000_000
+    agent_steps_per_second: float = 500.0
+    agent_step_burst: int = 500
+
+    def __post_init__(self) -> None:
+        for name, value in self.as_dict().items():
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise InvalidArgumentError(f"Quotas.{name} must be a positive number, got "
+                                           f"{value!r}")
+        if self.run_bytes_in_flight < 4 * _MIB:
+            raise InvalidArgumentError("Quotas.run_bytes_in_flight must be at least 4 MiB "
+                                       "(one message between worker and host)")
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The quotas by name (for `agentflow doctor`, status and logs)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def quota_error(quota: str, limit: float, what: str, hint: str) -> LimitExceededError:
+    """A refusal that names the quota, its value and how to raise it."""
+    return LimitExceededError(
+        f"{what}: over the quota Quotas.{quota}={limit:,}. {hint} The operator raises it "
+        f"with AgentFlow(..., quotas=Quotas({quota}=...)); nothing was written")
 
 # \Z, not $: "$" also matches before a final newline, which would let "id\n" in.
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}\Z")

@@ -14,6 +14,8 @@ engine then parks the instance until the earliest of its waits falls due.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import inspect
 import json
 import random
@@ -63,9 +65,13 @@ class Activation:
     """One claim of one instance: the journal as loaded, and what this run adds to it."""
 
     def __init__(self, *, store: Store, clock: Clock, instance_id: str, fence: int,
-                 journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False
-                 ) -> None:
+                 journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False,
+                 journal_quota: int | None = None) -> None:
         self.store = store
+        self.journal_quota = journal_quota
+        self.journal_bytes = sum(_row_bytes(row) for row in journal)
+        self.journal_reserved = 0  # results checked against the quota, not committed yet
+        self.committed_sizes: dict[int, int] = {}  # journal bytes of rows committed here
         self.stopping = stopping
         self.clock = clock
         self.instance_id = instance_id
@@ -76,13 +82,36 @@ class Activation:
         self.waits: list[dict[str, Any]] = []
         self.taken_events: set[int] = set()
         self.fatal: BaseException | None = None  # an error no plan may catch
+        self.tasks: set[asyncio.Task[Any]] = set()  # every task that made a step call
+        self.stopped = False  # the engine stopped this run at a step boundary
+
+    async def settle(self) -> None:
+        """Wait until every other task of this run that made step calls is done.
+
+        Under ``gather`` the first branch that suspends ends the run's own task at once,
+        while its sibling branches are still committing their own waits or steps. The
+        run parks only once they have settled, so that its finish lists every wait
+        (each must be woken by its own event) and no branch writes after the finish.
+        """
+        me = asyncio.current_task()
+        while pending := [t for t in self.tasks if t is not me and not t.done()]:
+            try:
+                await asyncio.wait(pending)
+            except asyncio.CancelledError:  # the run is being ended: so are its branches
+                for t in pending:
+                    t.cancel()
+                raise
 
     def position(self, name: str, kind: str) -> tuple[int, int, JournalRow | None]:
         """Take the next journal position for a call, checking it against the journal."""
         if self.fatal is not None:
             raise self.fatal
         if self.stopping():  # the engine is shutting down: stop between steps
+            self.stopped = True
             raise LeaseLost("the engine is stopping")
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
         self.next_seq += 1
         seq = self.next_seq
         if seq > MAX_STEPS:
@@ -102,14 +131,59 @@ class Activation:
         return seq, n, row
 
     async def commit(self, row: JournalRow, consumed: list[tuple[int, int]] | None = None
-                     ) -> None:
-        result = await self.store.commit(RunCommit(
-            self.instance_id, self.fence, [row], consumed or []))
+                     ) -> bool:
+        """Make ``row`` durable (with the events it consumes). False: nothing was
+        written, because another wait consumed one of those events first."""
+        # Shielded: a run's task cancelled while its commit is in flight (a gathered
+        # sibling suspended it, in the sandbox) must still learn whether the commit
+        # landed, so that what this activation believes matches the journal.
+        writing = asyncio.ensure_future(self.store.commit(RunCommit(
+            self.instance_id, self.fence, [row], consumed or [])))
+        try:
+            result = await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            while not writing.done():  # however often the cancellation is repeated
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([writing])
+            if not writing.cancelled() and writing.exception() is None and writing.result().ok:
+                self.journal[row.seq] = row
+            raise
         if not result.ok:
+            if result.taken:
+                return False
             raise LeaseLost(f"instance {self.instance_id} was taken over")
-        self.journal[row.seq] = row
+        size = _row_bytes(row)
+        old = self.committed_sizes.get(row.seq)
+        if old is None:
+            old_row = self.journal.get(row.seq)
+            old = _row_bytes(old_row) if old_row is not None else 0
+        self.journal_bytes += size - old
+        self.committed_sizes[row.seq] = size
+        # This activation never reads a committed position's result again (each position
+        # is taken once per run): keep its size, not its text.
+        self.journal[row.seq] = row if row.result is None else dataclasses.replace(
+            row, result=None)
         if result.status == "waiting_for_pause":
             raise Suspend("pause requested")  # the finish commit turns this into `paused`
+        return True
+
+    def reserve_journal(self, name: str, size: int) -> int:
+        """Count ``size`` bytes of a result about to be committed against the journal
+        quota (steps of one ``gather`` commit concurrently: the check must include the
+        ones still in flight). Returns the bytes reserved; raises `LimitExceededError`."""
+        quota = self.journal_quota
+        if quota is None:
+            return 0
+        held = self.journal_bytes + self.journal_reserved
+        if held + size > quota:
+            raise LimitExceededError(
+                f"the result of step {name!r} ({size:,} bytes) would take this instance's "
+                f"journal past its quota, Quotas.instance_journal_bytes={quota:,} (it holds "
+                f"{held:,}); it was not stored. Keep large data out of step results (store "
+                f"it elsewhere and return a reference), or the operator raises it with "
+                f"AgentFlow(..., quotas=Quotas(instance_journal_bytes=...))")
+        self.journal_reserved += size
+        return size
 
     def wait(self, waiting_on: dict[str, Any]) -> Suspend:
         self.waits.append(waiting_on)
@@ -121,8 +195,17 @@ class Activation:
             return RunFinish(status="queued", at=now, due_at=now)
         first = min(self.waits, key=lambda w: w["until"])
         types = tuple(sorted({w["type"] for w in self.waits if w["kind"] == "event"}))
+        # The earliest wait, as before, and every wait the run is parked on (a gather
+        # waits on several): each is listed, and any of their event types wakes it.
         return RunFinish(status="waiting", at=now, due_at=first["until"],
-                         waiting_on=dumps({**first, "types": list(types)}), wake_types=types)
+                         waiting_on=dumps({**first, "types": list(types),
+                                           "waits": self.waits}),
+                         wake_types=types)
+
+
+def _row_bytes(row: JournalRow) -> int:
+    return sum(len(text.encode("utf-8", "surrogatepass")) for text in (row.result, row.error)
+               if text is not None)
 
 
 class Step:
@@ -182,12 +265,15 @@ class Step:
             attempts += 1
             failure: BaseException | None = None
             timer: asyncio.Timeout | None = None
+            value: Any = None
+            text, reserved = "", 0
             try:
                 value = fn()
                 if inspect.isawaitable(value):
                     async with asyncio.timeout(attempt_timeout) as timer:
                         value = await value
                 text = encode_value(value, what=f"the result of step {name!r}")
+                reserved = a.reserve_journal(name, len(text.encode()))
             except EngineSignal:
                 raise
             except asyncio.CancelledError as exc:
@@ -207,9 +293,16 @@ class Step:
                 failure = exc
             now = a.clock.now()
             if failure is None:
-                await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
-                                          result=text, finished_at=now))
+                try:
+                    await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
+                                              result=text, finished_at=now))
+                finally:
+                    a.journal_reserved -= reserved
                 return value if type(value) in _PLAIN else json.loads(text)
+            # The failure's traceback holds this frame until a garbage collection: keep
+            # no large value in it (a plan that fails many big steps at once would pin
+            # them all in the host's memory).
+            value, text = None, ""
             record = error_record(failure)
             final = (isinstance(failure, NonRetryableError | LimitExceededError
                                 | InvalidArgumentError) or attempts > policy.limit
@@ -287,16 +380,45 @@ class Step:
         now = a.clock.now()
         started = row.started_at if row is not None else now
         deadline = row.wake_at if row is not None and row.wake_at is not None else now + seconds
-        found = await a.store.pending_events(a.instance_id, type, exclude=list(a.taken_events))
-        if found:
+        wait = {"kind": "event", "step": name, "until": deadline, "type": type}
+        # Listed from the start: if a gathered sibling suspends the run and this call is
+        # cancelled before it parks (the sandbox ends the run's other calls), the finish
+        # still lists it, and its type still wakes the instance.
+        a.waits.append(wait)
+        try:
+            value = await self._take_event(seq, n, row, name, type, started, deadline, now)
+        except asyncio.CancelledError:
+            done = a.journal.get(seq)
+            if done is not None and done.status != "waiting":  # it landed all the same
+                a.waits.remove(wait)
+            raise
+        except BaseException:
+            a.waits.remove(wait)
+            raise
+        if value is None:
+            raise Suspend(f"waiting on event {name!r}")
+        a.waits.remove(wait)
+        return value
+
+    async def _take_event(self, seq: int, n: int, row: JournalRow | None, name: str,
+                          type: str, started: float, deadline: float, now: float
+                          ) -> dict[str, Any] | None:
+        """Consume the oldest pending event of ``type`` for this wait and return it;
+        None if there is none yet (the waiting position is then journaled)."""
+        a = self._a
+        while found := await a.store.pending_events(a.instance_id, type,
+                                                    exclude=list(a.taken_events)):
             ev = found[0]
-            a.taken_events.add(ev.id)
+            if ev.id in a.taken_events:
+                continue  # another wait of this run (a gather) took it while we read
+            a.taken_events.add(ev.id)  # no await since the read: no other wait has it
             value = {"type": ev.type, "payload": json.loads(ev.payload),
                      "timestamp": to_datetime(ev.created_at).isoformat()}
-            await a.commit(JournalRow(seq, name, n, "event", "ok", 1, started,
-                                      result=dumps(value), finished_at=now, wake_at=deadline),
-                           consumed=[(ev.id, seq)])
-            return value
+            if await a.commit(JournalRow(seq, name, n, "event", "ok", 1, started,
+                                         result=dumps(value), finished_at=now,
+                                         wake_at=deadline), consumed=[(ev.id, seq)]):
+                return value
+            # Consumed elsewhere first (the store keeps each event to one wait): next one.
         if now >= deadline:
             record = {"name": "WorkflowTimeoutError",
                       "message": f"no {type!r} event arrived for wait {name!r} within "
@@ -307,7 +429,7 @@ class Step:
         if row is None:
             await a.commit(JournalRow(seq, name, n, "event", "waiting", 1, started,
                                       wake_at=deadline))
-        raise a.wait({"kind": "event", "step": name, "until": deadline, "type": type})
+        return None
 
     async def now(self) -> datetime:
         """The current time (UTC), journaled: every replay sees the same value."""

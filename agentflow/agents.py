@@ -1,31 +1,8 @@
 """Compatibility face: the agent layer lives in `agentflow.plans`; import from there (or
 from `agentflow`). The names importable here before the move keep working."""
 
-from agentflow.errors import PlanNotFoundError
-from agentflow.plans._agent import (
-    PLAN_WORKFLOW,
-    Agent,
-    AgentInstance,
-    PendingEvent,
-    PlanVersion,
-    unwrap_row,
-    version_of,
-)
-from agentflow.plans._flow import AgentFlow
-from agentflow.plans._invalid import PlanValidationError
-from sandbox import Diagnostic, ValidationReport
+from agentflow.plans import *  # noqa: F403
+from agentflow.plans import __all__ as _face
+from agentflow.plans._agent import unwrap_row
 
-__all__ = [
-    "PLAN_WORKFLOW",
-    "Agent",
-    "AgentFlow",
-    "AgentInstance",
-    "Diagnostic",
-    "PendingEvent",
-    "PlanNotFoundError",
-    "PlanValidationError",
-    "PlanVersion",
-    "ValidationReport",
-    "unwrap_row",
-    "version_of",
-]
+__all__ = [*_face, "unwrap_row"]

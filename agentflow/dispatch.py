@@ -1,24 +1,8 @@
 """Compatibility face: the dynamic dispatch primitives live in `agentflow.plans.dispatch`.
 The names importable here before the move keep working."""
 
-from agentflow.plans.dispatch import (
-    ENVELOPE_KEY,
-    LoadRunner,
-    WrappedBinding,
-    create_dynamic_entrypoint,
-    dispatch_workflow,
-    scope_of,
-    unwrap,
-    wrap_workflow_binding,
-)
+from agentflow.plans.dispatch import *  # noqa: F403
+from agentflow.plans.dispatch import __all__ as _face
+from agentflow.plans.dispatch import unwrap
 
-__all__ = [
-    "ENVELOPE_KEY",
-    "LoadRunner",
-    "WrappedBinding",
-    "create_dynamic_entrypoint",
-    "dispatch_workflow",
-    "scope_of",
-    "unwrap",
-    "wrap_workflow_binding",
-]
+__all__ = [*_face, "unwrap"]

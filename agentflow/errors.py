@@ -19,6 +19,8 @@
     │   ├── NonDeterminismError         a replay asked for a different step than the journal holds
     │   └── MissingDispatcherMetadataError  a dynamic run's payload has no metadata envelope
     ├── CapabilityError                 a capability call was refused or failed
+    ├── CommitOutcomeUnknownError       PostgreSQL lost the connection while committing a
+    │                                   write not safe to repeat: read the state, decide
     └── NonRetryableError               raised by plan code on purpose: do not retry this step
 
     BaseException
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentflowError",
     "CapabilityError",
+    "CommitOutcomeUnknownError",
     "EngineNotStartedError",
     "EngineSignal",
     "HumanOnlyEventError",
@@ -163,6 +166,11 @@ class MissingDispatcherMetadataError(WorkflowError):
 class CapabilityError(AgentflowError):
     """A capability call was refused or failed: not granted, a host not allowed, a reply
     too large, a method that does not exist. The plan sees it as a step error."""
+
+
+class CommitOutcomeUnknownError(AgentflowError):
+    """The connection was lost while PostgreSQL was committing a write that is not safe
+    to repeat: it may or may not have been applied. Read the state and decide."""
 
 
 class NonRetryableError(AgentflowError):

@@ -53,8 +53,14 @@ class InstanceStatus(BaseModel):
     output: Any = None
     error: dict[str, str] | None = None
     waiting_on: WaitingOn | None = None
+    #: Every wait a ``waiting`` instance is parked on, earliest first (several under
+    #: ``gather``); ``waiting_on`` is the first of them.
+    waits: list[WaitingOn] = []
     created_at: datetime
     updated_at: datetime
+    #: What the status alone does not say: e.g. that the process running it stopped
+    #: renewing its claim, so that the next worker to look takes it over.
+    note: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -67,7 +67,8 @@ class Connection:
         return self.dead is not None
 
     async def close(self) -> None:
-        self.kill(WorkerCrashedError(f"the worker for agent {self.agent_id!r} was evicted"))
+        self.kill(WorkerCrashedError(f"the worker for agent {self.agent_id!r} was evicted",
+                                        rerun=True))
 
 
 class InlineConnection(Connection):
@@ -82,24 +83,27 @@ class InlineConnection(Connection):
         if self.dead is not None:
             raise self.dead
         frame = encode_frame(message, self.limits.max_message_bytes)
-        self._loop.call_soon(self._deliver, self._side.handle, frame)
+        self._loop.call_soon(self._deliver, self._to_plan, frame)
 
     def _from_plan(self, message: dict[str, Any]) -> None:
         frame = encode_frame(message, self.limits.max_message_bytes)
         self._loop.call_soon(self._deliver, self._to_driver, frame)
 
-    def _deliver(self, handler: Callable[[dict[str, Any]], None], frame: bytes) -> None:
+    def _to_plan(self, message: dict[str, Any], _size: int) -> None:
+        self._side.handle(message)
+
+    def _deliver(self, handler: Callable[[dict[str, Any], int], None], frame: bytes) -> None:
         if self.dead is not None:
             return
         try:
-            handler(decode_body(frame[4:]))
+            handler(decode_body(frame[4:]), len(frame) - 4)
         except ProtocolError as exc:
             self.kill(WorkerCrashedError(f"inline plan runtime protocol error: {exc}"))
 
-    def _to_driver(self, message: dict[str, Any]) -> None:
+    def _to_driver(self, message: dict[str, Any], size: int) -> None:
         driver = self.drivers.get(message.get("run"))  # type: ignore[arg-type]
         if driver is not None:
-            driver.on_message(message)
+            driver.on_message(message, size)
 
 
 def worker_cpu_seconds(pid: int | None) -> float | None:
@@ -142,6 +146,9 @@ class ProcessConnection(Connection):
         self._progressed = True  # a message other than a pong since the last tick
         self._cpu_mark: float | None = None  # worker CPU seconds at that tick
         self._ping_seq = 0
+        self._heard = 0  # messages received (pongs included): the loop turned
+        self._yield_by: float | None = None  # a cancel was sent: the loop must turn by then
+        self._yield_mark = 0
         self.retiring = False
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -164,6 +171,22 @@ class ProcessConnection(Connection):
         frame = encode_frame(message, self.limits.max_message_bytes)
         assert self._writer is not None
         self._writer.write(frame)
+        if message.get("t") in ("body_cancel", "cancel"):
+            self._expect_yield()
+
+    def _expect_yield(self) -> None:
+        """The host cancelled a body or a run: the worker's event loop must turn within
+        `Limits.cancel_grace` (a synchronous body that spins blocks it), or the watchdog
+        kills the worker."""
+        if self._yield_by is None:
+            self._yield_by = self._loop.time() + self.limits.cancel_grace
+            self._yield_mark = self._heard
+        self._ping_seq += 1
+        assert self._writer is not None
+        self._writer.write(encode_frame({"t": "ping", "seq": self._ping_seq},
+                                        self.limits.max_message_bytes))
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = self._loop.create_task(self._watch())
 
     def run_started(self) -> None:
         self._last_heard = max(self._last_heard, self._loop.time())
@@ -190,15 +213,18 @@ class ProcessConnection(Connection):
             return
         self._last_heard = self._loop.time()
         try:
-            for message in self._frames.feed(data):
-                self._dispatch(message)
+            for message, size in self._frames.feed_sized(data):
+                self._heard += 1
+                if self._yield_by is not None and self._heard > self._yield_mark:
+                    self._yield_by = None
+                self._dispatch(message, size)
                 if self.dead is not None:
                     return
         except ProtocolError as exc:
             self.kill(WorkerCrashedError(f"the worker for agent {self.agent_id!r} broke "
                                          f"the message protocol and was killed: {exc}"))
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: dict[str, Any], size: int) -> None:
         kind = message["t"]
         if not self._ready:
             if kind == "fatal":
@@ -222,7 +248,7 @@ class ProcessConnection(Connection):
         else:
             driver = self.drivers.get(message.get("run"))  # type: ignore[arg-type]
             if driver is not None:
-                driver.on_message(message)
+                driver.on_message(message, size)
             elif not isinstance(message.get("run"), int):
                 raise ProtocolError(f"message {kind!r} without a run id")
 
@@ -248,12 +274,20 @@ class ProcessConnection(Connection):
 
     async def _watch(self) -> None:
         timeout = self.limits.call_timeout
-        tick = min(max(timeout / 4, 0.005), 0.5)
+        tick = min(max(min(timeout, self.limits.cancel_grace) / 4, 0.005), 0.5)
         # Once started, it watches until the worker dies: an idle worker must not
         # compute either (a step body that ignores its cancellation runs on after the
         # host gave up on it, and after its run ended).
         while self.dead is None:
             await asyncio.sleep(tick)
+            if self._yield_by is not None and self._loop.time() > self._yield_by:
+                grace = self.limits.cancel_grace
+                self.kill(WorkerCrashedError(
+                    f"the worker for agent {self.agent_id!r} was killed: plan code kept "
+                    f"computing for more than Limits.cancel_grace={grace:g} s after the "
+                    f"host cancelled it (a step timeout, terminate or restart); its runs "
+                    f"are run again in a fresh worker", rerun=True))
+                return
             busy = self.busy
             quiet = self._loop.time() - self._last_heard
             if (busy and quiet > timeout) or self._spun(timeout):
@@ -305,4 +339,5 @@ class ProcessConnection(Connection):
         self._mark_dead(error)
 
     async def close(self) -> None:
-        self.kill(WorkerCrashedError(f"the worker for agent {self.agent_id!r} was evicted"))
+        self.kill(WorkerCrashedError(f"the worker for agent {self.agent_id!r} was evicted",
+                                        rerun=True))

@@ -35,6 +35,11 @@ MAX_CALLS_IN_FLIGHT = 1024
 _METHOD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
+class LimitExceededError(Exception):
+    """A quota refused a call; only its name crosses to the plan and the agent layer
+    (which raises its own `LimitExceededError`)."""
+
+
 class PlanHost(Protocol):
     """What the sandbox asks of its host (implemented by the agent layer).
 
@@ -73,8 +78,15 @@ class RunDriver:
     """Host side of one run of a plan in one worker (or inline `PlanSide`)."""
 
     def __init__(self, run_id: int, host: PlanHost, send: Send,
-                 capabilities: frozenset[str] = frozenset()) -> None:
+                 capabilities: frozenset[str] = frozenset(), *,
+                 max_bytes_in_flight: int | None = None) -> None:
         self.run_id = run_id
+        # Bytes received and not yet done with: per step call (its message and its
+        # bodies' results, until the host's step returns) and per capability call.
+        self._max_bytes = max_bytes_in_flight
+        self.bytes_in_flight = 0
+        self._held: dict[tuple[str, int], int] = {}
+        self._body_calls: dict[int, int] = {}
         self._host = host
         self._send = send
         self._capabilities = capabilities
@@ -90,13 +102,18 @@ class RunDriver:
 
     # -- messages from the worker --------------------------------------------------------
 
-    def on_message(self, message: dict[str, Any]) -> None:
-        """Handle one message for this run. Raises `ProtocolError`."""
+    def on_message(self, message: dict[str, Any], size: int = 0) -> None:
+        """Handle one message (``size`` bytes on the wire) for this run. Raises
+        `ProtocolError`."""
         kind = message["t"]
         if kind in ("step", "cap") and len(self._tasks) >= MAX_CALLS_IN_FLIGHT:
             raise ProtocolError(f"more than {MAX_CALLS_IN_FLIGHT} calls in flight")
         if kind == "step":
             call = _need(message, "call", int)
+            if not self._hold(("step", call), size):
+                self._reply({"t": "step_err", "call": call,
+                             "error": error_payload(self._over(size, "a step call"))})
+                return
             op = _need(message, "op", str)
             args = _need(message, "args", dict)
             if op not in STEP_METHODS:
@@ -119,10 +136,19 @@ class RunDriver:
                     RuntimeError(f"env.{name}.{method}() was called outside the step body "
                                  f"that made it, or after it ended"))})
                 return
+            if not self._hold(("cap", call), size):
+                self._reply({"t": "cap_err", "call": call, "error": error_payload(
+                    self._over(size, f"the call of env.{name}.{method}()"))})
+                return
             self._spawn(self._serve_capability(call, name, method, args, kwargs))
         elif kind in ("body_ok", "body_err"):
-            future = self._bodies.get(_need(message, "body", int))
+            body = _need(message, "body", int)
+            future = self._bodies.get(body)
             if future is not None and not future.done():
+                call = self._body_calls.get(body, 0)
+                if not self._hold(("step", call), size):  # refused: the result is dropped
+                    message = {"t": "body_err", "body": body, "error": error_payload(
+                        self._over(size, "a step's result"))}
                 future.set_result(message)
         elif kind == "done":
             self._settle(value=unpack_value(message))
@@ -151,6 +177,29 @@ class RunDriver:
             if task not in keep:
                 task.cancel()
         self._settle(error=error)
+
+    # -- bytes in flight -----------------------------------------------------------------
+
+    def _hold(self, key: tuple[str, int], size: int) -> bool:
+        """Count ``size`` more bytes held for ``key``; False (nothing counted) if that
+        would pass ``max_bytes_in_flight``."""
+        if self._max_bytes is not None and self.bytes_in_flight + size > self._max_bytes:
+            return False
+        self.bytes_in_flight += size
+        self._held[key] = self._held.get(key, 0) + size
+        return True
+
+    def _let_go(self, key: tuple[str, int]) -> None:
+        self.bytes_in_flight -= self._held.pop(key, 0)
+
+    def _over(self, size: int, what: str) -> LimitExceededError:
+        return LimitExceededError(
+            f"{what} ({size:,} bytes) was refused: this run already has "
+            f"{self.bytes_in_flight:,} bytes in flight between its worker and the host, and "
+            f"the quota is {self._max_bytes:,} (bytes in flight per run: the operator sets "
+            f"it with Quotas(run_bytes_in_flight=...), or Limits(max_bytes_in_flight=...) "
+            f"for a WorkerPool); await fewer large steps at once, e.g. gather in smaller "
+            f"batches")
 
     # -- serving calls -------------------------------------------------------------------
 
@@ -185,11 +234,19 @@ class RunDriver:
             self._reply({"t": "step_ok", "call": call, **pack_value(value)})
         finally:
             self._step_tasks.pop(call, None)
+            self._let_go(("step", call))
             if expire is not None:
                 expire()
 
     async def _serve_capability(self, call: int, name: str, method: str, args: list[Any],
                                 kwargs: dict[str, Any]) -> None:
+        try:
+            await self._capability(call, name, method, args, kwargs)
+        finally:
+            self._let_go(("cap", call))
+
+    async def _capability(self, call: int, name: str, method: str, args: list[Any],
+                          kwargs: dict[str, Any]) -> None:
         try:
             value = await self._host.capability(name, method, args, kwargs)
         except Exception as exc:
@@ -213,6 +270,7 @@ class RunDriver:
             future: asyncio.Future[dict[str, Any]] = (
                 asyncio.get_running_loop().create_future())
             self._bodies[body] = future
+            self._body_calls[body] = call
             self._calls_in_body[call] = self._calls_in_body.get(call, 0) + 1
             try:
                 self._send({"t": "body", "run": self.run_id, "call": call, "body": body})
@@ -224,6 +282,7 @@ class RunDriver:
                 raise
             finally:
                 self._bodies.pop(body, None)
+                self._body_calls.pop(body, None)
                 self._calls_in_body[call] -= 1
                 if not self._calls_in_body[call]:
                     del self._calls_in_body[call]

@@ -95,7 +95,17 @@ class WorkerCrashedError(SandboxError):
 
     The next `run_plan` for the agent starts a fresh worker. The message says why the
     worker ended (a limit, a protocol violation, an eviction).
+
+    Attributes:
+        rerun: True when the host ended the worker for a reason that is not the run's
+            own fault (an eviction, or a step body that did not stop when the host
+            cancelled it, for a timeout, a terminate or a restart): the caller should
+            run the plan again (a replay) rather than fail it.
     """
+
+    def __init__(self, message: str = "", *, rerun: bool = False) -> None:
+        super().__init__(message)
+        self.rerun = rerun
 
 
 class SandboxTimeoutError(WorkerCrashedError, TimeoutError):

@@ -134,17 +134,6 @@ class WorkerPool:
                             else f"not applied: {s.detail}") for s in self._zygote.layers]
 
     @property
-    def machine_layers(self) -> list[LayerStatus]:
-        """What this machine supports, layer by layer, as the zygote probed it at
-        `start` (whether or not this pool applies it); inline pools: none."""
-        return list(self._zygote.layers) if self._zygote is not None else []
-
-    def worker_layers(self, agent_id: str) -> dict[str, str]:
-        """The layers the agent's live worker reported applied, name to detail (no
-        live worker: {})."""
-        connection = self._workers.get(agent_id)
-        return dict(connection.layers) if connection is not None else {}
-
     def waiting(self) -> list[tuple[str, str | None, float]]:
         """Runs waiting for a worker slot, oldest first: ``(agent_id, label, since)``
         (``label`` as passed to `run_plan`, ``since`` on the event loop's clock)."""
@@ -163,6 +152,18 @@ class WorkerPool:
     def busy_workers(self) -> int:
         """How many slots are held by runs in progress."""
         return sum(1 for n in self._holders.values() if n)
+
+    @property
+    def machine_layers(self) -> list[LayerStatus]:
+        """What this machine supports, layer by layer, as the zygote probed it at
+        `start` (whether or not this pool applies it); inline pools: none."""
+        return list(self._zygote.layers) if self._zygote is not None else []
+
+    def worker_layers(self, agent_id: str) -> dict[str, str]:
+        """The layers the agent's live worker reported applied, name to detail (no
+        live worker: {})."""
+        connection = self._workers.get(agent_id)
+        return dict(connection.layers) if connection is not None else {}
 
     def worker_pid(self, agent_id: str) -> int | None:
         """The pid of the agent's live worker process, if any (diagnostics, benchmarks)."""
@@ -215,7 +216,8 @@ class WorkerPool:
         try:
             connection = await self._connection(agent_id, compiled)
             run_id = connection.next_run_id()
-            driver = RunDriver(run_id, host, connection.send, frozenset(capabilities))
+            driver = RunDriver(run_id, host, connection.send, frozenset(capabilities),
+                               max_bytes_in_flight=self.limits.max_bytes_in_flight)
             connection.drivers[run_id] = driver
             try:
                 connection.send({"t": "run", "run": run_id, "source": compiled.source,
@@ -315,7 +317,7 @@ class WorkerPool:
         connection = self._workers.pop(agent_id, None)
         if connection is not None:
             connection.kill(WorkerCrashedError(
-                f"the worker for agent {agent_id!r} was evicted"))
+                f"the worker for agent {agent_id!r} was evicted", rerun=True))
 
     # -- workers -------------------------------------------------------------------------
 

@@ -27,6 +27,11 @@ class Limits:
             awaiting its own coroutines still computes). Waiting for the host does not
             count. Past it the worker is SIGKILLed and the run raises
             `SandboxTimeoutError`. Not enforced in inline mode.
+        cancel_grace: seconds a worker has, once the host cancels a step body or a
+            run (a step timeout, terminate, restart), to show that its event loop turns
+            again; a worker still computing after that (a synchronous body that spins)
+            is SIGKILLed, and its runs end with a `WorkerCrashedError` whose ``rerun``
+            is true. Not enforced in inline mode.
         cpu_seconds: RLIMIT_CPU, a lifetime CPU budget per worker; a worker near it is
             replaced before its next run.
         memory_bytes: RLIMIT_AS, the worker's address space.
@@ -34,6 +39,11 @@ class Limits:
         processes: RLIMIT_NPROC for the worker's own uid (1: no fork, no threads).
         file_size_bytes: RLIMIT_FSIZE (0: no file can be written).
         max_message_bytes: the largest JSON message either side accepts.
+        max_bytes_in_flight: bytes one run may have in flight from its worker to the
+            host at once (step and capability calls being served, step results not yet
+            committed). A message past it is refused, not buffered: its step or
+            capability call fails with ``LimitExceededError`` naming this limit, so one
+            plan (``gather`` of 400 steps of 1 MB each) cannot fill the host's memory.
         uid_base: first uid/gid of the per-agent range.
         uid_count: size of the per-agent range.
         close_fds: close every inherited descriptor except the worker's pipes.
@@ -53,12 +63,14 @@ class Limits:
     """
 
     call_timeout: float = 30.0
+    cancel_grace: float = 1.0
     cpu_seconds: int = 300
     memory_bytes: int = 512 * 1024 * 1024
     open_files: int = 32
     processes: int = 1
     file_size_bytes: int = 0
     max_message_bytes: int = 4 * 1024 * 1024
+    max_bytes_in_flight: int = 16 * 1024 * 1024
     uid_base: int = 1_500_000_000
     uid_count: int = 1 << 24
     close_fds: bool = True
@@ -73,8 +85,13 @@ class Limits:
     def __post_init__(self) -> None:
         if not self.call_timeout > 0:
             raise ValueError(f"call_timeout must be > 0, got {self.call_timeout!r}")
+        if not self.cancel_grace > 0:
+            raise ValueError(f"cancel_grace must be > 0, got {self.cancel_grace!r}")
         if self.max_message_bytes < 64 * 1024:
             raise ValueError("max_message_bytes must be at least 64 KiB")
+        if self.max_bytes_in_flight < self.max_message_bytes:
+            raise ValueError("max_bytes_in_flight must be at least max_message_bytes "
+                             f"({self.max_message_bytes:,})")
         if not (self.uid_base > 0 and self.uid_base + self.uid_count < 2**32 - 1):
             raise ValueError("uid_base/uid_count must stay within 1 .. 2**32-2")
 

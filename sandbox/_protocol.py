@@ -86,6 +86,10 @@ class FrameBuffer:
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         """Add bytes; return every complete message. Raises `ProtocolError`."""
+        return [message for message, _size in self.feed_sized(data)]
+
+    def feed_sized(self, data: bytes) -> list[tuple[dict[str, Any], int]]:
+        """`feed`, with each message's size in bytes on the wire."""
         self._buffer += data
         messages = []
         while len(self._buffer) >= _HEADER.size:
@@ -98,7 +102,7 @@ class FrameBuffer:
                 break
             body = bytes(self._buffer[_HEADER.size:end])
             del self._buffer[:end]
-            messages.append(decode_body(body))
+            messages.append((decode_body(body), size))
         return messages
 
 

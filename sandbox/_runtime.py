@@ -33,12 +33,12 @@ from typing import Any
 from sandbox._compile import CompiledPlan, compile_plan
 from sandbox._errors import PlanValidationError
 from sandbox._namespace import (
-    PLAN_EXCEPTIONS,
     StepError,
     plan_globals,
     register_plan_type,
 )
-from sandbox._protocol import ProtocolError, error_payload, pack_value, read_error, unpack_value
+from sandbox._plan_values import PlanEvent, rebuild_error
+from sandbox._protocol import ProtocolError, error_payload, pack_value, unpack_value
 
 __all__ = ["PlanSide"]
 
@@ -49,41 +49,6 @@ _BODY_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("sandbox
                                                                         default=None)
 _BODY_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar("sandbox_body_id",
                                                                       default=None)
-
-
-def rebuild_error(payload: object) -> Exception:
-    """The exception plan code sees for an error sent by the host."""
-    try:
-        name, message, error_name, args = read_error(payload)
-    except ProtocolError as exc:
-        return StepError(str(exc))
-    if name == "StepError":
-        return StepError(message, error_name=error_name or "StepError")
-    cls = PLAN_EXCEPTIONS.get(name)
-    if cls is None:
-        return StepError(message, error_name=name)
-    try:
-        return cls(*args) if args is not None else cls(message)
-    except Exception:
-        return StepError(message, error_name=name)
-
-
-class PlanEvent:
-    """``event`` inside a plan."""
-
-    __slots__ = ("instance_id", "payload", "timestamp")
-
-    def __init__(self, raw: dict[str, Any]) -> None:
-        self.payload = raw.get("payload")
-        timestamp = raw.get("timestamp")
-        self.timestamp: datetime | Any = timestamp
-        if isinstance(timestamp, str):
-            with contextlib.suppress(ValueError):
-                self.timestamp = datetime.fromisoformat(timestamp)
-        self.instance_id = raw.get("instance_id")
-
-    def __repr__(self) -> str:
-        return f"<event instance_id={self.instance_id!r}>"
 
 
 def _check_name(method: str, name: object) -> str:

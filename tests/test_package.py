@@ -14,7 +14,7 @@ def test_exported_names_are_pinned() -> None:
         "AgentflowError", "Change", "Clock", "Engine", "EngineNotStartedError", "Event", "Instance",
         "InstanceNotFoundError", "InstanceStatus", "InvalidArgumentError", "InvalidStateError",
         "LimitExceededError", "ManualClock", "NonDeterminismError", "NonRetryableError",
-        "NotFoundError", "RetryPolicy", "Step", "StepError", "StepRecord", "SystemClock",
+        "NotFoundError", "Quotas", "RetryPolicy", "Step", "StepError", "StepRecord", "SystemClock",
         "UsageError", "WaitingOn", "WorkflowBinding", "WorkflowError", "WorkflowNotFoundError",
         "WorkflowTimeoutError", "__version__", "parse_duration",
         # The agent layer, loaded lazily so that the engine never imports the sandbox.

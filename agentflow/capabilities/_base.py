@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from agentflow.errors import CapabilityError
 
 if TYPE_CHECKING:
+    from agentflow._limits import Quotas
     from agentflow.store import Store
 
 __all__ = ["Capability", "CapabilityContext", "CapabilityError"]
@@ -22,6 +23,7 @@ class CapabilityContext:
     instance_id: str
     store: Store
     now: float
+    quotas: Quotas | None = None  # the operator's quotas (kv bytes and keys ...)
 
 
 class Capability:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentflow._limits import encode_value
+from agentflow._limits import Quotas, encode_value, quota_error
 from agentflow.capabilities._base import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import storable_text
 
@@ -34,7 +34,19 @@ class KVCapability(Capability):
 
     async def do_set(self, ctx: CapabilityContext, key: str, value: Any) -> None:
         text = encode_value(value, what=f"kv value for {key!r}")
-        await ctx.store.kv_set(ctx.agent_id, _key(key), text, ctx.now)
+        quotas = ctx.quotas if ctx.quotas is not None else Quotas()
+        over = await ctx.store.kv_set_within(ctx.agent_id, _key(key), text, ctx.now,
+                                             max_keys=quotas.agent_kv_keys,
+                                             max_bytes=quotas.agent_kv_bytes)
+        if over is not None:
+            keys, size = over
+            if keys > quotas.agent_kv_keys:
+                raise quota_error("agent_kv_keys", quotas.agent_kv_keys,
+                                  f"kv.set({key[:60]!r}) would make this agent's kv space "
+                                  f"hold {keys:,} keys", "Delete keys you no longer need.")
+            raise quota_error("agent_kv_bytes", quotas.agent_kv_bytes,
+                              f"kv.set({key[:60]!r}) would make this agent's kv space hold "
+                              f"{size:,} bytes", "Delete keys or store smaller values.")
 
     async def do_delete(self, ctx: CapabilityContext, key: str) -> bool:
         return await ctx.store.kv_delete(ctx.agent_id, _key(key))

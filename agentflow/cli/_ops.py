@@ -320,4 +320,12 @@ async def doctor(args: argparse.Namespace) -> int:
             table.add_row(s.name, Text("yes") if s.available else Text("NO", style="red"),
                           literal(s.detail))
         out(args).print(table)
+        from agentflow import Quotas
+
+        quotas = Table("quota (per agent, run or instance)", "default",
+                       title="tenant quotas: an operator sets them with "
+                             "AgentFlow(..., quotas=Quotas(name=value))")
+        for name, value in Quotas().as_dict().items():
+            quotas.add_row(name, f"{value:,}")
+        out(args).print(quotas)
     return EXIT_OK if all(s.available for s in layers) else EXIT_FAILED

@@ -15,8 +15,9 @@ real types.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from agentflow._lazy import lazy_loader
 
 if TYPE_CHECKING:
     from agentflow.errors import PlanNotFoundError
@@ -68,14 +69,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentflow.plans' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_loader(__name__, _LAZY, globals())

@@ -19,14 +19,14 @@ from pydantic import BaseModel, ConfigDict
 from agentflow._durations import parse_duration, to_datetime
 from agentflow._feed import Change
 from agentflow._instance import Instance, instance_status
-from agentflow._limits import check_statuses, encode_value
+from agentflow._limits import check_statuses, encode_value, quota_error
 from agentflow.capabilities import Capability
 from agentflow.errors import InstanceNotFoundError, InvalidArgumentError, PlanNotFoundError
-from agentflow.models import InstanceStatus, StepRecord
-from agentflow.plans._invalid import compile_checked
+from agentflow.models import ACTIVE_STATUSES, InstanceStatus, StepRecord
+from agentflow.plans._invalid import compile_checked, plan_filename
 from agentflow.plans.dispatch import unwrap, wrap_workflow_binding
 from agentflow.store import InstanceRow, PlanRow
-from sandbox import ValidationReport, validate
+from sandbox import ValidationReport, WorkerPool, validate
 
 if TYPE_CHECKING:
     from agentflow.plans._flow import AgentFlow
@@ -70,16 +70,24 @@ def version_of(source: str) -> str:
 
 
 class AgentInstanceStatus(InstanceStatus):
-    """An instance's status plus the plan and version it runs (from the same read)."""
+    """An instance's status plus the plan and version it runs (from the same read).
+
+    ``waiting_for_worker`` is true while the instance is ``running`` here but its run
+    waits for a worker slot (every one of ``max_workers`` is busy; slots are given in
+    arrival order). Only the process that runs it knows; elsewhere it reads false.
+    """
 
     plan: str
     version: str
+    waiting_for_worker: bool = False
 
 
-def _agent_status(row: InstanceRow) -> AgentInstanceStatus:
+def _agent_status(row: InstanceRow, pool: WorkerPool | None = None) -> AgentInstanceStatus:
     metadata, _ = unwrap_row(row)
+    waiting = (pool is not None and row.status == "running"
+               and pool.waiting_since(row.id) is not None)
     return AgentInstanceStatus(**dict(instance_status(row)), plan=metadata["plan"],
-                               version=metadata["version"])
+                               version=metadata["version"], waiting_for_worker=waiting)
 
 
 def wait_ref(row: InstanceRow) -> str | None:
@@ -110,11 +118,16 @@ class AgentInstance(Instance):
         self.plan: str = metadata["plan"]
         self.version: str = metadata["version"]
 
+    async def status(self) -> AgentInstanceStatus:
+        """The instance's status, with its plan, version and whether its run waits for
+        a worker slot (`AgentInstanceStatus`)."""
+        return _agent_status(await self._row(), self._agent.flow.pool)
+
     async def status_and_wait_ref(self) -> tuple[AgentInstanceStatus, str | None]:
         """The status and, when it waits for an event, a reference naming this very
         wait (see `send_event_to_wait`), both from one read of the store."""
         row = await self._row()
-        return _agent_status(row), wait_ref(row)
+        return _agent_status(row, self._agent.flow.pool), wait_ref(row)
 
     async def send_event_to_wait(self, ref: str, type: str, payload: Any = None) -> bool:
         """Send an event only if the instance still waits where ``ref`` (from
@@ -203,9 +216,12 @@ class Agent:
                 the diagnostics with line, column, code and a fix hint).
         """
         self._check_plan_name(name)
-        compile_checked(source, filename=f"<plan {name}>")  # raises PlanValidationError
+        version = version_of(source)
+        # Raises PlanValidationError. Compiled under the name loading uses, so the first
+        # run in this process finds it in the sandbox's compile cache.
+        compile_checked(source, filename=plan_filename(name, version))
         row = await self._af.engine.store.put_plan_version(PlanRow(
-            scope=self.id, name=name, version=version_of(source), source=source,
+            scope=self.id, name=name, version=version, source=source,
             created_at=self._af.engine.clock.now(), created_by=self.id, current=True))
         return _plan_version(row)
 
@@ -250,12 +266,32 @@ class Agent:
         Raises:
             PlanNotFoundError: this agent has no plan of that name.
             InvalidArgumentError: a malformed or taken id, or params that are not JSON.
+            LimitExceededError: the agent has as many unfinished instances as
+                ``Quotas.agent_active_instances`` allows, or as many stored ones as
+                ``Quotas.agent_total_instances`` (nothing is created).
         """
         plan = await self.current_version(name)
         binding = wrap_workflow_binding(self._af.binding, {
             "agent_id": self.id, "plan": name, "version": plan.version})
-        inst = await binding.create(params=params, id=id)
+        async with self._af.start_lock(self.id):
+            await self._check_instance_quotas()
+            inst = await binding.create(params=params, id=id)
         return await self.get(inst.id)
+
+    async def _check_instance_quotas(self) -> None:
+        quotas, store = self._af.quotas, self._af.engine.store
+        active = await store.count_instances(scope=self.id, statuses=sorted(
+            ACTIVE_STATUSES | {"paused"}))
+        if active >= quotas.agent_active_instances:
+            raise quota_error("agent_active_instances", quotas.agent_active_instances,
+                              f"agent {self.id!r} has {active:,} unfinished instances",
+                              "Wait for some to finish, or terminate ones you no longer "
+                              "need.")
+        total = await store.count_instances(scope=self.id)
+        if total >= quotas.agent_total_instances:
+            raise quota_error("agent_total_instances", quotas.agent_total_instances,
+                              f"agent {self.id!r} has {total:,} instances in the store",
+                              "Delete finished instances you no longer need.")
 
     async def get(self, instance_id: str) -> AgentInstance:
         """This agent's instance with that id; another agent's is not found."""
@@ -273,7 +309,7 @@ class Agent:
         rows = await self._af.engine.store.list_instances(
             workflows=[PLAN_WORKFLOW], statuses=statuses, scopes=[self.id], limit=limit,
             offset=offset)
-        return [_agent_status(r) for r in rows]
+        return [_agent_status(r, self._af.pool) for r in rows]
 
     async def status(self, instance_id: str) -> InstanceStatus:
         return await (await self.get(instance_id)).status()
@@ -290,17 +326,17 @@ class Agent:
         await (await self.get(instance_id)).send_event(type, payload)
 
     async def pending_events(self) -> list[PendingEvent]:
-        """This agent's instances that wait for an event, with its type and step."""
+        """This agent's instances that wait for an event, with its type and step: one
+        entry per wait (a plan that gathers two waits is listed twice)."""
         pending = []
         rows = await self._af.engine.store.list_instances(
             workflows=[PLAN_WORKFLOW], statuses=["waiting"], scopes=[self.id], limit=1000)
         for row in rows:
-            status = instance_status(row)
-            w = status.waiting_on
-            if w is not None and w.kind == "event" and w.type:
-                metadata, _ = unwrap_row(row)
-                pending.append(PendingEvent(instance_id=row.id, plan=metadata["plan"],
-                                            type=w.type, step=w.step, deadline=w.until))
+            for w in instance_status(row).waits:
+                if w.kind == "event" and w.type:
+                    metadata, _ = unwrap_row(row)
+                    pending.append(PendingEvent(instance_id=row.id, plan=metadata["plan"],
+                                                type=w.type, step=w.step, deadline=w.until))
         return pending
 
     def subscribe(self, *, after: int | None = None, poll: float = 0.1

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import os
 import re
@@ -32,14 +33,17 @@ from typing import Any, Literal
 from agentflow._engine import Engine
 from agentflow._feed import Change
 from agentflow._instance import WorkflowBinding
+from agentflow._limits import Quotas
 from agentflow.capabilities import Capability
 from agentflow.clock import Clock
 from agentflow.errors import InvalidArgumentError, PlanNotFoundError, UsageError
+from agentflow.models import ACTIVE_STATUSES
 from agentflow.plans._agent import PLAN_WORKFLOW, Agent
-from agentflow.plans._invalid import compile_checked
+from agentflow.plans._invalid import compile_checked, plan_filename
+from agentflow.plans._rate import StepRate
 from agentflow.plans._runner import _PlanRunner
 from agentflow.plans.dispatch import create_dynamic_entrypoint
-from sandbox import CompiledPlan, WorkerPool
+from sandbox import CompiledPlan, Limits, WorkerPool
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}\Z")
 
@@ -60,26 +64,35 @@ class AgentFlow:
         isolation: ``"process"`` runs each agent's plans in a confined worker process;
             ``"inline"`` runs them in this process (validation and RestrictedPython
             only: **not a security boundary**, for trusted code, tests and notebooks).
-        max_workers: how many agents' workers stay alive at once (least recently used
-            are evicted and rebuilt on their next step, invisibly to the plan).
+        max_workers: how many agents' workers stay alive at once. Only idle workers
+            are evicted (least recently used first, rebuilt on their next run,
+            invisibly to the plan); when all are busy, further agents' runs wait for a
+            slot in arrival order (``waiting_for_worker`` in `Agent.status`).
         run_scheduler: False for a process that only authors and steers (another
             process's worker runs the plans).
+        quotas: what each agent may use (`Quotas`; the defaults when None): bytes in
+            flight per run, journal bytes per instance, kv bytes and keys, instances,
+            and a step rate. ``limits.max_bytes_in_flight`` is set from it.
         engine_options: more keyword arguments for `Engine`.
     """
 
     def __init__(self, url: str | None = None, *, clock: Clock | None = None,
                  isolation: Literal["process", "inline"] = "process", max_workers: int = 64,
-                 run_scheduler: bool = True, limits: Any = None,
+                 run_scheduler: bool = True, limits: Limits | None = None,
+                 quotas: Quotas | None = None,
                  engine_options: Mapping[str, Any] | None = None,
                  compiled_cache_size: int = 256) -> None:
-        self.engine = Engine(url, clock=clock, run_scheduler=run_scheduler,
-                             **dict(engine_options or {}))
+        self.quotas = quotas if quotas is not None else Quotas()
+        options = {"max_journal_bytes": self.quotas.instance_journal_bytes,
+                   **dict(engine_options or {})}
+        self.engine = Engine(url, clock=clock, run_scheduler=run_scheduler, **options)
         self.engine.register(PLAN_WORKFLOW, create_dynamic_entrypoint(self._load_runner))
         self.isolation = isolation
-        pool_options: dict[str, Any] = {"isolation": isolation, "max_workers": max_workers}
-        if limits is not None:
-            pool_options["limits"] = limits
-        self.pool = WorkerPool(**pool_options)
+        limits = dataclasses.replace(limits if limits is not None else Limits(),
+                                     max_bytes_in_flight=self.quotas.run_bytes_in_flight)
+        self.pool = WorkerPool(isolation=isolation, max_workers=max_workers, limits=limits)
+        self._step_rates: dict[str, StepRate] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
         self._grants: dict[str, dict[str, Capability]] = {}
         self._compiled: OrderedDict[tuple[str, str, str], CompiledPlan] = OrderedDict()
         self._compiled_cache_size = compiled_cache_size
@@ -107,6 +120,36 @@ class AgentFlow:
         """Every agent's capability grants in this process: agent id to name to facade
         (a copy; grant with `agent`)."""
         return {agent_id: dict(caps) for agent_id, caps in self._grants.items()}
+
+    def step_rate(self, agent_id: str) -> StepRate:
+        """The agent's step-rate bucket in this process (`Quotas.agent_steps_per_second`)."""
+        rate = self._step_rates.get(agent_id)
+        if rate is None:
+            rate = self._step_rates[agent_id] = StepRate(self.quotas.agent_steps_per_second,
+                                                         self.quotas.agent_step_burst)
+        return rate
+
+    def start_lock(self, agent_id: str) -> asyncio.Lock:
+        """Held while one of the agent's instances is counted and created, so starts in
+        this process cannot pass the instance quotas together."""
+        lock = self._starting.get(agent_id)
+        if lock is None:
+            lock = self._starting[agent_id] = asyncio.Lock()
+        return lock
+
+    async def usage(self, agent_id: str) -> dict[str, dict[str, float]]:
+        """What the agent uses of each quota it has a count for: ``{quota: {"used": n,
+        "limit": m}}`` (instances and kv from the store; the rest are per run or per
+        instance and show in their errors)."""
+        store, q = self.engine.store, self.quotas
+        active = await store.count_instances(scope=agent_id, statuses=sorted(
+            ACTIVE_STATUSES | {"paused"}))
+        total = await store.count_instances(scope=agent_id)
+        keys, size = await store.kv_usage(agent_id)
+        return {"agent_active_instances": {"used": active, "limit": q.agent_active_instances},
+                "agent_total_instances": {"used": total, "limit": q.agent_total_instances},
+                "agent_kv_keys": {"used": keys, "limit": q.agent_kv_keys},
+                "agent_kv_bytes": {"used": size, "limit": q.agent_kv_bytes}}
 
     def capabilities_of(self, agent_id: str) -> dict[str, Capability]:
         """The capabilities granted to one agent in this process (a copy; none: {})."""
@@ -204,6 +247,20 @@ class AgentFlow:
         return _PlanRunner(self, str(agent_id), str(name), str(version))
 
     async def compiled(self, agent_id: str, name: str, version: str) -> CompiledPlan:
+        """One agent's plan version, compiled, for a run.
+
+        Two caches, on purpose, keyed differently: this one maps a version's id
+        ``(agent, plan, version)`` to its compiled plan and saves the store read that
+        finds the source; the sandbox's (``compile_plan``, keyed by source and filename)
+        saves the compilation, and is shared by every `AgentFlow` in the process and
+        by `Agent.submit_plan`, which compiles under the same filename, so a version
+        submitted here is compiled once in this process. A confined worker compiles
+        once more in its own process: it is sent the source text, never code.
+
+        Raises:
+            PlanNotFoundError: no such version is stored.
+            PlanValidationError: the stored source no longer validates.
+        """
         key = (agent_id, name, version)
         plan = self._compiled.get(key)
         if plan is None:
@@ -211,7 +268,7 @@ class AgentFlow:
             if row is None:
                 raise PlanNotFoundError(f"plan {name!r} version {version} of agent "
                                         f"{agent_id!r} is not in the store")
-            plan = compile_checked(row.source, filename=f"<plan {name}@{version}>")
+            plan = compile_checked(row.source, filename=plan_filename(name, version))
             self._compiled[key] = plan
             while len(self._compiled) > self._compiled_cache_size:
                 self._compiled.popitem(last=False)

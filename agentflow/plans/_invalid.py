@@ -12,12 +12,19 @@ from __future__ import annotations
 import sandbox
 from agentflow.errors import InvalidArgumentError
 
-__all__ = ["PlanValidationError", "compile_checked"]
+__all__ = ["PlanValidationError", "compile_checked", "plan_filename"]
 
 
 class PlanValidationError(InvalidArgumentError, sandbox.PlanValidationError):
     """The plan's source failed validation; ``.report`` holds every finding (each with
     a line, a column, a code and a fix hint)."""
+
+
+def plan_filename(name: str, version: str) -> str:
+    """The name a plan version's code carries in tracebacks. Submitting and loading use
+    the same one, so the sandbox's compile cache (keyed by source and filename) compiles
+    a version once per process, not once per use."""
+    return f"<plan {name}@{version}>"
 
 
 def compile_checked(source: str, *, filename: str) -> sandbox.CompiledPlan:

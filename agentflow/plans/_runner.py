@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import (
     InvalidArgumentError,
+    LimitExceededError,
     NonRetryableError,
     StepError,
+    Suspend,
     WorkflowTimeoutError,
     rebuild_error,
 )
 from agentflow.models import Event
-from sandbox import PlanRuntimeError, RemoteError
+from sandbox import PlanRuntimeError, RemoteError, WorkerCrashedError
 
 if TYPE_CHECKING:
     from agentflow.plans._flow import AgentFlow
@@ -42,9 +44,17 @@ class _PlanRunner:
                      "instance_id": event.instance_id}
         try:
             return await self.af.pool.run_plan(self.agent_id, plan, raw_event, host,
-                                               capabilities=sorted(grants))
+                                               capabilities=sorted(grants),
+                                               label=event.instance_id)
         except PlanRuntimeError as exc:
             raise rebuild_error({"name": exc.error_name, "message": exc.message}) from None
+        except WorkerCrashedError as exc:
+            if not exc.rerun:
+                raise
+            # The host ended the worker (an eviction, or another run's body that would
+            # not stop when cancelled): not this run's fault. Park the instance as due
+            # now; it replays from its journal in a fresh worker.
+            raise Suspend(f"re-run: {exc}") from None
 
 
 class _PlanHost:
@@ -65,7 +75,8 @@ class _PlanHost:
         if grant is None:
             raise CapabilityError(f"capability {name!r} is not granted to this agent")
         context = CapabilityContext(agent_id=self.agent_id, instance_id=self.instance_id,
-                                    store=self.af.engine.store, now=self.af.engine.clock.now())
+                                    store=self.af.engine.store, now=self.af.engine.clock.now(),
+                                    quotas=self.af.quotas)
         return await grant.call(method, list(args), dict(kwargs), context)
 
 
@@ -74,9 +85,16 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
     name = args.get("name")
     if op == "do":
         async def body() -> Any:
+            await host.af.step_rate(host.agent_id).take()  # delays, never fails
             try:
                 return await run_body()
+            except WorkerCrashedError as exc:
+                if exc.rerun:  # not this body's fault: no failed attempt, a re-run
+                    raise Suspend(f"re-run: {exc}") from None
+                raise
             except RemoteError as exc:
+                if exc.error_name == "LimitExceededError":  # a quota: the same on a retry
+                    raise LimitExceededError(exc.message) from None
                 if exc.error_name == "NonRetryableError":
                     raise NonRetryableError(exc.message) from None
                 if exc.error_name == "WorkflowTimeoutError":

@@ -14,6 +14,9 @@ run against every backend):
   equals the one the runner claimed with; otherwise it writes nothing for that commit
   and reports ``ok=False``, so a holder whose lease expired can never write over the new
   holder's work.
+- **Events are consumed once.** A commit that consumes an event another wait consumed
+  already (or that a restart dropped) writes nothing and reports the event in
+  ``taken``; each event completes at most one wait, whichever process commits first.
 - **Group commit.** `commit` may put many runners' commits into one durable
   transaction, but returns to a runner only once its own commit is durable.
 - **Atomic control.** `transition` reads an instance and applies the change the engine
@@ -157,8 +160,11 @@ class RunCommit:
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:
-    ok: bool  # False: the fence moved on; nothing of this commit was written
+    ok: bool  # False: nothing of this commit was written (see `taken` for why)
     status: str | None  # the instance's status after the commit (None: it no longer exists)
+    #: With ``ok=False``: the events this commit meant to consume that another wait
+    #: consumed first (or that are gone). Empty: the fence moved on.
+    taken: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -331,6 +337,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def kv_set(self, scope: str, key: str, value: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    async def kv_set_within(self, scope: str, key: str, value: str, now: float, *,
+                            max_keys: int, max_bytes: int) -> tuple[int, int] | None:
+        """`kv_set`, unless the scope would then hold more than ``max_keys`` keys or
+        ``max_bytes`` bytes (UTF-8 of keys and values), checked in the write's own
+        transaction. Returns None when written, else the ``(keys, bytes)`` the scope
+        would have held (nothing written)."""
+
+    @abc.abstractmethod
+    async def kv_usage(self, scope: str) -> tuple[int, int]:
+        """The keys and bytes (UTF-8 of keys and values) a scope holds."""
+
+    @abc.abstractmethod
+    async def count_instances(self, *, scope: str, statuses: Sequence[str] | None = None
+                              ) -> int:
+        """How many instances a scope has (of these statuses; None: all)."""
 
     @abc.abstractmethod
     async def kv_delete(self, scope: str, key: str) -> bool: ...

@@ -194,25 +194,39 @@ def load_journal(instance_id: str) -> Body[list[base.JournalRow]]:
 
 
 def write_batch(d: Dialect, commits: list[base.RunCommit]) -> Body[list[base.CommitResult]]:
-    """Apply many runners' commits in one transaction, each under its fence.
+    """Apply many runners' commits in one transaction, each whole or not at all.
 
     The instances' rows are locked first, in id order so that two batches cannot
-    deadlock; a commit whose fence moved on writes nothing.
+    deadlock; a commit whose fence moved on writes nothing. Neither does one that would
+    consume an event that is consumed already (by another process's wait, or by an
+    earlier commit of this batch: two waits of one ``gather``): an event completes at
+    most one wait.
     """
-    current: dict[str, tuple[int, str]] = {}
-    buffered: set[tuple[str, str]] = set()
     ids = sorted({c.instance_id for c in commits})
-    waiters = sorted({c.instance_id for c in commits if c.finish and c.finish.wake_types})
+    wanted = sorted({e for c in commits for e, _ in c.consumed_events})
     fences = [Q(f"SELECT id, fence, status FROM instances WHERE id IN ({marks(chunk)})"
                 f" ORDER BY id{d.for_update}", chunk) for chunk in chunks(ids)]
-    events = [Q("SELECT DISTINCT instance_id, type FROM events WHERE consumed_seq IS NULL"
-                f" AND instance_id IN ({marks(chunk)})", chunk) for chunk in chunks(waiters)]
+    events = [Q(f"SELECT id, consumed_seq FROM events WHERE id IN ({marks(chunk)})"
+                f"{d.for_update}", chunk) for chunk in chunks(wanted)]
     answers = yield (*fences, *events)  # sent at once: one round trip for all of them
-    for rows in answers[:len(fences)]:
-        current.update({r[0]: (r[1], r[2]) for r in rows})
-    for rows in answers[len(fences):]:
-        buffered.update((r[0], r[1]) for r in rows)
-    accepted = [c for c in commits if current.get(c.instance_id, (None,))[0] == c.fence]
+    current: dict[str, tuple[int, str]] = {
+        r[0]: (r[1], r[2]) for rows in answers[:len(fences)] for r in rows}
+    consumed_by: dict[int, int | None] = {
+        r[0]: r[1] for rows in answers[len(fences):] for r in rows}
+    accepted: list[base.RunCommit] = []
+    taken: dict[int, tuple[int, ...]] = {}  # index of a refused commit -> its taken events
+    for i, c in enumerate(commits):
+        if current.get(c.instance_id, (None,))[0] != c.fence:
+            continue
+        # A wait may consume an event that no one consumed, or that its own position
+        # consumed already (the same commit written again after a lost COMMIT).
+        lost = tuple(e for e, seq in c.consumed_events
+                     if e not in consumed_by or consumed_by[e] not in (None, seq))
+        if lost:
+            taken[i] = lost
+            continue
+        consumed_by.update({e: seq for e, seq in c.consumed_events})
+        accepted.append(c)
     steps = [(c.instance_id, s.seq, s.name, s.n, s.kind, s.status, s.attempts,
               float(s.started_at), s.result, s.error, _time(s.finished_at), _time(s.wake_at))
              for c in accepted for s in c.steps]
@@ -227,12 +241,18 @@ def write_batch(d: Dialect, commits: list[base.RunCommit]) -> Body[list[base.Com
     consumed = [(seq, event_id) for c in accepted for event_id, seq in c.consumed_events]
     if consumed:
         yield Many("UPDATE events SET consumed_seq = ? WHERE id = ?", consumed)
+    finishing = [c for c in accepted if c.finish is not None]
+    buffered: set[tuple[str, str]] = set()
+    waiters = sorted({c.instance_id for c in finishing if c.finish and c.finish.wake_types})
+    for chunk in chunks(waiters):  # read after this batch's consumptions are applied
+        rows = yield Q("SELECT DISTINCT instance_id, type FROM events WHERE consumed_seq"
+                       f" IS NULL AND instance_id IN ({marks(chunk)})", chunk)
+        buffered.update((r[0], r[1]) for r in rows)
     updates = []
     wakes_someone = False
-    for c in accepted:
+    for c in finishing:
         f = c.finish
-        if f is None:
-            continue
+        assert f is not None
         status, due_at = f.status, f.due_at
         if any((c.instance_id, t) in buffered for t in f.wake_types):
             status, due_at = "queued", f.at  # an awaited event is already here: run again
@@ -250,9 +270,10 @@ def write_batch(d: Dialect, commits: list[base.RunCommit]) -> Body[list[base.Com
                    updates)
     if wakes_someone:  # a timer or a wake-up: other workers must recompute their sleep
         yield NOTIFY
-    return [base.CommitResult(ok=current.get(c.instance_id, (None,))[0] == c.fence,
-                         status=current.get(c.instance_id, (None, None))[1])
-            for c in commits]
+    return [base.CommitResult(
+        ok=current.get(c.instance_id, (None,))[0] == c.fence and i not in taken,
+        status=current.get(c.instance_id, (None, None))[1], taken=taken.get(i, ()))
+        for i, c in enumerate(commits)]
 
 
 def add_event(d: Dialect, instance_id: str, type: str, payload: str, now: float,

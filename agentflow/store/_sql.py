@@ -119,6 +119,11 @@ class Dialect:
     submitted_order: str = "v.rowid"
     #: an agent plan's name, read from an instance's payload envelope
     plan_of_payload: str = "json_extract(payload, '$.__dispatcher_metadata.plan')"
+    #: the size in bytes (UTF-8) of a text column
+    octets: str = "length(CAST({} AS BLOB))"
+    #: a statement that serializes writers of one key until the transaction ends
+    #: (SQLite's BEGIN IMMEDIATE already serializes every writer)
+    scope_lock: str = ""
 
 
 MAX_VARS = 500  # bound on placeholders per statement, well under SQLite's limit

@@ -155,6 +155,45 @@ class SQLStore(base.Store):
             " updated_at = excluded.updated_at RETURNING 1",
             (scope, key, value, float(now)))), idempotent=True)
 
+    async def kv_set_within(self, scope: str, key: str, value: str, now: float, *,
+                            max_keys: int, max_bytes: int) -> tuple[int, int] | None:
+        size = f"{self.dialect.octets.format('key')} + {self.dialect.octets.format('value')}"
+
+        def body() -> Body[tuple[int, int] | None]:
+            if self.dialect.scope_lock:  # two writers must not both pass the check
+                yield Q(self.dialect.scope_lock, (f"kv:{scope}",))
+            total = yield Q(f"SELECT count(*), coalesce(sum({size}), 0) FROM kv"
+                            f" WHERE scope = ?", (scope,))
+            old = yield Q(f"SELECT {size} FROM kv WHERE scope = ? AND key = ?", (scope, key))
+            keys = int(total[0][0]) + (0 if old else 1)
+            used = (int(total[0][1]) - (int(old[0][0]) if old else 0)
+                    + len(key.encode()) + len(value.encode()))
+            if keys > max_keys or used > max_bytes:
+                return keys, used
+            yield Q("INSERT INTO kv (scope, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value,"
+                    " updated_at = excluded.updated_at RETURNING 1",
+                    (scope, key, value, float(now)))
+            return None
+
+        return await self._write(body)
+
+    async def kv_usage(self, scope: str) -> tuple[int, int]:
+        size = f"{self.dialect.octets.format('key')} + {self.dialect.octets.format('value')}"
+        rows = await self._read(lambda: rules.one(Q(
+            f"SELECT count(*), coalesce(sum({size}), 0) FROM kv WHERE scope = ?", (scope,))))
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def count_instances(self, *, scope: str, statuses: Sequence[str] | None = None
+                              ) -> int:
+        where, params = "scope = ?", [scope]
+        if statuses is not None:
+            where += f" AND status IN ({','.join('?' * len(statuses))})"
+            params += list(statuses)
+        rows = await self._read(lambda: rules.one(Q(
+            f"SELECT count(*) FROM instances WHERE {where}", params)))
+        return int(rows[0][0])
+
     async def kv_delete(self, scope: str, key: str) -> bool:
         rows = await self._write(lambda: rules.one(Q(
             "DELETE FROM kv WHERE scope = ? AND key = ? RETURNING 1", (scope, key))),

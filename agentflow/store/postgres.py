@@ -57,7 +57,7 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from agentflow.errors import InvalidArgumentError
+from agentflow.errors import CommitOutcomeUnknownError, InvalidArgumentError
 from agentflow.store._base import CommitResult, RunCommit
 from agentflow.store._pg_migrations import MIGRATIONS, SCHEMA_VERSION
 from agentflow.store._rules import one, write_batch
@@ -73,13 +73,9 @@ Conn = AsyncConnection[Any]
 
 _RETRY_SECONDS = 60.0
 POSTGRES = Dialect(for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED",
-                   greatest="greatest", submitted_order="v.seq",
+                   greatest="greatest", submitted_order="v.seq", octets="octet_length({})",
+                   scope_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
                    plan_of_payload="(payload::json -> '__dispatcher_metadata' ->> 'plan')")
-
-
-class CommitOutcomeUnknownError(Exception):
-    """The connection was lost while PostgreSQL was committing a write that is not safe
-    to repeat: it may or may not have been applied. Read the state and decide."""
 
 
 def _is_transient(exc: BaseException) -> bool:

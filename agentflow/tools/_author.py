@@ -10,9 +10,10 @@ the model answers without calling a tool, or after ``max_turns`` model requests.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,8 +24,14 @@ from agentflow.tools import openai as openai_tools
 from agentflow.tools._context import ToolContext
 from agentflow.tools._prompts import load_prompt
 from agentflow.tools._registry import ToolOutcome
-from agentflow.tools._sync import sync_loop
-from agentflow.tools._toolbox import AUTHORING_TOOLS, Toolbox, result_content
+from agentflow.tools._sync import run_sync, sync_loop
+from agentflow.tools._toolbox import (
+    AUTHORING_TOOLS,
+    Toolbox,
+    is_async_sdk_client,
+    result_content,
+    sdk_of,
+)
 from agentflow.tools._toolbox import field as get
 
 __all__ = ["AuthoringResult", "ToolCallRecord", "author_plan", "author_plan_async"]
@@ -175,18 +182,8 @@ class _Conversation:
                  "is_error": o.is_error} for call_id, o in results]})
 
 
-def _sdk_of(client: Any) -> str | None:
-    """``"openai"`` or ``"anthropic"`` when the client's class (or a base, for a user's
-    subclass) comes from that SDK."""
-    for cls in type(client).__mro__:
-        root = cls.__module__.split(".")[0]
-        if root in ("openai", "anthropic"):
-            return root
-    return None
-
-
 def _api_of(client: Any, api: Api | None) -> Api:
-    module = _sdk_of(client)
+    module = sdk_of(client)
     if module == "anthropic" or (hasattr(client, "messages") and not hasattr(client, "chat")):
         if api not in (None, "messages"):
             raise UsageError(f"an Anthropic client speaks the Messages API, not {api!r}")
@@ -200,13 +197,10 @@ def _api_of(client: Any, api: Api | None) -> Api:
 
 
 def _is_async(client: Any, create: Any) -> bool:
-    """Whether the client's calls are coroutines (the SDKs wrap ``create``, so ask the
-    client's class; it is importable since the client is one of its objects)."""
-    module = _sdk_of(client)
-    if module == "openai":
-        return openai_tools.is_async_client(client)
-    if module == "anthropic":
-        return anthropic_tools.is_async_client(client)
+    """Whether the client's calls are coroutines (the SDKs wrap ``create``, so an SDK
+    client's class decides)."""
+    if sdk_of(client) is not None:
+        return is_async_sdk_client(client)
     return inspect.iscoroutinefunction(create)
 
 
@@ -259,6 +253,25 @@ def _finish(result: AuthoringResult, text: str | None, max_turns: int) -> Author
     return result
 
 
+async def _converse(conversation: _Conversation, create: Callable[..., Awaitable[Any]],
+                    max_turns: int) -> AuthoringResult:
+    """The authoring loop, on the AgentFlow's event loop: ask the model, run the tools
+    it calls, answer, until it calls none or ``max_turns`` requests were made."""
+    result = AuthoringResult()
+    for turn in range(1, max_turns + 1):
+        result.turns = turn
+        calls, text = conversation.absorb(await create(**conversation.request()))
+        if not calls:
+            return _finish(result, text, max_turns)
+        answers = []
+        for call_id, name, arguments in calls:
+            outcome = await conversation.toolbox.run(name, arguments)
+            result.record(turn, outcome, arguments)
+            answers.append((call_id, outcome))
+        conversation.answer(answers)
+    return _finish(result, None, max_turns)
+
+
 async def author_plan_async(client: Any, model: str, agent: Agent, goal: str, *,
                             api: Api | None = None, plan_name: str | None = None,
                             params: dict[str, Any] | None = None, max_turns: int = 8,
@@ -292,19 +305,7 @@ async def author_plan_async(client: Any, model: str, agent: Agent, goal: str, *,
                                   params=params, tools=tools, context=context, guide=guide,
                                   max_tokens=max_tokens, request_options=request_options,
                                   max_turns=max_turns, want_async=True)
-    result = AuthoringResult()
-    for turn in range(1, max_turns + 1):
-        result.turns = turn
-        calls, text = conversation.absorb(await create(**conversation.request()))
-        if not calls:
-            return _finish(result, text, max_turns)
-        answers = []
-        for call_id, name, arguments in calls:
-            outcome = await conversation.toolbox.run(name, arguments)
-            result.record(turn, outcome, arguments)
-            answers.append((call_id, outcome))
-        conversation.answer(answers)
-    return _finish(result, None, max_turns)
+    return await _converse(conversation, create, max_turns)
 
 
 def author_plan(client: Any, model: str, agent: Agent, goal: str, *,
@@ -328,16 +329,9 @@ def author_plan(client: Any, model: str, agent: Agent, goal: str, *,
                                   params=params, tools=tools, context=context, guide=guide,
                                   max_tokens=max_tokens, request_options=request_options,
                                   max_turns=max_turns, want_async=False)
-    result = AuthoringResult()
-    for turn in range(1, max_turns + 1):
-        result.turns = turn
-        calls, text = conversation.absorb(create(**conversation.request()))
-        if not calls:
-            return _finish(result, text, max_turns)
-        answers = []
-        for call_id, name, arguments in calls:
-            outcome = conversation.toolbox.run_sync(name, arguments)
-            result.record(turn, outcome, arguments)
-            answers.append((call_id, outcome))
-        conversation.answer(answers)
-    return _finish(result, None, max_turns)
+
+    def call_model(**request: Any) -> Awaitable[Any]:
+        # The sync client blocks: it runs in a worker thread, off the AgentFlow's loop.
+        return asyncio.to_thread(create, **request)
+
+    return run_sync(agent, _converse(conversation, call_model, max_turns))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentflow.errors import InvalidStateError
@@ -386,37 +387,36 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
         f"decision at step {request.step!r}.{comment}"), payload)
 
 
+async def _control(agent: Agent, instance_id: str, context: ToolContext | None,
+                   action: Callable[[AgentInstance], Awaitable[None]]
+                   ) -> tuple[InstanceInfo, str]:
+    """Apply a control (pause, resume, terminate); the instance after it, described."""
+    inst = await agent.get(instance_id)
+    await action(inst)
+    info = _info(inst, await inst.status())
+    return info, describe_instance(info, (context or _DEFAULT).human_only)
+
+
 async def handle_pause_instance(agent: Agent, args: PauseInstanceArgs,
                                 context: ToolContext | None = None) -> PauseInstanceResult:
     """Pause an instance (a running one pauses after its current step)."""
-    ctx = context or _DEFAULT
-    inst = await agent.get(args.instance_id)
-    await inst.pause()
-    info = _info(inst, await inst.status())
-    return PauseInstanceResult(instance=info, summary=describe_instance(info, ctx.human_only))
+    info, text = await _control(agent, args.instance_id, context, AgentInstance.pause)
+    return PauseInstanceResult(instance=info, summary=text)
 
 
 async def handle_resume_instance(agent: Agent, args: ResumeInstanceArgs,
                                  context: ToolContext | None = None) -> ResumeInstanceResult:
     """Resume a paused instance."""
-    ctx = context or _DEFAULT
-    inst = await agent.get(args.instance_id)
-    await inst.resume()
-    info = _info(inst, await inst.status())
-    return ResumeInstanceResult(instance=info,
-                                summary=describe_instance(info, ctx.human_only))
+    info, text = await _control(agent, args.instance_id, context, AgentInstance.resume)
+    return ResumeInstanceResult(instance=info, summary=text)
 
 
 async def handle_terminate_instance(agent: Agent, args: TerminateInstanceArgs,
                                     context: ToolContext | None = None
                                     ) -> TerminateInstanceResult:
     """Stop an instance for good (restart_instance can run it again)."""
-    ctx = context or _DEFAULT
-    inst = await agent.get(args.instance_id)
-    await inst.terminate()
-    info = _info(inst, await inst.status())
-    return TerminateInstanceResult(instance=info,
-                                   summary=describe_instance(info, ctx.human_only))
+    info, text = await _control(agent, args.instance_id, context, AgentInstance.terminate)
+    return TerminateInstanceResult(instance=info, summary=text)
 
 
 async def _refuse_carrying_an_approval_over(inst: AgentInstance, from_step: str,

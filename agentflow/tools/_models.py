@@ -314,28 +314,38 @@ class ApproveResult(ToolResult):
     instance: InstanceInfo
 
 
-class PauseInstanceArgs(ToolArgs):
+class _ControlArgs(ToolArgs):
+    # The arguments of the plain controls (pause, resume, terminate). A subclass
+    # without a docstring keeps the schema it had: pydantic does not inherit them.
     instance_id: str = _instance_id()
 
 
-class PauseInstanceResult(ToolResult):
+class _ControlResult(ToolResult):
     instance: InstanceInfo
 
 
-class ResumeInstanceArgs(ToolArgs):
-    instance_id: str = _instance_id()
+class PauseInstanceArgs(_ControlArgs):
+    pass
 
 
-class ResumeInstanceResult(ToolResult):
-    instance: InstanceInfo
+class PauseInstanceResult(_ControlResult):
+    pass
 
 
-class TerminateInstanceArgs(ToolArgs):
-    instance_id: str = _instance_id()
+class ResumeInstanceArgs(_ControlArgs):
+    pass
 
 
-class TerminateInstanceResult(ToolResult):
-    instance: InstanceInfo
+class ResumeInstanceResult(_ControlResult):
+    pass
+
+
+class TerminateInstanceArgs(_ControlArgs):
+    pass
+
+
+class TerminateInstanceResult(_ControlResult):
+    pass
 
 
 class RestartInstanceArgs(ToolArgs):

@@ -13,8 +13,8 @@ from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import TOOLS, ToolOutcome, ToolSpec, call_tool
 from agentflow.tools._sync import run_sync
 
-__all__ = ["AUTHORING_TOOLS", "Toolbox", "field", "input_schema", "result_content",
-           "specs_named"]
+__all__ = ["AUTHORING_TOOLS", "ToolAdapter", "Toolbox", "field", "input_schema",
+           "is_async_sdk_client", "result_content", "sdk_of", "specs_named"]
 
 #: The tools an authoring loop offers by default: write, check, store, start, look.
 AUTHORING_TOOLS = ("validate_plan", "submit_plan", "list_plans", "start_instance",
@@ -56,6 +56,25 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+
+def sdk_of(client: Any) -> str | None:
+    """``"openai"`` or ``"anthropic"`` when the client's class (or a base, for a user's
+    subclass) comes from that SDK; None otherwise. Imports neither."""
+    for cls in type(client).__mro__:
+        root = cls.__module__.split(".")[0]
+        if root in ("openai", "anthropic"):
+            return root
+    return None
+
+
+def is_async_sdk_client(client: Any) -> bool:
+    """Whether ``client`` is an ``openai.AsyncOpenAI`` or ``anthropic.AsyncAnthropic``
+    (or a subclass). The SDKs wrap their ``create`` methods, so the class decides; it is
+    recognised by name, so that no SDK is imported outside its adapter."""
+    return any(cls.__name__ in ("AsyncOpenAI", "AsyncAnthropic")
+               and cls.__module__.split(".")[0] in ("openai", "anthropic")
+               for cls in type(client).__mro__)
+
 class Toolbox:
     """Some of `TOOLS`, run for one agent under one `ToolContext`.
 
@@ -95,6 +114,22 @@ class Toolbox:
     def run_sync(self, name: str, arguments: Mapping[str, Any] | str | None) -> ToolOutcome:
         return run_sync(self.agent, self.run(name, arguments))
 
+
+
+class ToolAdapter:
+    """The base of the per-API adapters (`agentflow.tools.openai.OpenAITools`,
+    `agentflow.tools.anthropic.AnthropicTools`): one agent's toolbox.
+
+    Args:
+        agent: whose plans and instances the tools act on.
+        tools: the tool names to offer (default: all).
+        context: the operator's rules (human-only event types; a way to ask a person,
+            if the host has one).
+    """
+
+    def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
+                 context: ToolContext | None = None) -> None:
+        self.toolbox = Toolbox(agent, tools=tools, context=context)
 
 def arguments_text(arguments: Any) -> str:
     """Tool-call arguments as JSON text, whatever shape they came in."""

@@ -8,7 +8,7 @@ same rules hold as over MCP: ``approval`` events come only from a person.
 
 Works with the clients of the ``anthropic`` extra (``pip install agentflow[anthropic]``),
 sync or async; replies may be SDK objects or plain dicts. This module does not import
-``anthropic`` itself, except in `is_async_client`, when it is handed a client of that SDK.
+``anthropic`` itself.
 
 Example (async):
     tools = AnthropicTools(agent)
@@ -28,24 +28,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from agentflow.plans import Agent
-from agentflow.tools._context import ToolContext
 from agentflow.tools._sync import run_sync
-from agentflow.tools._toolbox import Toolbox, field, input_schema, result_content, specs_named
+from agentflow.tools._toolbox import (
+    ToolAdapter,
+    field,
+    input_schema,
+    result_content,
+    specs_named,
+)
 
-__all__ = ["AnthropicTools", "assistant_message", "is_async_client", "messages_tools"]
-
-
-def is_async_client(client: Any) -> bool:
-    """Whether ``client`` is an ``anthropic.AsyncAnthropic`` (or a subclass of it).
-
-    The SDKs wrap their ``create`` methods, so ask the class. ``anthropic`` is importable
-    when one of its clients exists, and is imported only then, here in its adapter."""
-    if not any(c.__module__.split(".")[0] == "anthropic" for c in type(client).__mro__):
-        return False
-    import anthropic
-
-    return isinstance(client, anthropic.AsyncAnthropic)
+__all__ = ["AnthropicTools", "assistant_message", "messages_tools"]
 
 
 def messages_tools(tools: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -71,19 +63,9 @@ def assistant_message(reply: Any) -> dict[str, Any]:
     return {"role": "assistant", "content": content}
 
 
-class AnthropicTools:
-    """The agent API as Anthropic tools, for one agent.
-
-    Args:
-        agent: whose plans and instances the tools act on.
-        tools: the tool names to offer (default: all).
-        context: the operator's rules (human-only event types; a way to ask a person,
-            if the host has one).
-    """
-
-    def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
-                 context: ToolContext | None = None) -> None:
-        self.toolbox = Toolbox(agent, tools=tools, context=context)
+class AnthropicTools(ToolAdapter):
+    """The agent API as Anthropic tools, for one agent: ``AnthropicTools(agent, *, tools=None,
+    context=None)`` (the tool names to offer, default all; the operator's rules)."""
 
     @property
     def definitions(self) -> list[dict[str, Any]]:

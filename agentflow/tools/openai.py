@@ -9,7 +9,7 @@ only from a person.
 
 Works with the clients of the ``openai`` extra (``pip install agentflow[openai]``),
 sync or async; replies may be SDK objects or plain dicts. This module does not import
-``openai`` itself, except in `is_async_client`, when it is handed a client of that SDK.
+``openai`` itself.
 
 Example (async, Chat Completions):
     tools = OpenAITools(agent)
@@ -29,12 +29,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from agentflow.plans import Agent
-from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import ToolOutcome
 from agentflow.tools._sync import run_sync
 from agentflow.tools._toolbox import (
-    Toolbox,
+    ToolAdapter,
     arguments_text,
     field,
     input_schema,
@@ -46,21 +44,8 @@ __all__ = [
     "OpenAITools",
     "assistant_message",
     "chat_completions_tools",
-    "is_async_client",
     "responses_tools",
 ]
-
-
-def is_async_client(client: Any) -> bool:
-    """Whether ``client`` is an ``openai.AsyncOpenAI`` (or a subclass of it).
-
-    The SDKs wrap their ``create`` methods, so ask the class. ``openai`` is importable
-    when one of its clients exists, and is imported only then, here in its adapter."""
-    if not any(c.__module__.split(".")[0] == "openai" for c in type(client).__mro__):
-        return False
-    import openai
-
-    return isinstance(client, openai.AsyncOpenAI)
 
 
 def chat_completions_tools(tools: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -96,19 +81,9 @@ def assistant_message(message: Any) -> dict[str, Any]:
     return out
 
 
-class OpenAITools:
-    """The agent API as OpenAI tools, for one agent.
-
-    Args:
-        agent: whose plans and instances the tools act on.
-        tools: the tool names to offer (default: all).
-        context: the operator's rules (human-only event types; a way to ask a person,
-            if the host has one).
-    """
-
-    def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
-                 context: ToolContext | None = None) -> None:
-        self.toolbox = Toolbox(agent, tools=tools, context=context)
+class OpenAITools(ToolAdapter):
+    """The agent API as OpenAI tools, for one agent: ``OpenAITools(agent, *, tools=None,
+    context=None)`` (the tool names to offer, default all; the operator's rules)."""
 
     @property
     def chat_completions(self) -> list[dict[str, Any]]:

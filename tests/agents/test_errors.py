@@ -20,7 +20,7 @@ BAD_PLAN = "async def run(event, step):\n    import os\n    return os.getcwd()\n
 def test_every_public_error_is_in_the_tree() -> None:
     names = [n for n in errors.__all__ if n.endswith("Error")]
     assert {"PlanNotFoundError", "PlanValidationError", "CapabilityError",
-            "HumanOnlyEventError"} <= set(names)
+            "HumanOnlyEventError", "CommitOutcomeUnknownError"} <= set(names)
     for name in names:
         cls = getattr(errors, name)
         assert inspect.isclass(cls) and issubclass(cls, AgentflowError), name
@@ -41,6 +41,9 @@ def test_old_import_places_name_the_same_classes() -> None:
     assert PlanValidationError is errors.PlanValidationError is agentflow.PlanValidationError
     assert CapabilityError is errors.CapabilityError
     assert HumanOnlyEventError is errors.HumanOnlyEventError
+    from agentflow.store.postgres import CommitOutcomeUnknownError
+
+    assert CommitOutcomeUnknownError is errors.CommitOutcomeUnknownError
     assert issubclass(errors.PlanValidationError, sandbox.PlanValidationError)
     assert issubclass(errors.PlanValidationError, errors.InvalidArgumentError)
 

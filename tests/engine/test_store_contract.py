@@ -270,3 +270,59 @@ async def test_contention_on_the_file_is_retried_not_raised(tmp_path: Path,
     finally:
         other.close()
         await store.close()
+
+
+async def _claimed_with_event(store: Store, instance_id: str) -> tuple[int, int]:
+    """An instance claimed by "A" with one buffered event: (its fence, the event id)."""
+    await store.create_instances([NewInstance(instance_id, "w", "null", 1.0)])
+    await claim(store, "A")
+    got = await store.get_instance(instance_id)
+    assert got is not None
+    assert await store.add_event(instance_id, "go", '"e1"', 2.0, lambda r: None)
+    [event] = await store.pending_events(instance_id, "go")
+    return got.fence, event.id
+
+
+def wait_row(seq: int) -> JournalRow:
+    return JournalRow(seq, f"w{seq}", 1, "event", "ok", 1, 1.0, result="1", finished_at=1.0)
+
+
+async def test_two_waits_of_one_run_cannot_consume_one_event(store: Store) -> None:
+    """Two waits of a gather commit at once, both with the same event: one wins, the
+    other writes nothing and learns which event was taken."""
+    import asyncio
+    fence, event = await _claimed_with_event(store, "g")
+    results = await asyncio.gather(
+        store.commit(RunCommit("g", fence, [wait_row(1)], consumed_events=[(event, 1)])),
+        store.commit(RunCommit("g", fence, [wait_row(2)], consumed_events=[(event, 2)])))
+    assert sorted(r.ok for r in results) == [False, True]
+    [refused] = [r for r in results if not r.ok]
+    assert refused.taken == (event,)
+    [kept] = await store.load_journal("g")
+    winner = 1 if results[0].ok else 2
+    assert kept.seq == winner
+    assert await store.pending_events("g", "go") == []
+    # The same commit written again (as after a lost COMMIT) is still accepted.
+    again = await store.commit(RunCommit("g", fence, [wait_row(winner)],
+                                         consumed_events=[(event, winner)]))
+    assert again.ok
+
+
+async def test_an_event_consumed_through_one_process_is_refused_to_another(
+        shared_url: str) -> None:
+    import asyncio
+    first, second = open_store(shared_url), open_store(shared_url)
+    await first.open()
+    await second.open()
+    try:
+        fence, event = await _claimed_with_event(first, "p")
+        for attempt in range(5):  # racing each time, then one after the other
+            seqs = (2 * attempt + 1, 2 * attempt + 2)
+            results = await asyncio.gather(*(
+                s.commit(RunCommit("p", fence, [wait_row(seq)], consumed_events=[(event, seq)]))
+                for s, seq in zip((first, second), seqs, strict=True)))
+            assert sum(r.ok for r in results) == (1 if attempt == 0 else 0)
+        assert len(await first.load_journal("p")) == 1
+    finally:
+        await first.close()
+        await second.close()

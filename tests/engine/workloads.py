@@ -39,3 +39,12 @@ async def chain(event: Event, step: Step) -> int:
         value, _ = await step.do(f"s{i}", body)
         total += value
     return total
+
+
+@engine.workflow("pair")
+async def pair(event: Event, step: Step) -> list[object]:
+    """Two waits on one event type at once: each event must complete exactly one."""
+    first, second = await asyncio.gather(
+        step.wait_for_event("first", type="go", timeout="1 hour"),
+        step.wait_for_event("second", type="go", timeout="1 hour"))
+    return [first["payload"], second["payload"]]

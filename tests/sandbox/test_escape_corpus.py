@@ -218,6 +218,16 @@ def test_the_corpus_is_large_and_covers_every_class() -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pool() -> AsyncIterator[WorkerPool]:
+    # Generous: an attack that should end in MemoryError must not hit the watchdog
+    # first on a loaded machine (building 256 MiB takes a while under two CPU hogs).
+    limits = Limits(call_timeout=60.0, memory_bytes=256 * 1024 * 1024)
+    async with WorkerPool(limits=limits) as started:
+        yield started
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def watchdog_pool() -> AsyncIterator[WorkerPool]:
+    # For the attacks the watchdog stops: a short deadline, so they end soon.
     limits = Limits(call_timeout=1.0, memory_bytes=256 * 1024 * 1024)
     async with WorkerPool(limits=limits) as started:
         yield started
@@ -225,7 +235,8 @@ async def pool() -> AsyncIterator[WorkerPool]:
 
 @module_loop
 @pytest.mark.parametrize("attack", CORPUS, ids=[a.name for a in CORPUS])
-async def test_each_attack_is_stopped(pool: WorkerPool, attack: Attack) -> None:
+async def test_each_attack_is_stopped(pool: WorkerPool, watchdog_pool: WorkerPool,
+                                      attack: Attack) -> None:
     report = validate(attack.source)
     if not attack.stopped_by.startswith("runtime:"):
         assert attack.stopped_by in [d.code for d in report.diagnostics], report
@@ -236,8 +247,8 @@ async def test_each_attack_is_stopped(pool: WorkerPool, attack: Attack) -> None:
     agent = f"corpus-{attack.kind}"
     if expected == "timeout":
         with pytest.raises(SandboxTimeoutError):
-            await pool.run_plan(agent, attack.source, make_event(), host,
-                                capabilities=["kv"])
+            await watchdog_pool.run_plan(agent, attack.source, make_event(), host,
+                                         capabilities=["kv"])
     else:
         with pytest.raises(PlanRuntimeError) as caught:
             await pool.run_plan(agent, attack.source, make_event(), host,

@@ -200,9 +200,11 @@ NASTY = [
 
 @pytest.mark.parametrize("source", NASTY, ids=range(len(NASTY)))
 def test_nasty_inputs_get_diagnostics_quickly(source: str) -> None:
-    started = time.perf_counter()
+    # CPU time of this process, not wall-clock time: other work on the machine must not
+    # fail it, and a validator that is slow on these inputs still does.
+    started = time.process_time()
     report = validate(source)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert isinstance(report, ValidationReport)
     assert report.ok == (not report.diagnostics)
     assert all(d.code in DIAGNOSTIC_CODES and d.line >= 1 and d.col >= 1 and d.hint
@@ -216,7 +218,8 @@ _TOKENS = ["async def run(event, step):\n", "    ", "await ", "step.do(", "step.
            "\x00", "\ud800", "é", "ｅｖａｌ", "class A:", "global x\n", "#", '"""']
 
 
-@settings(max_examples=300, deadline=1000, database=None,
+# No wall-clock deadline: the CPU-time check below bounds each example, whatever the load.
+@settings(max_examples=300, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=()), max_size=2_000),
@@ -225,9 +228,11 @@ _TOKENS = ["async def run(event, step):\n", "    ", "await ", "step.do(", "step.
         lambda cut: GOOD_PLAN[:cut[0]] + cut[1] + GOOD_PLAN[cut[0]:]),
 ))
 def test_validate_never_raises_and_never_hangs(source: str) -> None:
-    started = time.perf_counter()
+    # CPU time of this process, not wall-clock time: other work on the machine must not
+    # fail it, and a validator that is slow on these inputs still does.
+    started = time.process_time()
     report = validate(source)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert report.ok == (not report.diagnostics)
     assert all(d.code in DIAGNOSTIC_CODES for d in report.diagnostics)
     assert "AF000" not in [d.code for d in report.diagnostics], report.diagnostics

@@ -1,0 +1,39 @@
+"""An agent plan that gathers two waits on one event type: both are listed, and one
+event completes exactly one of them (the approval that satisfied two approvers)."""
+
+from __future__ import annotations
+
+from agentflow import AgentFlow
+
+TWO_APPROVERS = '''
+async def run(event, step):
+    first, second = await gather(
+        step.wait_for_event("first approver", type="approval", timeout="7 days"),
+        step.wait_for_event("second approver", type="approval", timeout="7 days"))
+    return [first["payload"], second["payload"]]
+'''
+
+
+async def test_one_approval_completes_one_of_two_gathered_waits(af: AgentFlow) -> None:
+    agent = af.agent("a1")
+    await agent.submit_plan("two", TWO_APPROVERS)
+    inst = await agent.start("two")
+    assert (await inst.wait(timeout=60)).status == "waiting"
+    pending = await agent.pending_events()
+    assert sorted((p.instance_id, p.type, p.step) for p in pending) == [
+        (inst.id, "approval", "first approver"), (inst.id, "approval", "second approver")]
+
+    await agent.send_event(inst.id, "approval", {"approved": True, "by": "ada"})
+    st = await inst.wait(timeout=60)
+    assert st.status == "waiting"
+    done = [h for h in await inst.history() if h.kind == "event" and h.status == "ok"]
+    assert len(done) == 1
+    left_waits = await agent.pending_events()
+    assert len(left_waits) == 1, (left_waits, await inst.history(), await inst.status())
+    [left] = left_waits
+    assert left.step != done[0].name
+
+    await agent.send_event(inst.id, "approval", {"approved": True, "by": "grace"})
+    st = await inst.wait(timeout=60)
+    assert st.status == "complete"
+    assert sorted(p["by"] for p in st.output) == ["ada", "grace"]
