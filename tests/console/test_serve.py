@@ -164,3 +164,52 @@ async def test_the_instances_list_pages_by_key_through_every_instance(tmp_path: 
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
+
+
+async def test_the_event_stream_resumes_after_the_last_event_id(tmp_path: Path) -> None:
+    """/events numbers each event with its change's seq; a browser that reconnects
+    with Last-Event-ID carries on right after it."""
+    import httpx2
+
+    db = f"sqlite:///{tmp_path}/a.db"
+    async with AgentFlow(db, isolation="inline", run_scheduler=False) as flow:
+        agent = flow.agent("agent-1")
+        await agent.submit_plan("p", APPROVAL)
+        for i in range(3):
+            await agent.start("p", params={"repo": "r"}, id=f"i{i}")
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--no-run",
+        "--operator", f"alice={ALICE}", "--listen", f"127.0.0.1:{port}", cwd=ROOT)
+
+    async def read_events(http: httpx2.AsyncClient, count: int, **kwargs: object
+                          ) -> list[tuple[str, dict[str, object]]]:
+        got: list[tuple[str, dict[str, object]]] = []
+        event_id = ""
+        async with http.stream("GET", "/events", **kwargs) as answer:  # type: ignore[arg-type]
+            assert answer.status_code == 200
+            async for line in answer.aiter_lines():
+                if line.startswith("id:"):
+                    event_id = line[3:].strip()
+                elif line.startswith("data:"):
+                    got.append((event_id, json.loads(line[5:])))
+                    if len(got) == count:
+                        return got
+        raise AssertionError("the stream ended")
+
+    try:
+        await _wait_listening(port, proc)
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            await http.post("/login", data={"token": ALICE, "next": "/instances"})
+            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as anon:
+                refused = await anon.get("/events", follow_redirects=False)
+            assert refused.status_code == 303  # not signed in: sent to sign in
+            first = await asyncio.wait_for(read_events(http, 2, params={"after": "0"}), 60)
+            assert [e["instance_id"] for _, e in first] == ["i0", "i1"]
+            assert [int(i) for i, _ in first] == [e["seq"] for _, e in first]
+            rest = await asyncio.wait_for(read_events(
+                http, 1, headers={"Last-Event-ID": first[-1][0]}), 60)
+            assert rest[0][1]["instance_id"] == "i2"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
