@@ -18,7 +18,7 @@ from typing import Any
 
 from agentflow.agents import PLAN_WORKFLOW, AgentFlow
 from agentflow.errors import AgentflowError, InstanceNotFoundError
-from agentflow.models import InstanceStatus, StepRecord, WaitingOn
+from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.store import InstanceRow, Store
 from agentflow.tools import (
     DEFAULT_HUMAN_ONLY,
@@ -136,6 +136,19 @@ class InstanceDetail:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     approval: ApprovalView | None = None
 
+    @property
+    def actions(self) -> list[str]:
+        """The actions that apply to the instance in its status now."""
+        status = self.status.status
+        found = []
+        if status in ("queued", "running", "waiting"):
+            found.append("pause")
+        if status in ("paused", "waiting_for_pause"):
+            found.append("resume")
+        if status not in TERMINAL_STATUSES:
+            found.append("terminate")
+        return [*found, "restart"]
+
 
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
@@ -179,9 +192,12 @@ async def instance_detail(flow: AgentFlow, instance_id: str,
         plan = await engine.store.get_plan_version(row.scope, str(meta["plan"]),
                                                    str(meta["version"]))
         if plan is not None:
+            # Where it is: its wait, its error's line, or the step it ran last while
+            # it runs; a finished instance is nowhere in particular.
             current = status.waiting_on.step if status.waiting_on else (
-                history[-1].name if history else None)
-            line = _step_line(plan.source, current, detail.error)
+                history[-1].name if history and status.status != "complete" else None)
+            line = (None if status.status in ("complete", "terminated") else
+                    _step_line(plan.source, current, detail.error))
             detail.source = [SourceLine(n, text, n == line)
                              for n, text in enumerate(plan.source.splitlines(), 1)]
     detail.decisions = await decisions_for(flow, instance_id)
