@@ -307,8 +307,10 @@ def test_approve_refuses_an_instance_that_does_not_wait_for_an_approval(db: Path
                             "('early', 'signal')").fetchone() == (0,)
 
 
-STEP = "[dim]secret step[/dim] [/] \x1b[8mhidden"
-ERROR = "list index [/] out of range\nstatus: complete"
+# Step names refuse control characters (the engine checks them), so the terminal escape
+# rides in the error message, which a plan controls too.
+STEP = "[dim]secret step[/dim] [/] [8mhidden"
+ERROR = "list index [/] out of range\nstatus: complete \x1b[8mhidden"
 
 
 async def _setup_hostile_text(db: Path) -> None:
@@ -343,7 +345,7 @@ def test_text_from_plans_is_printed_literally(tmp_path: Path) -> None:
     assert "sleep 'nap [/]' until" in listing.stdout
     shown = cli("show", "hostile", db=db, env=wide)
     assert shown.returncode == 0, shown.stderr
-    assert "[dim]secret step[/dim] [/] \\x1b[8mhidden" in shown.stdout
+    assert "[dim]secret step[/dim] [/] [8mhidden" in shown.stdout
     assert '"[red]token=abc[/red] [link=http://evil]click[/link]"' in shown.stdout
     assert "error: NonRetryableError: list index [/] out of range\\nstatus: complete" in (
         shown.stdout)
