@@ -64,6 +64,11 @@ class Change(BaseModel):
     agent: str | None = None
     at: datetime
 
+    @property
+    def cursor(self) -> int:
+        """Where a subscription that saw this change resumes: pass it as ``after=``."""
+        return self.seq
+
 
 def change_from_row(row: ChangeRow) -> Change:
     return Change(seq=row.seq, instance_id=row.instance_id, kind=row.kind,  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve.run)
 
     watch = add("watch", "print changes to instances as they happen, from every process")
-    watch.add_argument("--after", type=int, default=None, metavar="N",
+    watch.add_argument("--after", "--cursor", type=int, default=None, metavar="N",
                        help="start just after change N (0: every change kept; default: now)")
     watch.add_argument("--instance", action="append", default=[], metavar="ID",
                        help="only this instance (repeatable)")
