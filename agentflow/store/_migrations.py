@@ -86,10 +86,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         # instance (created, a new status, wait, output or error) or to a step of its
         # journal, numbered in commit order. Triggers write it, so every process that
         # writes the file feeds it without knowing, and a reader in any other process
-        # polls it by number. SQLite has one writer at a time and AUTOINCREMENT never
-        # reuses a number, so numbers appear in commit order with no gaps to wait out.
+        # polls it by number. SQLite has one writer at a time, so numbers appear in
+        # commit order with no gaps to wait out. A rowid is max + 1 and trimming never
+        # deletes the newest row, so no number is reused; AUTOINCREMENT would say the
+        # same at the cost of one more page written per step (sqlite_sequence).
         """CREATE TABLE changes (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             instance_id TEXT NOT NULL,
             scope TEXT,
             workflow TEXT NOT NULL,
@@ -130,7 +132,6 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                    (julianday('now') - 2440587.5) * 86400.0
             FROM instances i WHERE i.id = NEW.instance_id;
         END""",
-        "CREATE INDEX changes_instance ON changes (instance_id, seq)",
         # The console's list, newest first, paged by (created_at, id) with no filter:
         # without it the first page sorts every instance.
         "CREATE INDEX instances_created ON instances (created_at, id)",

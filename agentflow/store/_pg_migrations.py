@@ -111,7 +111,6 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             at double precision NOT NULL
         )""",
         "CREATE INDEX changes_unnumbered ON changes (id) WHERE seq IS NULL",
-        "CREATE INDEX changes_instance ON changes (instance_id, seq)",
         """CREATE FUNCTION agentflow_instance_change() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
