@@ -121,8 +121,8 @@ async def _trim_changes(flow: Any, keep_seconds: float, every: float = 3600.0) -
 async def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from agentflow.agents import AgentFlow
     from agentflow.console import ConsoleConfig, create_app, parse_operators
+    from agentflow.plans import AgentFlow
 
     host, port = parse_listen(args.listen)
     specs = list(args.operator) + os.environ.get("AGENTFLOW_CONSOLE_OPERATORS", "").split()

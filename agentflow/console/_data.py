@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agentflow.agents import PLAN_WORKFLOW, AgentFlow
 from agentflow.errors import AgentflowError, InstanceNotFoundError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
+from agentflow.plans import PLAN_WORKFLOW, AgentFlow
 from agentflow.store import InstanceRow, Store
 from agentflow.tools import (
     DEFAULT_HUMAN_ONLY,
