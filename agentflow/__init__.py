@@ -14,6 +14,8 @@ from agentflow._feed import Change
 from agentflow._instance import Instance, WorkflowBinding
 from agentflow._lazy import lazy_loader
 from agentflow._limits import Quotas
+from agentflow._retention import PruneReport
+from agentflow._schedules import Schedule, ScheduleNotFoundError
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
 from agentflow.errors import (
@@ -66,6 +68,9 @@ _LAZY = {
     "PlanValidationError": "agentflow.plans",
     "ValidationReport": "agentflow.plans",
     "Diagnostic": "agentflow.plans",
+    "SyncAgentFlow": "agentflow.plans",
+    "SyncAgent": "agentflow.plans",
+    "SyncInstance": "agentflow.plans",
     "wrap_workflow_binding": "agentflow.plans.dispatch",
     "create_dynamic_entrypoint": "agentflow.plans.dispatch",
     "dispatch_workflow": "agentflow.plans.dispatch",
@@ -100,11 +105,17 @@ __all__ = [
     "PlanNotFoundError",
     "PlanValidationError",
     "PlanVersion",
+    "PruneReport",
     "Quotas",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleNotFoundError",
     "Step",
     "StepError",
     "StepRecord",
+    "SyncAgent",
+    "SyncAgentFlow",
+    "SyncInstance",
     "SystemClock",
     "UsageError",
     "ValidationReport",

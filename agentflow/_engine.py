@@ -25,6 +25,8 @@ from agentflow._durations import to_datetime
 from agentflow._feed import Change, subscribe
 from agentflow._instance import Instance, WorkflowBinding, instance_status
 from agentflow._limits import check_statuses, dumps, encode_value
+from agentflow._retention import Retention
+from agentflow._schedules import Schedules
 from agentflow._step import Activation, Step
 from agentflow.clock import Clock, SystemClock
 from agentflow.errors import (
@@ -135,6 +137,11 @@ class Engine:
         #: Called with the ids of instances just created through this engine, in the
         #: creator's context (instrumentation: `agentflow.otel` notes the caller's trace).
         self.create_listeners: list[Callable[[list[str]], Awaitable[None]]] = []
+        #: Recurring instances (cron or interval); fired by every engine that runs a
+        #: scheduler. See `agentflow._schedules`.
+        self.schedules = Schedules(self)
+        #: Deleting finished instances, and retention policies (`agentflow._retention`).
+        self.retention = Retention(self)
 
     # -- registration --------------------------------------------------------------
     @overload
@@ -228,7 +235,9 @@ class Engine:
         self._started, self._closing = True, False
         if self.run_scheduler:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
-                           asyncio.create_task(self._heartbeat(), name="agentflow-leases")]
+                           asyncio.create_task(self._heartbeat(), name="agentflow-leases"),
+                           asyncio.create_task(self.schedules.run(),
+                                               name="agentflow-schedules")]
 
     async def close(self, grace: float = 0.5) -> None:
         """Stop claiming and hand every claim back at once, then close the store.
@@ -264,6 +273,9 @@ class Engine:
         except Exception:
             log.exception("handing claims back failed; they return when their lease "
                           "expires")
+        if self.run_scheduler:  # no longer a live worker (see `agentflow._schedules`)
+            with contextlib.suppress(Exception):
+                await self._store.worker_gone(self.owner)
         await self._store.close()
         self._tasks = []
         self._started = False
@@ -421,7 +433,9 @@ class Engine:
                                     stopping=lambda: self._closing,
                                     journal_quota=self.max_journal_bytes)
             finish = await self._run(row, activation)
-            await self._store.commit(RunCommit(row.id, row.fence, finish=finish))
+            tail = activation.tail_rows(self.clock.now()) if finish.status in (
+                "complete", "errored") else []
+            await self._store.commit(RunCommit(row.id, row.fence, tail, finish=finish))
         except LeaseLost:
             if activation is not None and activation.stopped:
                 # Stopped at a step boundary by close(): hand the instance back, due

@@ -18,6 +18,7 @@ from agentflow.errors import (
 )
 from agentflow.models import (
     TERMINAL_STATUSES,
+    AttemptRecord,
     InstanceStatus,
     StepRecord,
     WaitingOn,
@@ -63,7 +64,18 @@ def _waiting_on(w: dict[str, Any]) -> WaitingOn:
 
 
 def step_record(row: JournalRow) -> StepRecord:
+    detail: dict[str, Any] = {}
+    if row.detail:
+        try:
+            detail = json.loads(row.detail)
+        except ValueError:
+            detail = {}
+    attempts = [AttemptRecord(
+        attempt=a.get("attempt", 0), started_at=to_datetime(a.get("started_at", 0.0)),
+        ended_at=to_datetime(a.get("ended_at", 0.0)), error=a.get("error"),
+        logs=a.get("logs") or []) for a in detail.get("attempts", []) if isinstance(a, dict)]
     return StepRecord(
+        logs=detail.get("logs") or [], attempt_history=attempts,
         seq=row.seq, name=row.name, n=row.n, kind=row.kind,  # type: ignore[arg-type]
         status=row.status, attempts=row.attempts,  # type: ignore[arg-type]
         result=json.loads(row.result) if row.result is not None else None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import inspect
 import json
@@ -59,6 +60,36 @@ __all__ = ["Activation", "Step"]
 DEFAULT_STEP_TIMEOUT = 600.0
 _DEFAULT_RETRIES = RetryPolicy()
 _PLAIN = (str, int, float, bool, type(None))  # JSON round-trips these unchanged
+#: attempts kept in a step's detail (the last ones; the count stays in ``attempts``).
+MAX_ATTEMPT_RECORDS = 20
+#: lines of log kept per step call and per attempt
+MAX_LOG_LINES = 200
+MAX_LOG_CHARS = 8_000
+
+
+class _AttemptLog:
+    """The lines logged by one attempt of one step (see `Step.log`)."""
+
+    __slots__ = ("activation", "lines")
+
+    def __init__(self, activation: Activation) -> None:
+        self.activation = activation
+        self.lines: list[str] = []
+
+
+_ATTEMPT: contextvars.ContextVar[_AttemptLog | None] = contextvars.ContextVar(
+    "agentflow_attempt", default=None)
+
+
+def _append_capped(lines: list[str], new: list[str]) -> None:
+    room = MAX_LOG_CHARS - sum(len(x) for x in lines)
+    for line in new:
+        if len(lines) >= MAX_LOG_LINES or room <= 0:
+            if not lines or not lines[-1].startswith("[log truncated"):
+                lines.append("[log truncated]")
+            return
+        lines.append(line[:room])
+        room -= len(line)
 
 
 class Activation:
@@ -84,6 +115,8 @@ class Activation:
         self.fatal: BaseException | None = None  # an error no plan may catch
         self.tasks: set[asyncio.Task[Any]] = set()  # every task that made a step call
         self.stopped = False  # the engine stopped this run at a step boundary
+        self.pending_logs: list[str] = []  # logged since the last step call
+        self.new_logs: dict[int, list[str]] = {}  # seq -> lines logged before its call
 
     async def settle(self) -> None:
         """Wait until every other task of this run that made step calls is done.
@@ -121,6 +154,9 @@ class Activation:
             raise self.fatal
         n = self.counts[name] = self.counts.get(name, 0) + 1
         row = self.journal.get(seq)
+        logs, self.pending_logs = self.pending_logs, []
+        if row is None and logs:  # a replay logs again what its first run logged: drop
+            self.new_logs[seq] = logs
         if row is not None and (row.name != name or row.kind != kind):
             self.fatal = NonDeterminismError(
                 f"replay diverged at step position {seq}: the journal has {row.kind} "
@@ -130,10 +166,40 @@ class Activation:
             raise self.fatal
         return seq, n, row
 
-    async def commit(self, row: JournalRow, consumed: list[tuple[int, int]] | None = None
-                     ) -> bool:
-        """Make ``row`` durable (with the events it consumes). False: nothing was
-        written, because another wait consumed one of those events first."""
+    def with_detail(self, row: JournalRow, attempt: dict[str, Any] | None = None
+                    ) -> JournalRow:
+        """``row`` with its detail: the lines logged before its call and its attempts,
+        carried over from what the journal already holds for that position."""
+        prior = self.journal.get(row.seq)
+        detail: dict[str, Any] = json.loads(prior.detail) if (
+            prior is not None and prior.detail) else {}
+        logs = self.new_logs.pop(row.seq, None)
+        if logs:
+            _append_capped(detail.setdefault("logs", []), logs)
+        if attempt is not None:
+            attempts = detail.setdefault("attempts", [])
+            attempts.append(attempt)
+            del attempts[:-MAX_ATTEMPT_RECORDS]
+        return dataclasses.replace(row, detail=dumps(detail) if detail else None)
+
+    def tail_rows(self, now: float) -> list[JournalRow]:
+        """Lines logged after the last step call, as a ``log`` row after it (the run is
+        ending: nothing replays past it, and a restart deletes it with the rest)."""
+        if not self.pending_logs:
+            return []
+        lines: list[str] = []
+        _append_capped(lines, self.pending_logs)
+        self.pending_logs = []
+        seq = max([self.next_seq, *self.journal]) + 1
+        return [JournalRow(seq, "print", 1, "log", "ok", 1, now, finished_at=now,
+                           detail=dumps({"logs": lines}))]
+
+    async def commit(self, row: JournalRow, consumed: list[tuple[int, int]] | None = None,
+                     *, attempt: dict[str, Any] | None = None) -> bool:
+        """Make ``row`` durable (with the events it consumes, and with its detail: see
+        `with_detail`). False: nothing was written, because another wait consumed one
+        of those events first."""
+        row = self.with_detail(row, attempt)
         # Shielded: a run's task cancelled while its commit is in flight (a gathered
         # sibling suspended it, in the sandbox) must still learn whether the commit
         # landed, so that what this activation believes matches the journal.
@@ -214,6 +280,23 @@ class Step:
     def __init__(self, activation: Activation) -> None:
         self._a = activation
 
+    def log(self, *lines: str) -> None:
+        """Keep lines in the instance's history (agent plans' ``print`` lands here).
+
+        Inside a step's ``fn``, the lines belong to that attempt of the step. Anywhere
+        else they belong to the next step call, and are kept only when that call runs
+        for the first time: a replay logs again what its first run logged, and those
+        duplicates are dropped. Lines logged after the last step call are kept as a
+        ``log`` entry at the end of the history. Capped at 200 lines and 8,000
+        characters per step call and per attempt.
+        """
+        text = [str(line) for line in lines]
+        current = _ATTEMPT.get()
+        if current is not None and current.activation is self._a:
+            _append_capped(current.lines, text)
+        else:
+            _append_capped(self._a.pending_logs, text)
+
     async def do(self, name: str, fn: Callable[[], Any], *, retries: Any = None,
                  timeout: Any = None) -> Any:
         """Run ``fn`` once, durably, and return its result.
@@ -261,12 +344,16 @@ class Step:
             if row.wake_at is not None and row.wake_at > a.clock.now():
                 raise a.wait({"kind": "retry", "step": name, "until": row.wake_at,
                               "attempt": attempts + 1})
+        earlier = bool(row is not None and row.attempts)
         while True:
             attempts += 1
             failure: BaseException | None = None
             timer: asyncio.Timeout | None = None
             value: Any = None
             text, reserved = "", 0
+            attempt_log = _AttemptLog(a)
+            attempt_started = a.clock.now()
+            token = _ATTEMPT.set(attempt_log)
             try:
                 value = fn()
                 if inspect.isawaitable(value):
@@ -291,14 +378,23 @@ class Step:
                 ) if timer is not None and timer.expired() else exc
             except Exception as exc:
                 failure = exc
+            finally:
+                _ATTEMPT.reset(token)
             now = a.clock.now()
+            entry: dict[str, Any] | None = {
+                "attempt": attempts, "started_at": attempt_started, "ended_at": now,
+                "error": None if failure is None else error_record(failure),
+                "logs": attempt_log.lines}
             if failure is None:
+                if not (earlier or attempt_log.lines):
+                    entry = None  # one clean attempt: the row says it all
                 try:
                     await a.commit(JournalRow(seq, name, n, "do", "ok", attempts, started,
-                                              result=text, finished_at=now))
+                                              result=text, finished_at=now), attempt=entry)
                 finally:
                     a.journal_reserved -= reserved
                 return value if type(value) in _PLAIN else json.loads(text)
+            earlier = True
             # The failure's traceback holds this frame until a garbage collection: keep
             # no large value in it (a plan that fails many big steps at once would pin
             # them all in the host's memory).
@@ -309,11 +405,12 @@ class Step:
                      or not getattr(failure, "retryable", True))
             if final:
                 await a.commit(JournalRow(seq, name, n, "do", "error", attempts, started,
-                                          error=dumps(record), finished_at=now))
+                                          error=dumps(record), finished_at=now),
+                               attempt=entry)
                 raise rebuild_error(record, step=name) from failure
             wake = now + policy.delay_before_retry(attempts)
             await a.commit(JournalRow(seq, name, n, "do", "retrying", attempts, started,
-                                      error=dumps(record), wake_at=wake))
+                                      error=dumps(record), wake_at=wake), attempt=entry)
             if wake > now:
                 raise a.wait({"kind": "retry", "step": name, "until": wake,
                               "attempt": attempts + 1})

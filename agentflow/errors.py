@@ -200,14 +200,31 @@ _AGENTFLOW_ERRORS: dict[str, type[Exception]] = {
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def error_record(exc: BaseException) -> dict[str, str]:
-    """The JSON form of an error as journaled and shown in a status: ``{name, message}``."""
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """The JSON form of an error as journaled and shown in a status.
+
+    Always ``{name, message}``. An agent plan's error also says where it happened
+    (its ``plan_context``, set by the agent layer): ``step`` (the step whose error it
+    is) or ``after_step`` (the last step before an error in plan code), and ``where``
+    (``{line, function, source, traceback}``, plan frames only).
+    """
     name = exc.error_name if isinstance(exc, StepError) else type(exc).__name__
     try:
         message = exc.message if isinstance(exc, StepError) else str(exc)
     except Exception:  # a __str__ that raises must not stop the error being recorded
         message = f"<{name} whose message cannot be shown>"
-    return {"name": storable_text(str(name)), "message": storable_text(str(message))}
+    record: dict[str, Any] = {"name": storable_text(str(name)),
+                              "message": storable_text(str(message))}
+    context = getattr(exc, "plan_context", None)
+    if isinstance(context, dict):
+        if isinstance(context.get("message"), str):  # as the plan's sandbox wrote it
+            record["message"] = storable_text(context["message"])
+        for key in ("step", "after_step"):
+            if isinstance(context.get(key), str):
+                record[key] = storable_text(context[key])
+        if isinstance(context.get("where"), dict):
+            record["where"] = context["where"]
+    return record
 
 
 def storable_text(text: str) -> str:
@@ -238,8 +255,16 @@ def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Excepti
             err = None
         if err is not None:
             err.step = step  # type: ignore[attr-defined]
-            return err
-    return StepError(message, error_name=name, step=step)
+            return _with_context(err, record, step)
+    return _with_context(StepError(message, error_name=name, step=step), record, step)
+
+
+def _with_context(err: Exception, record: dict[str, Any], step: str | None) -> Exception:
+    # A journaled step error that says where in an agent's plan it was raised keeps
+    # that, so the plan error it becomes can show the step body's own line.
+    if isinstance(record.get("where"), dict):
+        err.plan_context = {"where": record["where"], "step": step}  # type: ignore[attr-defined]
+    return err
 
 
 def __getattr__(name: str) -> object:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 __all__ = [
     "ACTIVE_STATUSES",
     "TERMINAL_STATUSES",
+    "AttemptRecord",
     "Event",
     "InstanceStatus",
     "StatusName",
@@ -51,7 +52,7 @@ class InstanceStatus(BaseModel):
     workflow: str
     status: StatusName
     output: Any = None
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     waiting_on: WaitingOn | None = None
     #: Every wait a ``waiting`` instance is parked on, earliest first (several under
     #: ``gather``); ``waiting_on`` is the first of them.
@@ -67,22 +68,44 @@ class InstanceStatus(BaseModel):
         return self.status in TERMINAL_STATUSES
 
 
+class AttemptRecord(BaseModel):
+    """One attempt of a ``do`` step: when it ran, how it failed, what it logged.
+
+    Failed attempts are always kept (the last 20), also once a retry succeeded.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int
+    started_at: datetime
+    ended_at: datetime
+    error: dict[str, Any] | None = None
+    logs: list[str] = []
+
+
 class StepRecord(BaseModel):
-    """One entry of an instance's journal, in the order the run reached it."""
+    """One entry of an instance's journal, in the order the run reached it.
+
+    ``logs`` are the lines the plan logged (``print`` in agent plans) before this step
+    call; each attempt's own lines are in ``attempt_history``. A ``log`` entry at the
+    end holds what was logged after the last step.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     seq: int
     name: str
     n: int
-    kind: Literal["do", "sleep", "event", "now", "random", "uuid"]
+    kind: Literal["do", "sleep", "event", "now", "random", "uuid", "log"]
     status: Literal["ok", "error", "retrying", "waiting"]
     attempts: int
     result: Any = None
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     started_at: datetime
     finished_at: datetime | None = None
     wake_at: datetime | None = None
+    logs: list[str] = []
+    attempt_history: list[AttemptRecord] = []
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from agentflow.models import InstanceStatus, StepRecord
 
-__all__ = ["Timeline"]
+__all__ = ["Timeline", "activity_lines"]
 
 _COLORS = {"ok": "#2e7d32", "error": "#c62828", "retrying": "#ef6c00", "waiting": "#1565c0"}
 
@@ -56,17 +56,52 @@ class Timeline:
         if self.status is not None:
             caption = (f"<caption>{html.escape(self.status.id)}: "
                        f"<b>{html.escape(self.status.status)}</b></caption>")
+        notes = "".join(f"<li>{html.escape(line[:300])}</li>"
+                        for line in self.notes())
         return (f'<table class="agentflow-timeline">{caption}<thead><tr>{head}</tr></thead>'
-                f"<tbody>{''.join(body)}</tbody></table>")
+                f"<tbody>{''.join(body)}</tbody></table>"
+                + (f'<ul class="agentflow-activity">{notes}</ul>' if notes else ""))
+
+    def notes(self) -> list[str]:
+        """Where the error happened, failed attempts and printed lines (see
+        `activity_lines`)."""
+        lines = []
+        error = self.status.error if self.status is not None else None
+        where = error.get("where") if error else None
+        if error and isinstance(where, dict):
+            step = error.get("step") or error.get("after_step")
+            lines.append(f"error at plan line {where.get('line')} in {where.get('function')}"
+                         + (f", step {step!r}" if step else "")
+                         + f": {where.get('source', '')}")
+        return lines + activity_lines(self.history)
 
     def __str__(self) -> str:
         lines = [f"{r['#']:>3} {r['kind']:<6} {r['step']:<20} {r['status']:<8} "
                  f"x{r['attempts']} {r['took']:>8}  {r['detail'][:60]}" for r in self.rows()]
         if self.status is not None:
             lines.insert(0, f"{self.status.id}: {self.status.status}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.notes())
 
     __repr__ = __str__
+
+
+def activity_lines(history: Sequence[StepRecord]) -> list[str]:
+    """Each failed attempt (kept after a retry succeeded) and each printed line, by step.
+
+    Example: ``attempt 1 of 'send mail' failed at 2026-12-05T10:00:00+00:00:
+    ConnectionError: mail server busy`` and ``log before 'send mail': preparing``.
+    """
+    lines = []
+    for r in history:
+        for text in r.logs:
+            lines.append(f"log {'(end)' if r.kind == 'log' else f'before {r.name!r}'}: {text}")
+        for a in r.attempt_history:
+            if a.error:
+                lines.append(f"attempt {a.attempt} of {r.name!r} failed at "
+                             f"{a.ended_at.isoformat(timespec='seconds')}: "
+                             f"{a.error.get('name')}: {a.error.get('message')}")
+            lines.extend(f"log {r.name!r} attempt {a.attempt}: {text}" for text in a.logs)
+    return lines
 
 
 def _human(seconds: float) -> str:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agentflow import __version__
 from agentflow.errors import AgentflowError, NotFoundError
 from agentflow.plans import AgentFlow
-from agentflow.tools import TOOLS, ToolContext, call_tool, load_prompt
+from agentflow.tools import (
+    TOOLS,
+    ToolContext,
+    call_tool,
+    format_validation_error,
+    load_prompt,
+)
 from mcp_server._approve import approve_function
 from mcp_server._config import SCOPE, ServerConfig, StaticTokenVerifier
 from mcp_server._identity import Identity
@@ -72,6 +79,20 @@ def build_server(af: AgentFlow, config: ServerConfig, *, host: str = "127.0.0.1"
     return server
 
 
+class _SharedTool(Tool):
+    """A tool whose bad arguments are reported as the adapters report them
+    (`format_validation_error`: each bad field, then the accepted fields), instead of
+    the SDK's raw pydantic text with its links to pydantic's documentation."""
+
+    async def run(self, arguments: dict[str, Any], context: Any,
+                  convert_result: bool = False) -> Any:
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ValidationError as exc:
+            raise ToolError("Error: " + format_validation_error(self.name, exc)) from exc
+        return await super().run(arguments, context, convert_result)
+
+
 def strict(tool: Tool) -> Tool:
     """``tool``, refusing arguments its schema does not name, as the shared argument
     models do: a misspelt ``fromStep`` must be an error the model reads, not a restart
@@ -80,6 +101,7 @@ def strict(tool: Tool) -> Tool:
     tool.fn_metadata.arg_model = type(f"{tool.name}_arguments", (base,), {
         "model_config": ConfigDict(extra="forbid", arbitrary_types_allowed=True)})
     tool.parameters = {**tool.parameters, "additionalProperties": False}
+    tool.__class__ = _SharedTool  # same fields; only the validation error text differs
     return tool
 
 
@@ -96,6 +118,16 @@ def _add_resources(server: MCPServer, identity: Identity) -> None:
                                  "to fix it.")
     def validator_codes() -> str:
         return load_prompt("validator-codes")
+
+    @server.resource("agentflow://capabilities", name="capabilities",
+                     mime_type="application/json",
+                     description="What your plans' env holds: each granted capability, "
+                                 "how a plan calls its methods, and its limits.")
+    async def capabilities() -> str:
+        outcome = await call_tool(identity.agent(), "describe_capabilities", {})
+        if outcome.result is None:
+            raise ResourceError(outcome.error or "cannot describe the capabilities")
+        return outcome.result.model_dump_json(indent=1)
 
     @server.resource("agentflow://plans/{name}", name="plan-source", mime_type="text/x-python",
                      description="The source of the current version of one of your plans.")

@@ -10,6 +10,9 @@ never reused for a different meaning. Families:
 - ``AF3xx`` statements and constructs plans may not use
 - ``AF4xx`` names and attributes
 - ``AF5xx`` exception handling
+
+Retired: AF408 (``print`` refused); ``print`` is allowed and its output is kept as the
+plan's log.
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
     "AF206": ("step name holds an unprintable character",
               "Write step and wait names in printable text: no control characters "
               "(newlines, NUL, ANSI escapes), zero-width or bidirectional marks."),
+    "AF207": ("wrong arguments to a step method",
+              "Pass what the method takes, e.g. `step.do(\"x\", lambda: ...)`, "
+              "`step.wait_for_event(\"x\", type=\"reply\")`."),
+    "AF208": ("lambda run later reads a loop variable",
+              "Bind it when the lambda is made: `lambda i=i: work(i)`."),
     "AF301": ("import not allowed",
               "Remove the import: plans cannot import modules. Use the names plans "
               "provide (json_dumps, json_loads, gather, env.*) or do the work in a "
@@ -79,7 +87,7 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
               "Build and return a list instead of using `yield`."),
     "AF305": ("async iteration, async with or async comprehension not allowed",
               "Use a plain `for` loop with `await` inside it, or "
-              "`await gather(*[step.do(...) for x in items])`."),
+              "`await gather(*[step.do(f\"{x}\", lambda x=x: f(x)) for x in items])`."),
     "AF306": ("match statement not allowed",
               "Use `if`/`elif` chains instead of `match`."),
     "AF307": ("with statement not allowed",
@@ -103,8 +111,8 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
     "AF407": ("undefined name",
               "Define the name, or use one that plans provide (event, step, env, "
               "gather, json_dumps, json_loads, the error classes and safe builtins)."),
-    "AF408": ("print is not available",
-              "Return values from `run` or from steps instead of printing."),
+    "AF409": ("capability or method not granted",
+              "Use a granted capability and method (`describe_capabilities`)."),
     "AF501": ("bare except",
               "Catch a specific error, e.g. `except StepError as err:` or "
               "`except Exception:`."),

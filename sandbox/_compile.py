@@ -22,6 +22,7 @@ from RestrictedPython.compile import compile_restricted_exec
 from sandbox._errors import PlanValidationError
 from sandbox._policy import PlanPolicy
 from sandbox._report import Diagnostic, ValidationReport, diagnostic
+from sandbox._stepcheck import Grants
 from sandbox._validate import check_source
 
 __all__ = ["CompiledPlan", "compile_plan", "validate"]
@@ -46,7 +47,7 @@ class CompiledPlan:
     filename: str = "<plan>"
 
 
-def validate(source: str) -> ValidationReport:
+def validate(source: str, *, capabilities: Grants | None = None) -> ValidationReport:
     """Check plan source statically, without running it. Never raises.
 
     Runs every layer-1 check (size and nesting limits, module shape, awaited and
@@ -56,6 +57,10 @@ def validate(source: str) -> ValidationReport:
 
     Args:
         source: the plan's Python source.
+        capabilities: what the agent was granted, as capability name -> its method
+            names (None: any method). When given, ``env.<name>`` for a capability not
+            granted, or a method it does not have, is reported (AF409) with what is
+            granted. When None (the default), ``env`` is not checked.
 
     Returns:
         A `ValidationReport`; ``ok`` is true when ``diagnostics`` is empty. Each
@@ -67,6 +72,15 @@ def validate(source: str) -> ValidationReport:
         True
     """
     diagnostics, _code = _analyse(source, "<plan>")
+    if capabilities is not None and isinstance(source, str):
+        try:  # the grant check is a second walk: compile_plan never depends on it
+            granted, _tree = check_source(source, "<plan>", capabilities)
+        except Exception as exc:
+            granted = [diagnostic("AF000", f"{type(exc).__name__}: {exc}")]
+        seen = set(diagnostics)
+        diagnostics = sorted([*diagnostics, *(d for d in granted if d.code == "AF409"
+                                              and d not in seen)],
+                             key=lambda d: (d.line, d.col))
     return ValidationReport(ok=not diagnostics, diagnostics=diagnostics)
 
 

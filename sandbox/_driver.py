@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sandbox._errors import PlanRuntimeError, RemoteError, WorkerCrashedError
+from sandbox._located import read_logs, read_where
 from sandbox._protocol import ProtocolError, error_payload, pack_value, read_error, unpack_value
 from sandbox._validate import STEP_METHODS
 
@@ -65,6 +66,11 @@ class PlanHost(Protocol):
 
     async def capability(self, name: str, method: str, args: list[Any],
                          kwargs: dict[str, Any]) -> Any: ...
+
+    # Optional: ``log(lines)`` receives what the plan printed. It is called in the task
+    # of the step call it belongs to: just before ``step`` for lines printed by plan
+    # code since the previous step call, inside ``run_body`` for a body's lines, and
+    # before the run ends for lines printed after the last step.
 
 
 def _need(message: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -121,7 +127,8 @@ class RunDriver:
             if STEP_METHODS[op] and not isinstance(args.get("name"), str):
                 raise ProtocolError(f"step {op!r} needs a str name")
             args = _decode_datetimes(message, args)
-            self._step_tasks[call] = self._spawn(self._serve_step(call, op, args))
+            self._step_tasks[call] = self._spawn(self._serve_step(
+                call, op, args, read_logs(message.get("logs"))))
         elif kind == "cap":
             call = _need(message, "call", int)
             name, method = _need(message, "name", str), _need(message, "method", str)
@@ -151,10 +158,19 @@ class RunDriver:
                         self._over(size, "a step's result"))}
                 future.set_result(message)
         elif kind == "done":
-            self._settle(value=unpack_value(message))
+            value = unpack_value(message)
+            self._log(read_logs(message.get("logs")))
+            self._settle(value=value)
         elif kind == "fail":
-            name, text, _error_name, _args = read_error(message.get("error"))
-            self._settle(error=PlanRuntimeError(name, text))
+            error = message.get("error")
+            name, text, _error_name, _args = read_error(error)
+            assert isinstance(error, dict)  # read_error checked it
+            step, after = error.get("step"), error.get("after_step")
+            self._log(read_logs(message.get("logs")))
+            self._settle(error=PlanRuntimeError(
+                name, text, where=read_where(error.get("where")),
+                step=step[:256] if isinstance(step, str) else None,
+                after_step=after[:256] if isinstance(after, str) else None))
         elif kind == "cancelled":
             self._settle(error=PlanRuntimeError("CancelledError", "the run was abandoned"))
         else:
@@ -221,12 +237,23 @@ class RunDriver:
                 self._reply({"t": message["t"][:-3] + "_err", "call": message["call"],
                              "error": error_payload(TypeError(str(exc)))})
 
-    async def _serve_step(self, call: int, op: str, args: dict[str, Any]) -> None:
+    def _log(self, lines: list[str]) -> None:
+        log = getattr(self._host, "log", None)
+        if lines and log is not None:
+            log(lines)
+
+    async def _serve_step(self, call: int, op: str, args: dict[str, Any],
+                          logs: list[str]) -> None:
         run_body, expire = self._make_run_body(call) if op == "do" else (None, None)
         try:
+            self._log(logs)
             value = await self._host.step(op, args, run_body)
         except Exception as exc:
-            self._reply({"t": "step_err", "call": call, "error": error_payload(exc)})
+            payload = error_payload(exc)
+            where = getattr(exc, "where", None)  # a step body's location, from the host
+            if isinstance(where, dict):
+                payload["where"] = where
+            self._reply({"t": "step_err", "call": call, "error": payload})
         except BaseException as exc:  # the host's suspension signal
             if not (self._closing and isinstance(exc, asyncio.CancelledError)):
                 self._abandon(exc)
@@ -250,7 +277,10 @@ class RunDriver:
         try:
             value = await self._host.capability(name, method, args, kwargs)
         except Exception as exc:
-            self._reply({"t": "cap_err", "call": call, "error": error_payload(exc)})
+            payload = error_payload(exc)
+            if getattr(exc, "final", False) is True or isinstance(exc, TypeError):
+                payload["final"] = True  # a refusal, or arguments the method rejects
+            self._reply({"t": "cap_err", "call": call, "error": payload})
         except BaseException as exc:
             if not (self._closing and isinstance(exc, asyncio.CancelledError)):
                 self._abandon(exc)
@@ -286,9 +316,14 @@ class RunDriver:
                 self._calls_in_body[call] -= 1
                 if not self._calls_in_body[call]:
                     del self._calls_in_body[call]
+            self._log(read_logs(reply.get("logs")))
             if reply["t"] == "body_err":
-                name, text, error_name, _args = read_error(reply.get("error"))
-                raise RemoteError(error_name or name, text)
+                error = reply.get("error")
+                name, text, error_name, _args = read_error(error)
+                assert isinstance(error, dict)  # read_error checked it
+                raise RemoteError(error_name or name, text,
+                                  where=read_where(error.get("where")),
+                                  final=error.get("final") is True)
             return unpack_value(reply)
 
         def expire() -> None:

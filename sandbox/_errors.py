@@ -20,7 +20,7 @@ named like the engine's (`NonRetryableError`, `WorkflowTimeoutError`, `StepError
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sandbox._report import ValidationReport
@@ -62,10 +62,16 @@ class MessageTooLargeError(SandboxError, ValueError):
 
 
 class _NamedRemoteError(SandboxError):
-    def __init__(self, error_name: str, message: str) -> None:
+    def __init__(self, error_name: str, message: str, *,
+                 where: dict[str, Any] | None = None, final: bool = False,
+                 step: str | None = None, after_step: str | None = None) -> None:
         super().__init__(f"{error_name}: {message}" if message else error_name)
         self.error_name = error_name
         self.message = message
+        self.where = where
+        self.final = final
+        self.step = step
+        self.after_step = after_step
 
 
 class PlanRuntimeError(_NamedRemoteError):
@@ -75,6 +81,10 @@ class PlanRuntimeError(_NamedRemoteError):
         error_name: the class name of the plan's error, e.g. ``"KeyError"`` or
             ``"NonRetryableError"``.
         message: its message.
+        where: where in the plan it was raised, or None: ``{"line", "function",
+            "source", "traceback": [...]}`` with plan frames only.
+        step: the step whose error this is (the plan did not catch it), or None.
+        after_step: else, the last step call that returned before the error, or None.
     """
 
 
@@ -87,6 +97,9 @@ class RemoteError(_NamedRemoteError):
     Attributes:
         error_name: the class name of the body's error.
         message: its message.
+        where: where in the plan's step body it was raised (plan frames only), or None.
+        final: True when retrying cannot help (a capability refused the call, or the
+            result is not JSON): the step should fail at once.
     """
 
 

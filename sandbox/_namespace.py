@@ -21,6 +21,7 @@ Rules (SANDBOX.md):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import operator
@@ -39,6 +40,7 @@ from RestrictedPython.Guards import (
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 __all__ = [
+    "LOG_SINK",
     "PLAN_EXCEPTIONS",
     "PLAN_GLOBAL_NAMES",
     "NonRetryableError",
@@ -266,6 +268,42 @@ def guarded_inplacevar(op: str, target: Any, value: Any) -> Any:
     return fn(target, value)
 
 
+# --- print: the plan's log ----------------------------------------------------------
+
+#: Where ``print`` in plan code writes: set by the runtime per run and per step body.
+LOG_SINK: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "sandbox_log_sink", default=None)
+
+
+class PlanPrinter:
+    """What RestrictedPython's ``_print_`` makes: ``print(...)`` in plan code lands here.
+
+    The text goes to the current `LOG_SINK` (the step body's, or the run's), which
+    keeps it capped and sends it to the host with the step it belongs to. ``file=`` is
+    refused: there is nothing else to write to.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, _getattr_: object = None) -> None:
+        pass
+
+    def _call_print(self, *objects: Any, sep: str | None = " ", end: str | None = "\n",
+                    file: Any = None, flush: bool = False) -> None:
+        if file is not None:
+            raise TypeError("print(file=...) is not available in plans: print writes to "
+                            "the plan's log")
+        if not isinstance(sep, str | None) or not isinstance(end, str | None):
+            raise TypeError("print(): sep and end must be str or None")
+        text = (" " if sep is None else sep).join(str(o) for o in objects)
+        sink = LOG_SINK.get()
+        if sink is not None:
+            sink(text + ("\n" if end is None else end))
+
+    def __call__(self) -> str:
+        raise NameError("`printed` is not available in plans")
+
+
 # --- hand-written helpers (instead of modules) --------------------------------------
 
 async def gather(*awaitables: Awaitable[Any]) -> list[Any]:
@@ -325,10 +363,11 @@ _GUARDS: dict[str, Any] = {
     "_inplacevar_": guarded_inplacevar,
     "_apply_": guarded_apply,
     "_format_": format_value,
+    "_print_": PlanPrinter,
 }
 
 #: Every global name a plan can use besides its own definitions and parameters.
-PLAN_GLOBAL_NAMES: frozenset[str] = frozenset(_SAFE_BUILTINS) | {"env"}
+PLAN_GLOBAL_NAMES: frozenset[str] = frozenset(_SAFE_BUILTINS) | {"env", "print"}
 
 
 def plan_globals(env: object) -> dict[str, Any]:

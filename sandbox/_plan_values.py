@@ -14,7 +14,20 @@ __all__ = ["PlanEvent", "rebuild_error"]
 
 
 def rebuild_error(payload: object) -> Exception:
-    """The exception plan code sees for an error sent by the host."""
+    """The exception plan code sees for an error sent by the host.
+
+    An error the host marked ``final`` (a capability's refusal, arguments it rejects)
+    stays final when a step body lets it through: the step then fails at once. One
+    that says ``where`` (a step body's plan frames) keeps it for the run's error."""
+    error = _rebuild_error(payload)
+    if isinstance(payload, dict) and payload.get("final") is True:
+        error._af_final = True  # type: ignore[attr-defined]
+    if isinstance(payload, dict) and isinstance(payload.get("where"), dict):
+        error._af_where = payload["where"]  # type: ignore[attr-defined]  # the body's
+    return error
+
+
+def _rebuild_error(payload: object) -> Exception:
     try:
         name, message, error_name, args = read_error(payload)
     except ProtocolError as exc:

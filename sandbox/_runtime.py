@@ -32,145 +32,32 @@ from typing import Any
 
 from sandbox._compile import CompiledPlan, compile_plan
 from sandbox._errors import PlanValidationError
+from sandbox._located import MAX_TRACE_FRAMES, LogBuffer, describe_error, locate, read_where
 from sandbox._namespace import (
+    LOG_SINK,
     StepError,
     plan_globals,
-    register_plan_type,
 )
 from sandbox._plan_values import PlanEvent, rebuild_error
 from sandbox._protocol import ProtocolError, error_payload, pack_value, unpack_value
+from sandbox._stubs import _BODY_ID, _BODY_RUN, PlanEnv, PlanStep
 
 __all__ = ["PlanSide"]
 
 Send = Callable[[dict[str, Any]], None]
 
-# Set (to the run, and to the body's id) inside the task that executes a step body.
-_BODY_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("sandbox_body",
-                                                                        default=None)
-_BODY_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar("sandbox_body_id",
-                                                                      default=None)
-
-
-def _check_name(method: str, name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"step.{method}: the step name must be a str, got "
-                        f"{type(name).__name__}")
-    return name
-
-
-class PlanStep:
-    """``step`` inside a plan: each method asks the host and awaits its answer."""
-
-    __slots__ = ("_run",)
-
-    def __init__(self, run: _Run) -> None:
-        self._run = run
-
-    def __repr__(self) -> str:
-        return "<step>"
-
-    async def do(self, name: str, fn: Callable[[], Any], *, retries: Any = None,
-                 timeout: Any = None) -> Any:
-        if not callable(fn):
-            raise TypeError(f"step.do({name!r}, fn): fn must be a zero-argument callable, "
-                            f"e.g. `lambda: ...`")
-        args = {"name": _check_name("do", name), "retries": retries, "timeout": timeout}
-        return await self._run.step_call("do", args, fn)
-
-    async def sleep(self, name: str, duration: Any) -> Any:
-        args = {"name": _check_name("sleep", name), "duration": duration}
-        return await self._run.step_call("sleep", args)
-
-    async def sleep_until(self, name: str, when: Any) -> Any:
-        args = {"name": _check_name("sleep_until", name), "when": when}
-        return await self._run.step_call("sleep_until", args)
-
-    async def wait_for_event(self, name: str, *, type: str,
-                             timeout: Any = "24 hours") -> Any:
-        args = {"name": _check_name("wait_for_event", name), "type": type,
-                "timeout": timeout}
-        return await self._run.step_call("wait_for_event", args)
-
-    async def now(self) -> Any:
-        return await self._run.step_call("now", {})
-
-    async def random(self) -> Any:
-        return await self._run.step_call("random", {})
-
-    async def uuid(self) -> Any:
-        return await self._run.step_call("uuid", {})
-
-
-class CapabilityMethod:
-    """``env.<capability>.<method>``: calling it returns an awaitable of the result."""
-
-    __slots__ = ("_capability", "_method")
-
-    def __init__(self, capability: CapabilityStub, method: str) -> None:
-        self._capability = capability
-        self._method = method
-
-    def __repr__(self) -> str:
-        return f"<env.{self._capability._name}.{self._method}>"
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        name = self._capability._name
-        run = _BODY_RUN.get()
-        if run is None or run is not self._capability._run:
-            raise RuntimeError(
-                f"env.{name}.{self._method}() can only be called inside a step body, "
-                f"e.g. await step.do(\"call {name}\", lambda: env.{name}.{self._method}(...))")
-        return run.capability_call(name, self._method, list(args), dict(kwargs),
-                                   body=_BODY_ID.get())
-
-
-class CapabilityStub:
-    """``env.<capability>``: any public attribute is a method forwarded to the host."""
-
-    __slots__ = ("_name", "_run")
-
-    def __init__(self, run: _Run, name: str) -> None:
-        self._run = run
-        self._name = name
-
-    def __repr__(self) -> str:
-        return f"<env.{self._name}>"
-
-
-class PlanEnv:
-    """``env``: the capabilities granted to this agent, and nothing else."""
-
-    __slots__ = ("_capabilities",)
-
-    def __init__(self, run: _Run, names: list[str]) -> None:
-        self._capabilities = {name: CapabilityStub(run, name) for name in names}
-
-    def __repr__(self) -> str:
-        return f"<env: {', '.join(sorted(self._capabilities)) or 'no capabilities'}>"
-
-
-def _env_attribute(env: PlanEnv, name: str) -> CapabilityStub:
-    stub = env._capabilities.get(name)
-    if stub is None:
-        granted = ", ".join(sorted(env._capabilities)) or "none"
-        raise AttributeError(f"capability {name!r} was not granted to this agent "
-                             f"(granted: {granted})")
-    return stub
-
-
-register_plan_type(PlanEvent, frozenset({"payload", "timestamp", "instance_id"}))
-register_plan_type(PlanStep, frozenset({"do", "sleep", "sleep_until", "wait_for_event",
-                                        "now", "random", "uuid"}))
-register_plan_type(PlanEnv, _env_attribute)
-register_plan_type(CapabilityStub, CapabilityMethod)
-
 
 class _Run:
     """One run of a plan: its task, its pending calls and its step bodies."""
 
-    def __init__(self, side: PlanSide, run_id: int) -> None:
+    def __init__(self, side: PlanSide, run_id: int, source: str = "",
+                 filename: str = "<plan>") -> None:
         self.side = side
         self.id = run_id
+        self.source = source
+        self.filename = filename
+        self.log = LogBuffer()  # print output of plan code since the last step call
+        self.last_step: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.bodies: dict[int, Callable[[], Any]] = {}
@@ -203,8 +90,18 @@ class _Run:
         if isinstance(args.get("when"), datetime):
             message["args"] = {**args, "when": args["when"].isoformat()}
             message["dt"] = ["when"]
+        logs = self.log.take()
+        if logs:  # printed before this call: journaled with it (once, not on replays)
+            message["logs"] = logs
+        step_name = args.get("name") or op
         reply = await self._request(message, fn)
-        return _reply_value(reply)
+        try:
+            value = _reply_value(reply)
+        except Exception as exc:
+            exc._af_step = step_name  # type: ignore[attr-defined]  # plans cannot read _x
+            raise
+        self.last_step = step_name
+        return value
 
     async def capability_call(self, name: str, method: str, args: list[Any],
                               kwargs: dict[str, Any], *, body: int | None) -> Any:
@@ -213,9 +110,20 @@ class _Run:
                 or body not in self.body_tasks):
             raise RuntimeError(f"env.{name}.{method}() must be awaited in the step body that "
                                f"called it, while that body runs")
-        reply = await self._request({"t": "cap", "name": name, "method": method,
-                                     "args": args, "kwargs": kwargs, "body": body})
+        try:
+            reply = await self._request({"t": "cap", "name": name, "method": method,
+                                         "args": args, "kwargs": kwargs, "body": body})
+        except (TypeError, ValueError) as exc:  # arguments not JSON, or over the size cap
+            error = TypeError(f"env.{name}.{method}(): its arguments cannot be sent ({exc}); "
+                              f"pass JSON values: dicts, lists, str, int, float, bool, None")
+            error._af_final = True  # type: ignore[attr-defined]  # the same on every try
+            raise error from None
         return _reply_value(reply)
+
+
+def _logs(log: LogBuffer) -> dict[str, Any]:
+    lines = log.take()
+    return {"logs": lines} if lines else {}
 
 
 def _reply_value(reply: dict[str, Any]) -> Any:
@@ -283,13 +191,14 @@ class PlanSide:
                 or not isinstance(filename, str) or not isinstance(event, dict)
                 or not isinstance(caps, list) or not all(isinstance(c, str) for c in caps)):
             raise ProtocolError("malformed run message")
-        run = _Run(self, run_id)
+        run = _Run(self, run_id, source, filename)
         self.runs[run_id] = run
         run.task = asyncio.get_running_loop().create_task(
             self._drive(run, source, filename, event, caps))
 
     async def _drive(self, run: _Run, source: str, filename: str, event: dict[str, Any],
                      caps: list[str]) -> None:
+        LOG_SINK.set(run.log.write)  # this task's context: plan code outside step bodies
         try:
             plan: CompiledPlan = compile_plan(source, filename=filename)
             namespace = plan_globals(PlanEnv(run, caps))
@@ -297,7 +206,7 @@ class PlanSide:
             value = await namespace["run"](PlanEvent(event), PlanStep(run))
             if not (run.body_tasks or run.abandoned_bodies):  # free what the plan kept
                 namespace.clear()  # now: a crash freeing it must fail this very run
-            self._finish(run, {"t": "done", **pack_value(value)}, "the plan's return value")
+            self._finish(run, {"t": "done", **pack_value(value), **_logs(run.log)})
         except asyncio.CancelledError:
             if run.cancelling:
                 self._send_quietly({"t": "cancelled", "run": run.id})
@@ -312,22 +221,47 @@ class PlanSide:
         finally:
             self._end(run)
 
-    def _finish(self, run: _Run, message: dict[str, Any], what: str) -> None:
+    def _finish(self, run: _Run, message: dict[str, Any]) -> None:
         try:
             self.send({**message, "run": run.id})
         except (TypeError, ValueError) as exc:  # not JSON, or over the size cap
-            self._fail(run, TypeError(f"{what} cannot be sent to the host: {exc}"))
+            self._fail(run, TypeError(f"the value `run` returned is not JSON ({exc}); "
+                                      f"return dicts, lists, str, int, float, bool or None"))
 
     def _fail(self, run: _Run, exc: BaseException) -> None:
-        self._send_error({"t": "fail", "run": run.id}, exc)
+        self._send_error({"t": "fail", "run": run.id, **_logs(run.log)}, exc, run)
 
-    def _send_error(self, message: dict[str, Any], exc: BaseException) -> None:
+    def _send_error(self, message: dict[str, Any], exc: BaseException,
+                    run: _Run | None = None) -> None:
         """Send ``message`` with ``exc`` as its error, or with a bare error if that
         cannot be sent: the host must hear how every run and body ended, since a worker
-        that answers pings is never killed by the watchdog."""
+        that answers pings is never killed by the watchdog.
+
+        With ``run``, the error says where in the plan it happened (plan frames only)
+        and, for the run's own failure, which step raised it or came last before it."""
         payload = error_payload(exc)
         if isinstance(exc, StepError) and "error_name" in payload:
             payload["name"] = payload["error_name"]  # checked there: a plan may pass any
+        payload["message"] = describe_error(payload["name"], payload["message"])
+        if getattr(exc, "_af_final", False) is True:
+            payload["final"] = True  # retrying cannot help: the host fails the step now
+        if run is not None:
+            with contextlib.suppress(Exception):  # a location is a help, never a need
+                where = locate(exc, run.filename, run.source)
+                inner = read_where(getattr(exc, "_af_where", None))
+                if inner is not None and message["t"] == "fail":
+                    # a step's error: the run's frames down to the await, then the body's
+                    outer = where["traceback"] if where is not None else []
+                    frames = [*outer, *inner["traceback"]][-MAX_TRACE_FRAMES:]
+                    where = {**frames[-1], "traceback": frames}
+                if where is not None:
+                    payload["where"] = where
+                if message["t"] == "fail":
+                    step = getattr(exc, "_af_step", None)
+                    if isinstance(step, str):
+                        payload["step"] = step
+                    elif run.last_step is not None:
+                        payload["after_step"] = run.last_step
         try:
             self.send({**message, "error": payload})
         except Exception:
@@ -363,31 +297,38 @@ class PlanSide:
         if not isinstance(call, int) or not isinstance(body, int) or body in run.body_tasks:
             raise ProtocolError("malformed body message")
         fn = run.bodies.get(call)
+        log = LogBuffer()
         context = contextvars.copy_context()
         context.run(_BODY_RUN.set, run)
         context.run(_BODY_ID.set, body)
+        context.run(LOG_SINK.set, log.write)
         run.body_tasks[body] = asyncio.get_running_loop().create_task(
-            self._run_body(run, call, body, fn), context=context)
+            self._run_body(run, call, body, fn, log), context=context)
 
     async def _run_body(self, run: _Run, call: int, body: int,
-                        fn: Callable[[], Any] | None) -> None:
+                        fn: Callable[[], Any] | None, log: LogBuffer) -> None:
         reply: dict[str, Any] = {"run": run.id, "call": call, "body": body}
+        logs: dict[str, Any] = {}
         try:
             if fn is None:
                 raise RuntimeError(f"no step body is pending for call {call}")
             value = fn()
             if inspect.isawaitable(value):
                 value = await value
+            logs = _logs(log)
             try:
-                self.send({**reply, "t": "body_ok", **pack_value(value)})
+                self.send({**reply, "t": "body_ok", **pack_value(value), **logs})
             except (TypeError, ValueError) as exc:
-                raise TypeError(f"the step result cannot be sent to the host: {exc}") from None
+                unsendable = TypeError(f"the step result is not JSON ({exc}); return "
+                                       f"dicts, lists, str, int, float, bool or None")
+                unsendable._af_final = True  # type: ignore[attr-defined]  # same each try
+                raise unsendable from None
         except asyncio.CancelledError:
             return  # the host gave up on this attempt (timeout) or the run
         except BaseException as exc:  # plan code
             if isinstance(exc, MemoryError):
                 self._fatal(f"{type(exc).__name__} in plan code")
-            self._send_error({**reply, "t": "body_err"}, exc)
+            self._send_error({**reply, "t": "body_err", **(logs or _logs(log))}, exc, run)
         finally:
             run.body_tasks.pop(body, None)
 

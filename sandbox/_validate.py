@@ -19,8 +19,18 @@ import warnings
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
+from sandbox._hints import (
+    CONTROL_FLOW_EXCEPTIONS,
+    FORBIDDEN,
+    NONDETERMINISTIC,
+    attribute_hint,
+    import_hint,
+    name_hint,
+    undefined_hint,
+)
 from sandbox._namespace import PLAN_GLOBAL_NAMES
 from sandbox._report import Diagnostic, diagnostic
+from sandbox._stepcheck import STEP_METHODS, Grants, StepCallChecker, value_functions
 
 __all__ = ["MAX_DEPTH", "MAX_DIAGNOSTICS", "MAX_NODES", "MAX_SOURCE_CHARS", "STEP_METHODS",
            "check_source", "parse_quietly"]
@@ -30,43 +40,9 @@ MAX_NODES = 40_000
 MAX_DEPTH = 100
 MAX_DIAGNOSTICS = 50
 
-#: step methods and whether their first argument is the step name.
-STEP_METHODS: dict[str, bool] = {"do": True, "sleep": True, "sleep_until": True,
-                                 "wait_for_event": True, "now": False, "random": False,
-                                 "uuid": False}
 
-_NONDETERMINISTIC: dict[str, str] = {
-    "time": "use `await step.now()` for the current time",
-    "datetime": "use `await step.now()` for the current time; `event.timestamp` is the "
-                "creation time",
-    "date": "use `await step.now()` for the current time",
-    "random": "use `await step.random()` for a float in [0, 1)",
-    "secrets": "use `await step.uuid()` or `await step.random()`",
-    "uuid": "use `await step.uuid()`",
-    "uuid4": "use `await step.uuid()`",
-    "hash": "`hash()` of str is randomized per process; compare values directly",
-    "id": "`id()` differs between runs; compare values directly",
-}
-_FORBIDDEN: dict[str, str] = {
-    **{name: "" for name in (
-        "os", "sys", "subprocess", "socket", "signal", "builtins", "importlib", "ctypes",
-        "threading", "multiprocessing", "inspect", "gc", "io", "pathlib", "shutil",
-        "tempfile", "pickle", "marshal", "codecs", "operator", "functools", "string",
-        "open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "getattr",
-        "setattr", "delattr", "hasattr", "type", "object", "super", "breakpoint", "input",
-        "help", "exit", "quit", "memoryview", "bytearray", "classmethod", "staticmethod",
-        "property", "reload", "execfile", "file", "raw_input", "license", "credits",
-        "copyright", "format", "iter", "next", "aiter", "anext")},
-    "asyncio": "use `await gather(step.do(...), step.do(...))` to run steps at once",
-    "json": "use `json_dumps(value)` and `json_loads(text)`",
-    **{name: "plans cannot name control-flow exceptions; catch `Exception` or a narrower "
-             "class" for name in ("BaseException", "SystemExit", "KeyboardInterrupt",
-                                  "GeneratorExit", "CancelledError")},
-}
-_CONTROL_FLOW_EXCEPTIONS = frozenset({"BaseException", "SystemExit", "KeyboardInterrupt",
-                                      "GeneratorExit", "CancelledError"})
-_PRINT_NAMES = frozenset({"print", "printed"})
-_ALWAYS_FORBIDDEN = frozenset({"builtins", "breakpoint"})  # RestrictedPython rejects them
+_ALWAYS_FORBIDDEN = frozenset({"builtins", "breakpoint", "printed"})  # reserved by
+# RestrictedPython (`printed` reads its print collector; plan logs replace it)
 _NAMED_CONSTRUCTS: dict[type, str] = {
     ast.Import: "AF301", ast.ImportFrom: "AF301", ast.ClassDef: "AF302",
     ast.Global: "AF303", ast.Nonlocal: "AF303", ast.Yield: "AF304", ast.YieldFrom: "AF304",
@@ -86,9 +62,13 @@ def parse_quietly(source: str, filename: str) -> ast.Module:
         return ast.parse(source, filename, "exec")
 
 
-def check_source(source: object, filename: str = "<plan>"
+def check_source(source: object, filename: str = "<plan>", grants: Grants | None = None
                  ) -> tuple[list[Diagnostic], ast.Module | None]:
-    """Run every static check. Returns the diagnostics and the parsed tree (or None)."""
+    """Run every static check. Returns the diagnostics and the parsed tree (or None).
+
+    ``grants`` (capability name -> its methods, None for any) turns on the checks of
+    ``env.<capability>.<method>`` against what the agent was granted.
+    """
     if not isinstance(source, str):
         return [diagnostic("AF001", f"expected a str, got {type(source).__name__}")], None
     if len(source) > MAX_SOURCE_CHARS:
@@ -106,7 +86,7 @@ def check_source(source: object, filename: str = "<plan>"
     size = _size_check(tree)
     if size:
         return [size], None
-    checker = _Checker(source)
+    checker = _Checker(source, grants)
     checker.check_module(tree)
     return sorted(checker.diagnostics, key=lambda d: (d.line, d.col)), tree
 
@@ -141,8 +121,9 @@ def _bound_names(tree: ast.AST) -> set[str]:
 
 
 class _Checker:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, grants: Grants | None = None) -> None:
         self.source = source
+        self.steps = StepCallChecker(self.report, grants)
         self.diagnostics: list[Diagnostic] = []
         self.bound: set[str] = set()
         self._lines: list[str] | None = None
@@ -171,6 +152,7 @@ class _Checker:
 
     def check_module(self, tree: ast.Module) -> None:
         self.bound = _bound_names(tree)
+        self.steps.value_functions = value_functions(tree)
         seen: set[str] = set()
         run: ast.AST | None = None
         for index, stmt in enumerate(tree.body):
@@ -228,7 +210,12 @@ class _Checker:
     def _check_node(self, node: ast.AST, parents: list[ast.AST]) -> None:
         code = _NAMED_CONSTRUCTS.get(type(node))
         if code:
-            self.report(code, node, f"`{_describe(node)}` is not allowed in plans")
+            hint = None
+            if isinstance(node, ast.Import) and node.names:
+                hint = import_hint(node.names[0].name)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                hint = import_hint(node.module)
+            self.report(code, node, f"`{_describe(node)}` is not allowed in plans", hint)
         if isinstance(node, ast.comprehension) and node.is_async:
             self.report("AF305", node.target, "async comprehensions are not allowed")
         elif isinstance(node, ast.Await) and _inside_comprehension(parents):
@@ -239,6 +226,9 @@ class _Checker:
                 self.report("AF105", node.decorator_list[0],
                             f"decorator on `{node.name}` is not allowed")
             self._check_binding(node.name, node)
+            self.steps.check_late_binding(node, parents, _is_awaited)
+        elif isinstance(node, ast.Lambda):
+            self.steps.check_late_binding(node, parents, _is_awaited)
         elif isinstance(node, ast.arg):
             self._check_binding(node.arg, node if hasattr(node, "lineno") else parents[-1])
         elif isinstance(node, ast.ExceptHandler):
@@ -253,8 +243,6 @@ class _Checker:
     def _check_binding(self, name: str, node: ast.AST) -> None:
         if name.startswith("_") and name != "_":
             self.report("AF403", node, f"`{name}` starts with an underscore")
-        elif name in _PRINT_NAMES:
-            self.report("AF408", node, f"`{name}` is reserved")
         elif name in _ALWAYS_FORBIDDEN:
             self.report("AF402", node, f"`{name}` is a reserved name")
 
@@ -266,7 +254,7 @@ class _Checker:
             for t in types:
                 name = t.id if isinstance(t, ast.Name) else (
                     t.attr if isinstance(t, ast.Attribute) else None)
-                if name in _CONTROL_FLOW_EXCEPTIONS:
+                if name in CONTROL_FLOW_EXCEPTIONS:
                     self.report("AF502", t, f"catching `{name}` is not allowed")
         if node.name:
             self._check_binding(node.name, node)
@@ -276,29 +264,28 @@ class _Checker:
         if name.startswith("_") and name != "_":
             self.report("AF403", node, f"`{name}` starts with an underscore")
             return
-        if name in _PRINT_NAMES:
-            self.report("AF408", node, f"`{name}` is not available in plans")
-            return
         if name in _ALWAYS_FORBIDDEN:
-            self.report("AF402", node, f"`{name}` is not available in plans")
+            self.report("AF402", node, f"`{name}` is not available in plans",
+                        hint=name_hint(name))
             return
-        if name in _CONTROL_FLOW_EXCEPTIONS and parents and isinstance(
+        if name in CONTROL_FLOW_EXCEPTIONS and parents and isinstance(
                 parents[-1], ast.ExceptHandler | ast.Tuple):
             return  # reported as AF502 by _check_handler
         if name == "step" and isinstance(node.ctx, ast.Load):
             self._check_step_use(node, parents)
         if not isinstance(node.ctx, ast.Load) or name in self.bound:
             return
-        if name in _NONDETERMINISTIC:
+        parent = parents[-1] if parents else None
+        hint = name_hint(name)
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            hint = attribute_hint(name, parent.attr) or hint
+        if name in NONDETERMINISTIC:
             self.report("AF401", node, f"`{name}` is nondeterministic and not available",
-                        hint=f"Plans are replayed and must be deterministic: "
-                             f"{_NONDETERMINISTIC[name]}.")
-        elif name in _FORBIDDEN:
-            extra = _FORBIDDEN[name]
-            self.report("AF402", node, f"`{name}` is not available in plans",
-                        hint=(extra[0].upper() + extra[1:] + ".") if extra else None)
+                        hint=hint)
+        elif name in FORBIDDEN:
+            self.report("AF402", node, f"`{name}` is not available in plans", hint=hint)
         elif name not in PLAN_GLOBAL_NAMES:
-            self.report("AF407", node, f"`{name}` is not defined")
+            self.report("AF407", node, f"`{name}` is not defined", hint=undefined_hint(name))
 
     def _check_step_use(self, node: ast.Name, parents: list[ast.AST]) -> None:
         parent = parents[-1] if parents else None
@@ -319,6 +306,9 @@ class _Checker:
             self.report("AF405", node, f"attribute `{attr}` is not accessible in plans")
         elif attr in ("format", "format_map"):
             self.report("AF406", node, f"`.{attr}(...)` is not available in plans")
+        if (isinstance(node.value, ast.Name) and node.value.id == "env"
+                and "env" not in self.bound):
+            self.steps.check_env(node, parents)
         if isinstance(node.value, ast.Name) and node.value.id == "step":
             parent = parents[-1] if parents else None
             if not (isinstance(parent, ast.Call) and parent.func is node):
@@ -341,13 +331,17 @@ class _Checker:
         if method not in STEP_METHODS:
             self.report("AF203", node, f"`step.{method}` does not exist")
             return
-        if not _is_awaited(node, parents):
+        if not _is_awaited(node, parents) and not _in_foreign_gather(parents):
             self.report("AF201", node, f"`step.{method}(...)` is not awaited")
+        self.steps.check_arguments(method, node)
         if STEP_METHODS[method]:
             name = node.args[0] if node.args else next(
                 (k.value for k in node.keywords if k.arg == "name"), None)
             if name is None:
                 self.report("AF205", node, f"`step.{method}` needs a step name")
+            elif method == "sleep" and isinstance(name, ast.Constant) and isinstance(
+                    name.value, int | float) and len(node.args) == 1:
+                pass  # reported as AF206: the duration came without a name
             elif not (isinstance(name, ast.JoinedStr) or (
                     isinstance(name, ast.Constant) and isinstance(name.value, str))):
                 self.report("AF202", name, f"the name of `step.{method}` must be a string "
@@ -386,6 +380,14 @@ def _is_awaited(node: ast.AST, parents: list[ast.AST]) -> bool:
             return False
         child = parent
     return False
+
+
+def _in_foreign_gather(parents: list[ast.AST]) -> bool:
+    """Inside ``asyncio.gather(...)`` (reported once, as `asyncio`, with the fix)."""
+    return any(isinstance(p, ast.Call) and isinstance(p.func, ast.Attribute)
+               and p.func.attr in ("gather", "wait", "create_task", "ensure_future")
+               and isinstance(p.func.value, ast.Name) and p.func.value.id == "asyncio"
+               for p in parents)
 
 
 def _inside_comprehension(parents: list[ast.AST]) -> bool:

@@ -64,3 +64,27 @@ def test_help_documents_every_exit_code(tmp_path: Path) -> None:
         for code in ("0", "1", "2", "3", "4", "5", "6", "130"):
             assert f"\n  {code} " in text, (command, code)
             assert f"| {code} |" in section, code
+
+
+def test_show_keeps_the_demos_failed_attempt_after_its_retry_succeeded(tmp_path: Path
+                                                                       ) -> None:
+    """The demo's first mail attempt fails ("mail server busy") and its retry succeeds:
+    the failure stays in `agentflow show`, as text and as --json."""
+    import json
+    import re
+
+    db = f"sqlite:///{tmp_path}/show.db"
+    out = agentflow("demo", "--db", db, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    match = re.search(r"created instance (\S+)", out.stdout)
+    assert match, out.stdout
+    shown = agentflow("show", match.group(1), "--db", db, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "attempt 1 of 'send mail' failed at" in shown.stdout
+    assert "ConnectionError: mail server busy" in shown.stdout
+    as_json = agentflow("show", match.group(1), "--db", db, "--json", cwd=tmp_path)
+    history = json.loads(as_json.stdout)["history"]
+    send = next(h for h in history if h["name"] == "send mail")
+    assert send["status"] == "ok" and send["attempts"] == 2
+    assert [a["error"] for a in send["attempt_history"]] == [
+        {"name": "ConnectionError", "message": "mail server busy"}, None]

@@ -22,6 +22,9 @@ def test_exported_names_are_pinned() -> None:
         "PendingEvent", "PlanNotFoundError", "PlanValidationError", "PlanVersion",
         "ValidationReport", "create_dynamic_entrypoint", "dispatch_workflow",
         "wrap_workflow_binding",
+        # Running on its own: schedules, retention, the sync facade (lazy).
+        "PruneReport", "Schedule", "ScheduleNotFoundError", "SyncAgent", "SyncAgentFlow",
+        "SyncInstance",
     ])
     for name in agentflow.__all__:
         assert hasattr(agentflow, name), name

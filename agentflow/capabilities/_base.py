@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +38,13 @@ class Capability:
         if method not in self.methods:
             raise CapabilityError(f"env.{self.name} has no method {method!r}; it has "
                                   f"{sorted(self.methods)}")
+        fn = getattr(self, f"do_{method}")
+        try:  # say what the plan called wrongly, in its own terms (not do_x's)
+            inspect.signature(fn).bind(context, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.signature_of(method)}: {exc}") from None
         try:
-            return await getattr(self, f"do_{method}")(context, *args, **kwargs)
+            return await fn(context, *args, **kwargs)
         except (asyncio.CancelledError, GeneratorExit) as exc:
             task = asyncio.current_task()
             if isinstance(exc, asyncio.CancelledError) and task is not None and (
@@ -49,6 +55,22 @@ class Capability:
             raise CapabilityError(f"env.{self.name}.{method} failed: it raised "
                                   f"{type(exc).__name__}") from None
 
+    def signature_of(self, method: str) -> str:
+        """How a plan calls ``method``: ``env.kv.get(key, default=None)``."""
+        fn = getattr(self, f"do_{method}", None)
+        if fn is None:
+            return f"env.{self.name}.{method}(...)"
+        params = list(inspect.signature(fn).parameters.values())[1:]  # not the context
+        text = ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in params)
+        return f"env.{self.name}.{method}({text})"
+
     def describe(self) -> dict[str, Any]:
-        """What the grant allows, safe to show to a model (never secrets)."""
-        return {"name": self.name, "methods": sorted(self.methods)}
+        """What the grant allows, safe to show to a model (never secrets): its methods,
+        and for each how a plan calls it and what it does (the method's docstring)."""
+        calls = {}
+        for method in sorted(self.methods):
+            doc = inspect.getdoc(getattr(self, f"do_{method}", None)) or ""
+            calls[method] = {"call": self.signature_of(method)}
+            if doc:
+                calls[method]["does"] = doc.split("\n\n")[0].replace("\n", " ")
+        return {"name": self.name, "methods": sorted(self.methods), "calls": calls}

@@ -29,10 +29,12 @@ class KVCapability(Capability):
     methods = frozenset({"get", "set", "delete", "list"})
 
     async def do_get(self, ctx: CapabilityContext, key: str, default: Any = None) -> Any:
+        """The JSON value stored under key, or default."""
         text = await ctx.store.kv_get(ctx.agent_id, _key(key))
         return default if text is None else json.loads(text)
 
     async def do_set(self, ctx: CapabilityContext, key: str, value: Any) -> None:
+        """Store a JSON value under key (this agent's keys only)."""
         text = encode_value(value, what=f"kv value for {key!r}")
         quotas = ctx.quotas if ctx.quotas is not None else Quotas()
         over = await ctx.store.kv_set_within(ctx.agent_id, _key(key), text, ctx.now,
@@ -49,9 +51,11 @@ class KVCapability(Capability):
                               f"{size:,} bytes", "Delete keys or store smaller values.")
 
     async def do_delete(self, ctx: CapabilityContext, key: str) -> bool:
+        """Delete key; True if it existed."""
         return await ctx.store.kv_delete(ctx.agent_id, _key(key))
 
     async def do_list(self, ctx: CapabilityContext, prefix: str = "") -> list[str]:
+        """The keys that start with prefix."""
         if not isinstance(prefix, str):
             raise CapabilityError("kv.list(prefix): prefix must be a string")
         return await ctx.store.kv_list(ctx.agent_id, prefix)

@@ -27,7 +27,7 @@ from agentflow.cli._worker import without_password
 from agentflow.errors import InvalidArgumentError, NotFoundError
 from agentflow.store import SQLiteStore, Store, open_store
 
-__all__ = ["LOCK_WAIT_SECONDS", "client", "existing_store"]
+__all__ = ["LOCK_WAIT_SECONDS", "client", "existing_store", "wait_for_write_lock"]
 
 #: How long a command waits for another process's SQLite lock before it gives up.
 LOCK_WAIT_SECONDS = 5.0
@@ -81,7 +81,7 @@ async def existing_store(url: str) -> Store:
     return store
 
 
-async def _wait_for_write_lock(store: Store) -> None:
+async def wait_for_write_lock(store: Store) -> None:
     """Take and release the SQLite write lock, or fail after `LOCK_WAIT_SECONDS`."""
     if not isinstance(store, SQLiteStore) or store.path == ":memory:":
         return
@@ -127,7 +127,7 @@ async def client(args: argparse.Namespace, *, writes: bool = False
     store = await existing_store(args.db)
     try:
         if writes:
-            await _wait_for_write_lock(store)
+            await wait_for_write_lock(store)
         async with Engine(store, run_scheduler=False) as engine:
             yield engine
     except Exception as exc:

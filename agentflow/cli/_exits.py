@@ -13,6 +13,7 @@ The codes (also in ``agentflow --help`` and the README's "Command line"):
     6    the database is unavailable: locked by another process, unreadable, or its
          server cannot be reached (nothing was changed; try again)
     130  interrupted (Ctrl-C)
+    141  the reader closed the pipe (``agentflow show ID | head -2``), as SIGPIPE
 
 6 is apart from 1 so that a script running ``wait`` can tell a failed workflow from a
 database it could not ask.
@@ -34,6 +35,7 @@ __all__ = [
     "EXIT_NOT_FINISHED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
+    "EXIT_SIGPIPE",
     "EXIT_TIMEOUT",
     "EXIT_USAGE",
     "DatabaseUnavailableError",
@@ -51,6 +53,7 @@ EXIT_TIMEOUT = 4
 EXIT_NOT_FINISHED = 5
 EXIT_DATABASE = 6
 EXIT_INTERRUPTED = 130
+EXIT_SIGPIPE = 141
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -64,7 +67,8 @@ exit codes:
   5    wait --until-waiting: the instance waits or is paused
   6    the database is unavailable (locked by another process, unreadable, or
        its server unreachable); nothing was changed
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  141  the reader closed the pipe early (e.g. `| head`), as SIGPIPE does"""
 
 
 class DatabaseUnavailableError(Exception):

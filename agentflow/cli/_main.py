@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
-from agentflow.cli import _demo, _ops, _serve, _watch, _worker
-from agentflow.cli._exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, failure
+from agentflow.cli import _author, _demo, _ops, _prune, _schedules, _serve, _watch, _worker
+from agentflow.cli._exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_SIGPIPE, failure
 from agentflow.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 from agentflow.store import default_url
 
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentflow", description="Durable plans written by LLM agents.",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"agentflow {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
@@ -94,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_json(add("instances", "list instances and what each waiting one waits on"))
     p.add_argument("--agent", help="only this agent's instances")
     p.add_argument("--status", choices=sorted(STATUSES), help="only instances in this status")
-    p.add_argument("--workflow", help="only instances of this workflow")
+    p.add_argument("--workflow", help="only instances of this workflow, or of agents' "
+                                      "plans of this name")
+    p.add_argument("--plan", help="only instances of agents' plans of this name")
     p.add_argument("--limit", type=int, default=100,
                    help="show at most this many, newest first (default: 100)")
     p.set_defaults(handler=_ops.instances)
@@ -137,7 +142,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_json(add("restart", "run an instance again from the top or from a step"))
     p.add_argument("id")
     p.add_argument("--from-step", default=None, metavar="NAME")
+    p.add_argument("--upgrade", action="store_true",
+                   help="move an agent plan's instance to the plan's current version first")
     p.set_defaults(handler=_ops.control("restart"))
+
+    p = with_json(add("validate", "check a plan's source (nothing is stored); exit 1 if "
+                                  "it has problems"))
+    p.add_argument("file", help="the plan's source file (- reads stdin)")
+    p.add_argument("--agent", help="validate for this agent")
+    p.set_defaults(handler=_author.validate)
+
+    p = with_json(add("submit", "store a plan's source as the new current version of "
+                                "an agent's plan (creates the database if missing)"))
+    p.add_argument("name", help="the plan's name")
+    p.add_argument("file", help="the plan's source file (- reads stdin)")
+    p.add_argument("--agent", required=True, help="the agent the plan belongs to")
+    p.set_defaults(handler=_author.submit)
+
+    p = with_json(add("start", "start an instance of an agent's plan at its current "
+                               "version; prints its id"))
+    p.add_argument("name", help="the plan's name")
+    p.add_argument("--agent", required=True, help="the agent the plan belongs to")
+    p.add_argument("--params", metavar="JSON|@FILE",
+                   help="the params as JSON, or @FILE to read them from a file (@- stdin)")
+    p.add_argument("--id", default=None, help="the instance id (default: a random uuid)")
+    p.set_defaults(handler=_author.start)
+
+    _schedules.add_commands(add, with_json)
+    _prune.add_commands(add, with_json)
 
     p = with_json(add("doctor", "which sandbox layers this machine applies, and why not"))
     p.set_defaults(handler=_ops.doctor)
@@ -167,14 +199,42 @@ async def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.db = args.db or default_url()
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        return asyncio.run(_run(args))
+        return version("agentflow")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: send what is left to /dev/null, so that the interpreter's
+    final flush does not fail again and print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code.
+
+    A reader that closes the pipe early (``agentflow show ID | head -2``) ends the
+    command quietly with 141 (128 + SIGPIPE), as a Unix tool killed by SIGPIPE does.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+        args.db = args.db or default_url()
+        code = asyncio.run(_run(args))
+        sys.stdout.flush()  # a closed pipe shows here if the command printed little
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_SIGPIPE
     except (KeyboardInterrupt, asyncio.CancelledError):
         return EXIT_INTERRUPTED
     except Exception as exc:
         code, line = failure(exc)
-        print(f"agentflow: {line}", file=sys.stderr)
+        with contextlib.suppress(BrokenPipeError):
+            print(f"agentflow: {line}", file=sys.stderr)
         return code

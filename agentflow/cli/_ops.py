@@ -27,21 +27,33 @@ from agentflow._instance import Instance
 from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_FAILED, EXIT_NOT_FINISHED, EXIT_OK, EXIT_TIMEOUT
 from agentflow.cli._text import literal, printable
+from agentflow.cli._time import iso
+from agentflow.cli._workers import no_worker_note
 from agentflow.errors import InvalidArgumentError, InvalidStateError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
-from agentflow.notebook import Timeline
+from agentflow.notebook import Timeline, activity_lines
 from agentflow.plans.dispatch import ENVELOPE_KEY
+from agentflow.store import InstanceRow
 
 UUID_LENGTH = 36  # a generated instance id
 PIPE_WIDTH = 10_000  # tables take only the width they need
+
+
+class _PipeConsole(Console):
+    """Rich's console, except that a closed pipe ends the command the way `main` ends
+    it for every command (exit 141, quietly), not with Rich's own exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
 
 
 def out(args: argparse.Namespace) -> Console:
     # Without markup: what is printed comes from plans, and `literal` keeps it as it is.
     # Through a pipe (and no $COLUMNS) nothing wraps: one instance is one line for grep.
     tty = sys.stdout.isatty()
-    return Console(highlight=False, markup=False, emoji=False, soft_wrap=not tty,
-                   width=None if tty or os.environ.get("COLUMNS") else PIPE_WIDTH)
+    return _PipeConsole(highlight=False, markup=False, emoji=False, soft_wrap=not tty,
+                        width=None if tty or os.environ.get("COLUMNS") else PIPE_WIDTH)
 
 
 def emit_json(value: Any) -> None:
@@ -80,15 +92,63 @@ async def _agent_and_plan(engine: Engine, status: InstanceStatus) -> tuple[str, 
         return row.scope, status.workflow
 
 
+def plan_name(row: InstanceRow) -> str | None:
+    """The plan an agent plan's instance runs (None for a trusted workflow's)."""
+    try:
+        name = json.loads(row.payload)[ENVELOPE_KEY]["plan"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+_PAGE = 500
+
+
+async def matching_rows(engine: Engine, *, statuses: list[str] | None, agent: str | None,
+                        workflow: str | None, plan: str | None, limit: int
+                        ) -> list[InstanceRow]:
+    """Instances, newest first, filtered as `instances` is. ``workflow`` names a trusted
+    workflow or an agent's plan (its instances run the internal workflow
+    ``agentflow.plan``, which need not be typed); ``plan`` names a plan only."""
+    from agentflow.plans import PLAN_WORKFLOW
+
+    scopes = [agent] if agent else None
+    if workflow is None and plan is None:
+        return await engine.store.list_instances(statuses=statuses, scopes=scopes,
+                                                 limit=limit)
+    if workflow == PLAN_WORKFLOW and plan is None:
+        return await engine.store.list_instances(statuses=statuses, scopes=scopes,
+                                                 workflows=[PLAN_WORKFLOW], limit=limit)
+    workflows = [PLAN_WORKFLOW] if plan is not None else [workflow or "", PLAN_WORKFLOW]
+
+    def wanted(row: InstanceRow) -> bool:
+        if row.workflow != PLAN_WORKFLOW:
+            return plan is None and row.workflow == workflow
+        name = plan_name(row)
+        return (plan is None or name == plan) and (workflow is None or name == workflow
+                                                   or workflow == PLAN_WORKFLOW)
+
+    found: list[InstanceRow] = []
+    offset = 0
+    while len(found) < limit:  # plans are inside the payload: filter page by page
+        page = await engine.store.list_instances(statuses=statuses, scopes=scopes,
+                                                 workflows=workflows, limit=_PAGE,
+                                                 offset=offset)
+        found.extend(r for r in page if wanted(r))
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    return found[:limit]
+
+
 # -- reading --------------------------------------------------------------------------
 async def instances(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise InvalidArgumentError(f"--limit must be 1 or more, not {args.limit}")
     async with client(args) as engine:
         statuses = [args.status] if args.status else None
-        rows = await engine.store.list_instances(
-            statuses=statuses, scopes=[args.agent] if args.agent else None,
-            workflows=[args.workflow] if args.workflow else None, limit=args.limit)
+        rows = await matching_rows(engine, statuses=statuses, agent=args.agent,
+                                   workflow=args.workflow, plan=args.plan, limit=args.limit)
         from agentflow._instance import instance_status
         items = [instance_status(r) for r in rows]
         extra = [await _agent_and_plan(engine, s) for s in items]
@@ -121,7 +181,7 @@ async def plans(args: argparse.Namespace) -> int:
         rows = await engine.store.list_plans(args.agent)
     if args.json:
         emit_json([{"agent": r.scope, "name": r.name, "version": r.version,
-                    "created_at": datetime.fromtimestamp(r.created_at, UTC).isoformat()}
+                    "created_at": iso(r.created_at)}
                    for r in rows])
         return EXIT_OK
     table = Table("agent", "plan", "current version", "submitted")
@@ -164,7 +224,15 @@ async def show(args: argparse.Namespace) -> int:
     if status.error:
         console.print(Text.assemble("error: ", literal(
             f"{status.error['name']}: {status.error['message']}")))
+        where = status.error.get("where")
+        if isinstance(where, dict):
+            step = status.error.get("step") or status.error.get("after_step")
+            console.print(Text.assemble("  at: ", literal(
+                f"plan line {where.get('line')}, in {where.get('function')}"
+                + (f", step {step!r}" if step else "") + f": {where.get('source', '')}")))
     console.print(timeline(history) if history else "no steps yet")
+    for line in activity_lines(history):
+        console.print(literal(line))
     return EXIT_OK
 
 
@@ -261,7 +329,14 @@ async def pending_approval(inst: Instance, wanted: str) -> WaitingOn:
         f"(`agentflow instances --status waiting` shows which do)")
 
 
-async def _act(args: argparse.Namespace, action: str) -> Instance:
+async def _act(args: argparse.Namespace, action: str) -> str | None:
+    """Do ``action``; returns a note to print when no worker will run its effect."""
+    if action == "restart" and getattr(args, "upgrade", False):
+        from agentflow.cli._author import flow_client, restart_upgrade
+
+        async with flow_client(args) as flow:  # the plan layer knows plan versions
+            await restart_upgrade(flow, args.id, args.from_step)
+            return await no_worker_note(flow.engine.store, args.id)
     async with client(args, writes=True) as engine:
         inst = await engine.get_instance(args.id)
         if action == "send-event":
@@ -275,7 +350,9 @@ async def _act(args: argparse.Namespace, action: str) -> Instance:
             await inst.restart(args.from_step)
         else:
             await getattr(inst, action)()
-        return inst
+        if action in ("send-event", "approve", "reject", "resume", "restart"):
+            return await no_worker_note(engine.store, inst.id)
+        return None
 
 
 # What the library's errors advise, as a person at the command line does it.
@@ -293,16 +370,19 @@ def in_cli_words(exc: InvalidStateError, instance_id: str) -> InvalidStateError:
 def control(action: str) -> Any:
     async def run(args: argparse.Namespace) -> int:
         try:
-            await _act(args, action)
+            note = await _act(args, action)
         except InvalidStateError as exc:
             raise in_cli_words(exc, args.id) from None
         done = {"send-event": f"sent {getattr(args, 'type', '')!r} to",
                 "approve": "approved", "reject": "rejected", "pause": "paused",
                 "resume": "resumed", "terminate": "terminated", "restart": "restarted"}
         if getattr(args, "json", False):
-            emit_json({"id": args.id, "action": action, "ok": True})
+            emit_json({"id": args.id, "action": action, "ok": True,
+                       **({"worker_running": False, "note": note} if note else {})})
         else:
             print(f"{done[action]} {args.id}")
+        if note:
+            print(f"agentflow: {note}", file=sys.stderr)
         return EXIT_OK
     return run
 

@@ -6,6 +6,8 @@ Public face over private modules:
                  and ``--app`` loading (`load_app`, `adopt_apps`)
     _agent.py    `Agent` (one agent's plans and instances) and `AgentInstance`
     _runner.py   the bridge to the sandbox: a plan run and the host side of its calls
+    _schedules.py  an agent's schedules (`AgentSchedules`) over the engine's
+    _sync.py     the synchronous facade `AgentFlow.in_thread()` yields
     dispatch.py  the Dynamic-Workflows primitives (a public module of its own)
 
 Names load lazily, like the package root's: ``agentflow.plans.dispatch`` (which the CLI
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     )
     from agentflow.plans._flow import AgentFlow, adopt_apps, load_app
     from agentflow.plans._invalid import PlanValidationError
+    from agentflow.plans._schedules import AgentSchedules
+    from agentflow.plans._sync import SyncAgent, SyncAgentFlow, SyncInstance, SyncSchedules
     from sandbox import Diagnostic, ValidationReport
 
 __all__ = [
@@ -40,11 +44,16 @@ __all__ = [
     "AgentFlow",
     "AgentInstance",
     "AgentInstanceStatus",
+    "AgentSchedules",
     "Diagnostic",
     "PendingEvent",
     "PlanNotFoundError",
     "PlanValidationError",
     "PlanVersion",
+    "SyncAgent",
+    "SyncAgentFlow",
+    "SyncInstance",
+    "SyncSchedules",
     "ValidationReport",
     "adopt_apps",
     "load_app",
@@ -66,6 +75,11 @@ _LAZY = {
     "Diagnostic": "sandbox",
     "PlanValidationError": "agentflow.plans._invalid",
     "ValidationReport": "sandbox",
+    "AgentSchedules": "agentflow.plans._schedules",
+    "SyncAgent": "agentflow.plans._sync",
+    "SyncAgentFlow": "agentflow.plans._sync",
+    "SyncInstance": "agentflow.plans._sync",
+    "SyncSchedules": "agentflow.plans._sync",
 }
 
 

@@ -29,7 +29,9 @@ from agentflow.store import InstanceRow, PlanRow
 from sandbox import ValidationReport, WorkerPool, validate
 
 if TYPE_CHECKING:
+    from agentflow._schedules import Schedule
     from agentflow.plans._flow import AgentFlow
+    from agentflow.plans._schedules import AgentSchedules
 
 PLAN_WORKFLOW = "agentflow.plan"
 _PLAN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
@@ -202,14 +204,41 @@ class Agent:
         """The capabilities granted to this agent in this process."""
         return self._af.capabilities_of(self.id)
 
+    @property
+    def schedules(self) -> AgentSchedules:
+        """This agent's schedules: its plans started on a cron expression or an
+        interval (``await agent.schedules.create("digest", cron="0 7 * * *")``)."""
+        from agentflow.plans._schedules import AgentSchedules
+
+        return AgentSchedules(self)
+
+    async def schedule(self, plan: str, **options: Any) -> Schedule:
+        """``await agent.schedules.create(plan, ...)``: start ``plan`` on a cron
+        expression or an interval (see `AgentSchedules.create`)."""
+        return await self.schedules.create(plan, **options)
+
     # -- plans -----------------------------------------------------------------------
     def validate(self, source: str) -> ValidationReport:
-        """Check a plan's source without storing it; never raises on any input."""
-        return validate(source)
+        """Check a plan's source without storing it; never raises on any input.
+
+        It knows this agent's grants: ``env.x`` for a capability not granted, or a
+        method the capability does not have, is a finding (AF409) that names what is
+        granted.
+        """
+        return validate(source, capabilities=self.granted_methods())
+
+    def granted_methods(self) -> dict[str, frozenset[str] | None]:
+        """Each granted capability's plan-callable methods (None: not declared)."""
+        return {name: frozenset(cap.methods) or None
+                for name, cap in self.capabilities.items()}
 
     async def submit_plan(self, name: str, source: str) -> PlanVersion:
         """Store a new immutable version of a plan and make it current. New instances
         run it; running instances keep the version they started with.
+
+        Grants are not checked here (they live in each process, and the one that runs
+        the plan may grant more): `validate` reports a capability this process did not
+        grant, and at run time its use fails the step at once.
 
         Raises:
             PlanValidationError: the source does not pass validation (``.report`` has
@@ -278,16 +307,22 @@ class Agent:
             inst = await binding.create(params=params, id=id)
         return await self.get(inst.id)
 
-    async def _check_instance_quotas(self) -> None:
+    async def check_instance_quotas(self, pending: int = 0) -> None:
+        """Refuse (`LimitExceededError`) if this agent may not have one more instance
+        (``Quotas.agent_active_instances``, ``Quotas.agent_total_instances``) besides
+        ``pending`` ones about to be created; a schedule's fire asks this too."""
+        await self._check_instance_quotas(pending)
+
+    async def _check_instance_quotas(self, pending: int = 0) -> None:
         quotas, store = self._af.quotas, self._af.engine.store
         active = await store.count_instances(scope=self.id, statuses=sorted(
-            ACTIVE_STATUSES | {"paused"}))
+            ACTIVE_STATUSES | {"paused"})) + pending
         if active >= quotas.agent_active_instances:
             raise quota_error("agent_active_instances", quotas.agent_active_instances,
                               f"agent {self.id!r} has {active:,} unfinished instances",
                               "Wait for some to finish, or terminate ones you no longer "
                               "need.")
-        total = await store.count_instances(scope=self.id)
+        total = await store.count_instances(scope=self.id) + pending
         if total >= quotas.agent_total_instances:
             raise quota_error("agent_total_instances", quotas.agent_total_instances,
                               f"agent {self.id!r} has {total:,} instances in the store",

@@ -28,7 +28,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentflow._engine import Engine
 from agentflow._feed import Change
@@ -42,8 +42,12 @@ from agentflow.plans._agent import PLAN_WORKFLOW, Agent
 from agentflow.plans._invalid import compile_checked, plan_filename
 from agentflow.plans._rate import StepRate
 from agentflow.plans._runner import _PlanRunner
+from agentflow.plans._schedules import plan_payload_builder
 from agentflow.plans.dispatch import create_dynamic_entrypoint
 from sandbox import CompiledPlan, Limits, WorkerPool
+
+if TYPE_CHECKING:
+    from agentflow.plans._sync import SyncAgentFlow
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}\Z")
 
@@ -97,6 +101,7 @@ class AgentFlow:
         self._compiled: OrderedDict[tuple[str, str, str], CompiledPlan] = OrderedDict()
         self._compiled_cache_size = compiled_cache_size
         self._binding = self.engine.binding(PLAN_WORKFLOW)
+        self.engine.schedules.payload_builder(PLAN_WORKFLOW, plan_payload_builder(self))
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -172,17 +177,24 @@ class AgentFlow:
         await asyncio.get_running_loop().shutdown_asyncgens()
 
     @contextlib.contextmanager
-    def in_thread(self) -> Iterator[AgentFlow]:
+    def in_thread(self) -> Iterator[SyncAgentFlow]:
         """Run this AgentFlow on an event loop in a background thread, for sync code.
 
-        Inside the block the engine drives instances, and the sync tool adapters and
-        `agentflow.tools.author_plan` (with a sync OpenAI or Anthropic client) reach the
-        agents through it. Leaving the block closes it (running steps finish first).
+        Yields a `SyncAgentFlow`: the same API with every method synchronous
+        (``af.agent("a1").start("digest", params)`` returns an instance whose ``wait()``
+        blocks). Inside the block the engine drives instances, and the sync tool
+        adapters and `agentflow.tools.author_plan` (with a sync OpenAI or Anthropic
+        client) take its agents. Leaving the block closes it (running steps finish
+        first).
 
         Example:
             with AgentFlow("sqlite:///agentflow.db").in_thread() as af:
-                result = author_plan(openai.OpenAI(), "gpt-4.1", af.agent("a1"), goal)
+                agent = af.agent("a1")
+                agent.submit_plan("digest", source)
+                print(agent.start("digest", {"n": 2}).wait(timeout=30).output)
         """
+        from agentflow.plans._sync import SyncAgentFlow
+
         if self._loop is not None:
             raise UsageError("this AgentFlow is already started; in_thread() starts it")
         loop = asyncio.new_event_loop()
@@ -191,7 +203,7 @@ class AgentFlow:
         try:
             asyncio.run_coroutine_threadsafe(self.start(), loop).result()
             try:
-                yield self
+                yield SyncAgentFlow(self, loop)
             finally:
                 asyncio.run_coroutine_threadsafe(self._close_loop(), loop).result()
         finally:

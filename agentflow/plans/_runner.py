@@ -5,6 +5,14 @@ the pinned plan version (compiled, cached by the `AgentFlow`) and runs it in the
 worker. Every ``step.*`` the plan makes comes back to `_PlanHost`, which drives it
 through the engine's journal (`_host_step`), and every capability call goes to the
 agent's grants.
+
+What a model reads when its plan fails is built here: a plan error keeps where it
+happened (plan line, function and source line; plan frames only, from the sandbox) and
+the step it belongs to, as the error's ``plan_context``, which `error_record` journals.
+What the plan printed reaches the engine's `Step.log` in the task of the step call it
+belongs to. Errors no retry can fix fail the step at once: a capability's refusal,
+arguments a capability method rejects, a capability not granted, a result that is not
+JSON.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from agentflow._limits import encode_value
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import (
     InvalidArgumentError,
@@ -43,11 +52,15 @@ class _PlanRunner:
         raw_event = {"payload": event.payload, "timestamp": event.timestamp.isoformat(),
                      "instance_id": event.instance_id}
         try:
-            return await self.af.pool.run_plan(self.agent_id, plan, raw_event, host,
-                                               capabilities=sorted(grants),
-                                               label=event.instance_id)
+            value = await self.af.pool.run_plan(self.agent_id, plan, raw_event, host,
+                                                capabilities=sorted(grants),
+                                                label=event.instance_id)
         except PlanRuntimeError as exc:
-            raise rebuild_error({"name": exc.error_name, "message": exc.message}) from None
+            error = rebuild_error({"name": exc.error_name, "message": exc.message})
+            error.plan_context = {  # type: ignore[attr-defined]
+                "where": exc.where, "step": exc.step, "after_step": exc.after_step,
+                "message": exc.message}  # KeyError('k') rebuilt would say "'k'" quoted
+            raise error from None
         except WorkerCrashedError as exc:
             if not exc.rerun:
                 raise
@@ -55,6 +68,14 @@ class _PlanRunner:
             # not stop when cancelled): not this run's fault. Park the instance as due
             # now; it replays from its journal in a fresh worker.
             raise Suspend(f"re-run: {exc}") from None
+        try:  # checked here, so the error names the plan, not the engine's workflow
+            encode_value(value, what="the value `run` returned")
+        except InvalidArgumentError as exc:
+            error = InvalidArgumentError(f"{exc}; return dicts, lists, str, int, float, "
+                                         f"bool or None")
+            error.plan_context = {}  # type: ignore[attr-defined]
+            raise error from None
+        return value
 
 
 class _PlanHost:
@@ -69,15 +90,51 @@ class _PlanHost:
         """A plan's ``step.*`` call, driven by the engine's journal."""
         return await _host_step(self, op, args, run_body)
 
+    def log(self, lines: list[str]) -> None:
+        """What the plan printed: kept by the engine with its step call or attempt."""
+        self.engine_step.log(*lines)
+
     async def capability(self, name: str, method: str, args: list[Any],
                          kwargs: dict[str, Any]) -> Any:
         grant = self.grants.get(name)
         if grant is None:
-            raise CapabilityError(f"capability {name!r} is not granted to this agent")
+            raise _final(CapabilityError(f"capability {name!r} is not granted to this "
+                                         f"agent"))
         context = CapabilityContext(agent_id=self.agent_id, instance_id=self.instance_id,
                                     store=self.af.engine.store, now=self.af.engine.clock.now(),
                                     quotas=self.af.quotas)
-        return await grant.call(method, list(args), dict(kwargs), context)
+        try:
+            return await grant.call(method, list(args), dict(kwargs), context)
+        except (CapabilityError, InvalidArgumentError, TypeError) as exc:
+            raise _final(exc) from None  # a refusal or arguments it rejects: every time
+
+
+def _final(exc: Exception) -> Exception:
+    """Mark ``exc`` as one that no retry can fix (the sandbox then fails the step)."""
+    exc.final = True  # type: ignore[attr-defined]
+    return exc
+
+
+def _step_failure(exc: RemoteError, name: Any) -> Exception:
+    """The engine error for a step body's error, keeping where in the plan it was."""
+    error: Exception
+    if exc.error_name == "LimitExceededError":  # a quota: the same on a retry
+        error = LimitExceededError(exc.message)
+    elif exc.error_name == "NonRetryableError":
+        error = NonRetryableError(exc.message)
+    elif exc.error_name == "WorkflowTimeoutError":
+        error = WorkflowTimeoutError(exc.message)
+    else:
+        # A capability's refusal (a denied host, a reply over its cap, an HTTP 4xx) is
+        # the same on every attempt; its transient failures were retried inside the
+        # capability, and end in other errors. ``final``: the sandbox saw an error no
+        # retry can fix (a result that is not JSON, a capability not granted, arguments
+        # a capability rejected).
+        error = StepError(exc.message, error_name=exc.error_name, step=name,
+                          retryable=not (exc.final or exc.error_name == "CapabilityError"))
+    setattr(error, "plan_context", {  # noqa: B010
+        "where": exc.where, "step": name, "message": exc.message})
+    return error
 
 
 async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: Any) -> Any:
@@ -93,19 +150,15 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
                     raise Suspend(f"re-run: {exc}") from None
                 raise
             except RemoteError as exc:
-                if exc.error_name == "LimitExceededError":  # a quota: the same on a retry
-                    raise LimitExceededError(exc.message) from None
-                if exc.error_name == "NonRetryableError":
-                    raise NonRetryableError(exc.message) from None
-                if exc.error_name == "WorkflowTimeoutError":
-                    raise WorkflowTimeoutError(exc.message) from None
-                # A capability's refusal (a denied host, a reply over its cap, an HTTP
-                # 4xx) is the same on every attempt; its transient failures were retried
-                # inside the capability, and end in other errors.
-                raise StepError(exc.message, error_name=exc.error_name, step=name,
-                                retryable=exc.error_name != "CapabilityError") from None
-        return await step.do(name, body, retries=args.get("retries"),
-                             timeout=args.get("timeout"))
+                raise _step_failure(exc, name) from None
+        try:
+            return await step.do(name, body, retries=args.get("retries"),
+                                 timeout=args.get("timeout"))
+        except Exception as exc:  # the step failed for good: say where its body failed
+            context = getattr(exc, "plan_context", None)
+            if isinstance(context, dict) and isinstance(context.get("where"), dict):
+                exc.where = context["where"]  # type: ignore[attr-defined]
+            raise
     if op == "sleep":
         return await step.sleep(name, args.get("duration"))
     if op == "sleep_until":

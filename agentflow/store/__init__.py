@@ -16,6 +16,8 @@ from agentflow.store._base import (
     PlanRow,
     RunCommit,
     RunFinish,
+    ScheduleFire,
+    ScheduleRow,
     Store,
 )
 from agentflow.store.sqlite import SQLiteStore
@@ -32,6 +34,8 @@ __all__ = [
     "RunCommit",
     "RunFinish",
     "SQLiteStore",
+    "ScheduleFire",
+    "ScheduleRow",
     "Store",
     "default_url",
     "open_store",

@@ -107,6 +107,7 @@ class JournalRow:
     error: str | None = None
     finished_at: float | None = None
     wake_at: float | None = None
+    detail: str | None = None  # JSON: {"logs": [...], "attempts": [...]} (see _step.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,46 @@ class InstanceChange:
     bump_fence: bool = False
     clear_lease: bool = False
     delete_steps_from: int | None = None
+
+
+@dataclass(slots=True)
+class ScheduleRow:
+    """A schedule as stored. ``spec`` is JSON text the engine owns (when and what to
+    fire); the other columns are the state a fire moves on. ``scope`` is the agent
+    (``""`` for a trusted workflow's schedule); ``sid`` is a random id, part of every
+    fired instance's id so a schedule deleted and made again never collides."""
+
+    scope: str
+    name: str
+    sid: str
+    workflow: str
+    spec: str
+    paused: bool
+    next_fire_at: float | None
+    last_fire_at: float | None
+    last_instance_id: str | None
+    buffered_fire_at: float | None
+    revision: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(slots=True)
+class ScheduleFire:
+    """What one pass over a schedule records, in one transaction, if and only if the
+    schedule's ``revision`` is still the one read: its new state and the instances its
+    fires create (ids derived from the schedule and the fire time; one that exists
+    already is skipped)."""
+
+    scope: str
+    name: str
+    revision: int
+    next_fire_at: float | None
+    last_fire_at: float | None
+    last_instance_id: str | None
+    buffered_fire_at: float | None
+    instances: list[NewInstance] = field(default_factory=list)
+    at: float = 0.0
 
 
 class Store(abc.ABC):
@@ -360,3 +401,85 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def kv_list(self, scope: str, prefix: str = "", limit: int = 1000) -> list[str]: ...
+
+    # -- schedules (see agentflow._schedules) -----------------------------------------
+    @abc.abstractmethod
+    async def put_schedule(self, row: ScheduleRow, *, replace: bool) -> bool:
+        """Insert a schedule; an existing ``(scope, name)`` is replaced only if
+        ``replace`` (keeping nothing of the old one). Returns whether it was written."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, scope: str, name: str) -> ScheduleRow | None: ...
+
+    @abc.abstractmethod
+    async def list_schedules(self, scope: str | None) -> list[ScheduleRow]:
+        """Every schedule of a scope (None: of every scope), by scope and name."""
+
+    @abc.abstractmethod
+    async def delete_schedule(self, scope: str, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def set_schedule_paused(self, scope: str, name: str, paused: bool, *, now: float,
+                                  next_fire_at: float | None) -> bool:
+        """Pause or resume (resuming sets the next fire time); bumps the revision."""
+
+    @abc.abstractmethod
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        """Unpaused schedules whose next fire time has come, or that hold a buffered
+        fire (it may start once the run before it finishes)."""
+
+    @abc.abstractmethod
+    async def next_schedule_at(self) -> float | None:
+        """The earliest next fire time of any unpaused schedule."""
+
+    @abc.abstractmethod
+    async def record_fire(self, fire: ScheduleFire) -> list[str] | None:
+        """Apply ``fire`` if the schedule's revision is still ``fire.revision``: create its
+        instances (skipping ids that exist) and store its state, atomically. Returns the
+        ids created, or None if another process moved the schedule on first."""
+
+    # -- workers ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def worker_seen(self, owner: str, *, now: float, alive_until: float) -> None:
+        """Record that a process running a scheduler is alive until ``alive_until``."""
+
+    @abc.abstractmethod
+    async def worker_gone(self, owner: str) -> None: ...
+
+    @abc.abstractmethod
+    async def live_workers(self, now: float) -> list[str]:
+        """Owners of schedulers that said they are alive at ``now`` (wall time)."""
+
+    # -- retention ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def finished_instance_ids(self, *, statuses: Sequence[str],
+                                    finished_before: float | None,
+                                    scopes: Sequence[str] | None, unscoped: bool = False,
+                                    exclude_scopes: Sequence[str] = (),
+                                    limit: int) -> list[str]:
+        """Ids of instances in these (terminal) statuses last updated before
+        ``finished_before``, oldest first; ``scopes`` picks agents (None: any),
+        ``unscoped`` picks trusted workflows' instances only, ``exclude_scopes``
+        leaves some agents out."""
+
+    @abc.abstractmethod
+    async def delete_instances(self, instance_ids: Sequence[str], *,
+                               statuses: Sequence[str] | None = None) -> list[str]:
+        """Delete instances with their journal and events in one transaction; with
+        ``statuses``, only those still in one of them. Returns the ids deleted."""
+
+    @abc.abstractmethod
+    async def reclaim_space(self, *, max_pages: int | None = None, full: bool = False) -> int:
+        """Give freed space back to the file system where the backend does it on
+        demand (SQLite's incremental vacuum, at most ``max_pages`` pages at a time);
+        ``full`` rewrites the whole database once (SQLite's ``VACUUM``, which also turns
+        incremental vacuum on for a file made before it was the default). Returns the
+        pages freed, or 0 where the backend reclaims space by itself."""
+
+    @abc.abstractmethod
+    async def get_retention(self) -> dict[str, float]:
+        """Retention policies: scope (``""`` is the default) to seconds kept."""
+
+    @abc.abstractmethod
+    async def set_retention(self, scope: str, keep_seconds: float | None, now: float) -> None:
+        """Set (or with None remove) how long a scope's finished instances are kept."""

@@ -82,6 +82,50 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ) WITHOUT ROWID""",
     ]),
     (3, [
+        # What a step did besides its result: each attempt's error and time, and the
+        # lines its plan printed (JSON; NULL for a step that has nothing to add).
+        "ALTER TABLE steps ADD COLUMN detail TEXT",
+    ]),
+    (4, [
+        # Recurring work: one row per schedule. `revision` is bumped by every change, so
+        # a fire is recorded (with the instances it creates) only by the one process
+        # whose read is still current: a fire creates exactly one instance.
+        """CREATE TABLE schedules (
+            scope TEXT NOT NULL,
+            name TEXT NOT NULL,
+            sid TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            next_fire_at REAL,
+            last_fire_at REAL,
+            last_instance_id TEXT,
+            buffered_fire_at REAL,
+            revision INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (scope, name)
+        )""",
+        "CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE paused = 0",
+        # Processes that run a scheduler say they are alive here, so a command can tell
+        # a person that nothing will run what they just sent.
+        """CREATE TABLE workers (
+            owner TEXT PRIMARY KEY,
+            seen_at REAL NOT NULL,
+            alive_until REAL NOT NULL
+        )""",
+        # Retention: finished instances are found by when they finished.
+        "CREATE INDEX instances_finished ON instances (updated_at)"
+        " WHERE status IN ('complete', 'errored', 'terminated')",
+        "CREATE INDEX events_instance ON events (instance_id)",
+        # Per-scope retention policies ('' is the default for every scope).
+        """CREATE TABLE retention (
+            scope TEXT PRIMARY KEY,
+            keep_seconds REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+    ]),
+    (5, [
         # The change feed (`Store.read_changes`): one row per visible change to an
         # instance (created, a new status, wait, output or error) or to a step of its
         # journal, numbered in commit order. Triggers write it, so every process that

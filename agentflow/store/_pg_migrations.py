@@ -91,6 +91,43 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
     ]),
     (3, [
+        # What a step did besides its result: each attempt's error and time, and the
+        # lines its plan printed (JSON; NULL for a step that has nothing to add).
+        "ALTER TABLE steps ADD COLUMN detail text",
+    ]),
+    (4, [
+        """CREATE TABLE schedules (
+            scope text COLLATE "C" NOT NULL,
+            name text COLLATE "C" NOT NULL,
+            sid text NOT NULL,
+            workflow text NOT NULL,
+            spec text NOT NULL,
+            paused integer NOT NULL DEFAULT 0,
+            next_fire_at double precision,
+            last_fire_at double precision,
+            last_instance_id text,
+            buffered_fire_at double precision,
+            revision bigint NOT NULL DEFAULT 0,
+            created_at double precision NOT NULL,
+            updated_at double precision NOT NULL,
+            PRIMARY KEY (scope, name)
+        )""",
+        "CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE paused = 0",
+        """CREATE TABLE workers (
+            owner text PRIMARY KEY,
+            seen_at double precision NOT NULL,
+            alive_until double precision NOT NULL
+        )""",
+        "CREATE INDEX instances_finished ON instances (updated_at)"
+        " WHERE status IN ('complete', 'errored', 'terminated')",
+        "CREATE INDEX events_instance ON events (instance_id)",
+        """CREATE TABLE retention (
+            scope text COLLATE "C" PRIMARY KEY,
+            keep_seconds double precision NOT NULL,
+            updated_at double precision NOT NULL
+        )""",
+    ]),
+    (5, [
         # The change feed (`Store.read_changes`), as in SQLite, but numbered in two
         # stages. A trigger can only take a number from a sequence, and concurrent
         # transactions commit in another order than they took numbers: a reader that

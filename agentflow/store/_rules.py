@@ -228,16 +228,18 @@ def write_batch(d: Dialect, commits: list[base.RunCommit]) -> Body[list[base.Com
         consumed_by.update({e: seq for e, seq in c.consumed_events})
         accepted.append(c)
     steps = [(c.instance_id, s.seq, s.name, s.n, s.kind, s.status, s.attempts,
-              float(s.started_at), s.result, s.error, _time(s.finished_at), _time(s.wake_at))
+              float(s.started_at), s.result, s.error, _time(s.finished_at), _time(s.wake_at),
+              s.detail)
              for c in accepted for s in c.steps]
     if steps:
         yield Many(f"INSERT INTO steps (instance_id, {STEP_COLUMNS}) VALUES"
-                   " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, seq)"
+                   " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, seq)"
                    " DO UPDATE SET name = excluded.name, n = excluded.n,"
                    " kind = excluded.kind, status = excluded.status,"
                    " attempts = excluded.attempts, started_at = excluded.started_at,"
                    " result = excluded.result, error = excluded.error,"
-                   " finished_at = excluded.finished_at, wake_at = excluded.wake_at", steps)
+                   " finished_at = excluded.finished_at, wake_at = excluded.wake_at,"
+                   " detail = excluded.detail", steps)
     consumed = [(seq, event_id) for c in accepted for event_id, seq in c.consumed_events]
     if consumed:
         yield Many("UPDATE events SET consumed_seq = ? WHERE id = ?", consumed)
@@ -356,7 +358,7 @@ def one(query: Q) -> Body[list[tuple[Any, ...]]]:
     return rows
 
 
-# -- the change feed (rows written by the triggers of migration 3) ---------------------
+# -- the change feed (rows written by the triggers of migration 5) ---------------------
 
 CHANGE_COLUMNS = "seq, instance_id, scope, workflow, kind, status, step, at"
 

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from agentflow.store import _base as base
 from agentflow.store import _rules as rules
+from agentflow.store import _schedule_rules as housekeeping
 from agentflow.store._group import GroupCommitter
 from agentflow.store._sql import Body, Dialect, Q
 
@@ -208,6 +209,73 @@ class SQLStore(base.Store):
             " AND substr(key, 1, length(CAST(? AS text))) = ? ORDER BY key LIMIT ?",
             (scope, prefix, prefix, prefix, limit))))
         return [str(r[0]) for r in rows]
+
+    # -- schedules, live workers and retention (``_schedule_rules.py``) -------------
+    async def put_schedule(self, row: base.ScheduleRow, *, replace: bool) -> bool:
+        return await self._write(lambda: housekeeping.put_schedule(row, replace))
+
+    async def get_schedule(self, scope: str, name: str) -> base.ScheduleRow | None:
+        return await self._read(lambda: housekeeping.get_schedule(scope, name))
+
+    async def list_schedules(self, scope: str | None) -> list[base.ScheduleRow]:
+        return await self._read(lambda: housekeeping.list_schedules(scope))
+
+    async def delete_schedule(self, scope: str, name: str) -> bool:
+        return await self._write(lambda: housekeeping.delete_schedule(scope, name),
+                                 idempotent=True)
+
+    async def set_schedule_paused(self, scope: str, name: str, paused: bool, *, now: float,
+                                  next_fire_at: float | None) -> bool:
+        return await self._write(lambda: housekeeping.set_schedule_paused(
+            scope, name, paused, now, next_fire_at))
+
+    async def due_schedules(self, now: float, limit: int) -> list[base.ScheduleRow]:
+        return await self._read(lambda: housekeeping.due_schedules(now, limit))
+
+    async def next_schedule_at(self) -> float | None:
+        return await self._read(housekeeping.next_schedule_at)
+
+    async def record_fire(self, fire: base.ScheduleFire) -> list[str] | None:
+        return await self._write(lambda: housekeeping.record_fire(fire))
+
+    async def worker_seen(self, owner: str, *, now: float, alive_until: float) -> None:
+        await self._write(lambda: housekeeping.worker_seen(owner, now, alive_until),
+                          idempotent=True)
+
+    async def worker_gone(self, owner: str) -> None:
+        await self._write(lambda: housekeeping.worker_gone(owner), idempotent=True)
+
+    async def live_workers(self, now: float) -> list[str]:
+        return await self._read(lambda: housekeeping.live_workers(now))
+
+    async def finished_instance_ids(self, *, statuses: Sequence[str],
+                                    finished_before: float | None,
+                                    scopes: Sequence[str] | None, unscoped: bool = False,
+                                    exclude_scopes: Sequence[str] = (),
+                                    limit: int) -> list[str]:
+        return await self._read(lambda: housekeeping.finished_instance_ids(
+            list(statuses), finished_before, _list(scopes), unscoped, list(exclude_scopes),
+            limit))
+
+    async def delete_instances(self, instance_ids: Sequence[str], *,
+                               statuses: Sequence[str] | None = None) -> list[str]:
+        if not instance_ids:
+            return []
+        return await self._write(lambda: housekeeping.delete_instances(
+            list(instance_ids), _list(statuses)), idempotent=True)
+
+    async def reclaim_space(self, *, max_pages: int | None = None, full: bool = False) -> int:
+        """Nothing to do by default: PostgreSQL's autovacuum makes deleted rows' space
+        reusable by itself (a full VACUUM that returns it to the file system locks the
+        tables, and is the DBA's call). SQLite overrides this."""
+        return 0
+
+    async def get_retention(self) -> dict[str, float]:
+        return await self._read(housekeeping.get_retention)
+
+    async def set_retention(self, scope: str, keep_seconds: float | None, now: float) -> None:
+        await self._write(lambda: housekeeping.set_retention(scope, keep_seconds, now),
+                          idempotent=True)
 
 
 def _list(values: Iterable[str] | None) -> list[str] | None:

@@ -274,7 +274,7 @@ class PostgresStore(SQLStore):
     async def _number_changes(self) -> None:
         """Number the committed, unnumbered changes in the order they were written,
         under a lock that makes numbering transactions commit one after another (see
-        migration 3: a number taken by the trigger would not be commit-ordered)."""
+        migration 5: a number taken by the trigger would not be commit-ordered)."""
         if not await self._read(lambda: one(Q(
                 "SELECT 1 FROM changes WHERE seq IS NULL LIMIT 1"))):
             return

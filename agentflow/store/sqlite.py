@@ -243,6 +243,12 @@ class SQLiteStore(SQLStore):
 
             def setup(db: Db) -> None:
                 db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+                # Only a new, empty file takes this (before its first table and before
+                # WAL): space that retention frees can then go back to the file system
+                # page by page (`reclaim_space`). A file made before needs one
+                # `reclaim_space(full=True)` (VACUUM) to switch.
+                if db.execute("PRAGMA page_count").fetchone()[0] == 0:  # a new file
+                    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 if self.path != ":memory:":
                     _retry_busy(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone())
                 db.execute("PRAGMA synchronous = FULL")
@@ -293,3 +299,33 @@ class SQLiteStore(SQLStore):
             raise RuntimeError("the store is not open")
         return await self._reader.run(
             lambda db: int(db.execute("PRAGMA user_version").fetchone()[0]))
+
+    async def reclaim_space(self, *, max_pages: int | None = None, full: bool = False) -> int:
+        """SQLite keeps the pages of deleted rows in the file for reuse; this hands them
+        back: ``PRAGMA incremental_vacuum`` (at most ``max_pages``) on a file with
+        ``auto_vacuum = INCREMENTAL``, or with ``full`` a whole ``VACUUM`` (which also
+        switches an older file to incremental). Returns the pages freed."""
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        if self.path == ":memory:":
+            return 0
+
+        def reclaim(db: Db) -> int:
+            before = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+            if full:
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                _retry_busy(lambda: db.execute("VACUUM"))
+            elif int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+                pages = "" if max_pages is None else f"({int(max_pages)})"
+                # executescript steps the pragma to the end; execute().fetchall() stops
+                # after its first page.
+                _retry_busy(lambda: db.executescript(f"PRAGMA incremental_vacuum{pages};"))
+            else:
+                return 0
+            if full or max_pages is None:
+                # The WAL holds the moved pages until a checkpoint; the file shrinks
+                # then. A bounded step leaves that to SQLite's own automatic
+                # checkpoints: a checkpoint per batch would stall the writer.
+                _retry_busy(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+            return before - int(db.execute("PRAGMA freelist_count").fetchone()[0])
+        return await self._writer.run(reclaim)

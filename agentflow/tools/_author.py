@@ -15,7 +15,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentflow.errors import UsageError
 from agentflow.plans import Agent
@@ -24,7 +24,7 @@ from agentflow.tools import openai as openai_tools
 from agentflow.tools._context import ToolContext
 from agentflow.tools._prompts import load_prompt
 from agentflow.tools._registry import ToolOutcome
-from agentflow.tools._sync import run_sync, sync_loop
+from agentflow.tools._sync import as_agent, run_sync, sync_loop
 from agentflow.tools._toolbox import (
     AUTHORING_TOOLS,
     Toolbox,
@@ -33,6 +33,9 @@ from agentflow.tools._toolbox import (
     sdk_of,
 )
 from agentflow.tools._toolbox import field as get
+
+if TYPE_CHECKING:
+    from agentflow.plans import SyncAgent
 
 __all__ = ["AuthoringResult", "ToolCallRecord", "author_plan", "author_plan_async"]
 
@@ -308,7 +311,7 @@ async def author_plan_async(client: Any, model: str, agent: Agent, goal: str, *,
     return await _converse(conversation, create, max_turns)
 
 
-def author_plan(client: Any, model: str, agent: Agent, goal: str, *,
+def author_plan(client: Any, model: str, agent: Agent | SyncAgent, goal: str, *,
                 api: Api | None = None, plan_name: str | None = None,
                 params: dict[str, Any] | None = None, max_turns: int = 8,
                 tools: Iterable[str] | None = None, context: ToolContext | None = None,
@@ -325,6 +328,7 @@ def author_plan(client: Any, model: str, agent: Agent, goal: str, *,
                                  "every morning, summarize the open issues of a repo")
             print(result.ok, result.instance_id, result.diagnostics)
     """
+    agent = as_agent(agent)  # a SyncAgent of `AgentFlow.in_thread()` too
     conversation, create = _setup(client, model, agent, goal, api=api, plan_name=plan_name,
                                   params=params, tools=tools, context=context, guide=guide,
                                   max_tokens=max_tokens, request_options=request_options,

@@ -28,6 +28,7 @@ from agentflow.plans import (
     PlanValidationError,
     PlanVersion,
 )
+from agentflow.tools._activity import failed_attempts, recent_logs
 from agentflow.tools._context import (
     ApprovalRequest,
     HumanOnlyEventError,
@@ -37,6 +38,9 @@ from agentflow.tools._context import (
 from agentflow.tools._models import (
     ApproveArgs,
     ApproveResult,
+    CapabilityInfo,
+    DescribeCapabilitiesArgs,
+    DescribeCapabilitiesResult,
     DiagnosticInfo,
     GetHistoryArgs,
     GetHistoryResult,
@@ -77,6 +81,7 @@ from sandbox import ValidationReport
 __all__ = [
     "approval_request",
     "handle_approve",
+    "handle_describe_capabilities",
     "handle_get_history",
     "handle_get_instance",
     "handle_list_instances",
@@ -136,7 +141,8 @@ def _step_info(record: StepRecord) -> StepInfo:
                     status=record.status, attempts=record.attempts, result=result,
                     result_truncated=truncated, error=record.error,
                     started_at=record.started_at, finished_at=record.finished_at,
-                    wake_at=record.wake_at)
+                    wake_at=record.wake_at, logs=record.logs,
+                    attempt_history=record.attempt_history)
 
 
 # --- plans ---------------------------------------------------------------------------------
@@ -204,10 +210,45 @@ async def handle_start_instance(agent: Agent, args: StartInstanceArgs,
 
 async def handle_get_instance(agent: Agent, args: GetInstanceArgs,
                               context: ToolContext | None = None) -> GetInstanceResult:
-    """One instance's status, output or error, and what it waits on."""
+    """One instance's status, output or error (with its plan line and step), what it
+    waits on, the last lines it printed and its failed attempts."""
     ctx = context or _DEFAULT
-    info = await instance_info(agent, args.instance_id)
-    return GetInstanceResult(instance=info, summary=describe_instance(info, ctx.human_only))
+    inst = await agent.get(args.instance_id)
+    info = _info(inst, await inst.status())
+    records = await inst.history()
+    logs, failed = recent_logs(records), failed_attempts(records)
+    text = describe_instance(info, ctx.human_only)
+    if failed and info.status != "errored":
+        last = failed[-1]
+        text += (f" {len(failed)} failed attempt{'s' * (len(failed) != 1)}; the last: step "
+                 f"{last.step!r} attempt {last.attempt}: {last.error.get('name')}: "
+                 f"{str(last.error.get('message', ''))[:200]}.")
+    if logs:
+        text += f" It printed {len(logs)} line{'s' * (len(logs) != 1)}; the last: " + " | ".join(
+            line[:200] for line in logs[-5:])
+    return GetInstanceResult(instance=info, logs=logs, failed_attempts=failed, summary=text)
+
+
+async def handle_describe_capabilities(agent: Agent, args: DescribeCapabilitiesArgs,
+                                       context: ToolContext | None = None
+                                       ) -> DescribeCapabilitiesResult:
+    """What `env` holds for this agent: each capability's methods, calls and limits."""
+    infos = []
+    for name, capability in sorted(agent.capabilities.items()):
+        described = capability.describe()
+        calls = described.pop("calls", {})
+        methods = described.pop("methods", sorted(capability.methods))
+        described.pop("name", None)
+        infos.append(CapabilityInfo(name=name, methods=list(methods), calls=calls,
+                                    limits=described))
+    if not infos:
+        return DescribeCapabilitiesResult(capabilities=[], summary=(
+            "No capability is granted to you: `env` is empty. Compute in the plan, or ask "
+            "the operator for one."))
+    lines = [f"env.{i.name}: " + "; ".join(
+        str(c.get("call", m)) for m, c in i.calls.items()) for i in infos]
+    return DescribeCapabilitiesResult(capabilities=infos, summary=(
+        "Granted: " + " | ".join(lines) + ". Call them inside a step body."))
 
 
 async def handle_list_instances(agent: Agent, args: ListInstancesArgs,
@@ -297,7 +338,8 @@ async def handle_list_pending_events(agent: Agent, args: ListPendingEventsArgs,
     if not pending:
         return ListPendingEventsResult(pending=[], summary="No instance waits for an event.")
     human = sum(p.human_only for p in pending)
-    text = f"{len(pending)} instance{'s' * (len(pending) > 1)} wait for an event"
+    text = ("1 instance waits for an event" if len(pending) == 1
+            else f"{len(pending)} instances wait for an event")
     if human:
         text += f"; {human} need{'s' * (human == 1)} a person (use approve)"
     return ListPendingEventsResult(pending=pending, summary=text + ".")
@@ -478,7 +520,18 @@ async def handle_get_history(agent: Agent, args: GetHistoryArgs,
         text += (f"; step {last.name!r} failed after {last.attempts} attempt"
                  f"{'s' * (last.attempts != 1)}: {err.get('name')}: "
                  f"{str(err.get('message', ''))[:200]}")
+    retried = [r for r in records if r.status != "error" and any(
+        a.error for a in r.attempt_history)]
+    for r in retried[-3:]:
+        errors = [a for a in r.attempt_history if a.error]
+        err = errors[-1].error or {}
+        text += (f"; step {r.name!r} had {len(errors)} failed attempt"
+                 f"{'s' * (len(errors) != 1)} (last: {err.get('name')}: "
+                 f"{str(err.get('message', ''))[:200]})")
     text += f". {describe_instance(info, ctx.human_only)}"
+    logs = recent_logs(records)
+    if logs:
+        text += " Last printed: " + " | ".join(line[:200] for line in logs[-3:])
     if has_more:
         text += " More steps follow: call again with a larger offset."
     return GetHistoryResult(instance=info, steps=steps, total_steps=len(records),

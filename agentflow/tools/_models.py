@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentflow.models import StatusName, WaitingOn
+from agentflow.models import AttemptRecord, StatusName, WaitingOn
 
 __all__ = [
     "EVENT_TYPE_PATTERN",
@@ -25,7 +25,11 @@ __all__ = [
     "PLAN_NAME_PATTERN",
     "ApproveArgs",
     "ApproveResult",
+    "CapabilityInfo",
+    "DescribeCapabilitiesArgs",
+    "DescribeCapabilitiesResult",
     "DiagnosticInfo",
+    "FailedAttempt",
     "GetHistoryArgs",
     "GetHistoryResult",
     "GetInstanceArgs",
@@ -122,7 +126,9 @@ class InstanceInfo(BaseModel):
     version: str = Field(description="The plan version this instance runs.")
     status: StatusName
     output: Any = Field(None, description="The return value of run(), once complete.")
-    error: dict[str, str] | None = Field(None, description="{name, message} once errored.")
+    error: dict[str, Any] | None = Field(
+        None, description="Once errored: {name, message}, and for a plan error the step "
+                          "(or after_step) and where: {line, function, source, traceback}.")
     waiting_on: WaitingOn | None = Field(
         None, description="When status is waiting: a sleep, an event type or a retry, "
                           "with the step name and the time it ends.")
@@ -154,10 +160,23 @@ class StepInfo(BaseModel):
     result: Any = None
     result_truncated: bool = Field(False, description="The result was too long and is "
                                                       "shown as a shortened JSON string.")
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     started_at: datetime
     finished_at: datetime | None = None
     wake_at: datetime | None = None
+    logs: list[str] = Field([], description="What the plan printed before this step.")
+    attempt_history: list[AttemptRecord] = Field(
+        [], description="Each attempt's time, error (failed ones are kept after a retry "
+                        "succeeds) and printed lines.")
+
+
+class FailedAttempt(BaseModel):
+    """A step attempt that failed (it may have been retried since)."""
+
+    step: str
+    attempt: int
+    at: datetime
+    error: dict[str, Any]
 
 
 class HumanDecision(BaseModel):
@@ -231,6 +250,27 @@ class GetInstanceArgs(ToolArgs):
 
 class GetInstanceResult(ToolResult):
     instance: InstanceInfo
+    logs: list[str] = Field([], description="The last lines the plan printed, each "
+                                            "marked with its step.")
+    failed_attempts: list[FailedAttempt] = Field(
+        [], description="The last failed step attempts, also those retried since.")
+
+
+class DescribeCapabilitiesArgs(ToolArgs):
+    pass
+
+
+class CapabilityInfo(BaseModel):
+    """A capability granted to you: how a plan calls it, and its limits."""
+
+    name: str
+    methods: list[str]
+    calls: dict[str, Any] = Field({}, description="method -> {call, does}.")
+    limits: dict[str, Any] = Field({}, description="Hosts, sizes, models and the like.")
+
+
+class DescribeCapabilitiesResult(ToolResult):
+    capabilities: list[CapabilityInfo]
 
 
 class ListInstancesArgs(ToolArgs):

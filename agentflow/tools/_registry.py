@@ -20,6 +20,7 @@ from agentflow.errors import AgentflowError
 from agentflow.plans import Agent
 from agentflow.tools import _handlers as h
 from agentflow.tools import _models as m
+from agentflow.tools import _schedule_tools as st
 from agentflow.tools._context import ToolContext
 
 __all__ = ["TOOLS", "ToolOutcome", "ToolSpec", "call_tool", "format_validation_error"]
@@ -137,11 +138,39 @@ TOOLS: dict[str, ToolSpec[Any, Any]] = {spec.name: spec for spec in [
         is refused.""",
           m.RestartInstanceArgs, m.RestartInstanceResult, h.handle_restart_instance,
           destructive=True),
+    _spec("describe_capabilities", """
+        List what your plans' `env` holds: each granted capability, how a plan calls its
+        methods, and its limits (hosts, sizes).""",
+          m.DescribeCapabilitiesArgs, m.DescribeCapabilitiesResult,
+          h.handle_describe_capabilities, read_only=True),
     _spec("get_history", """
         Read an instance's journal: each step it reached in order, with kind, status,
         attempts, result or error and times. Use it to see why an instance errored or
         what it is waiting on.""",
           m.GetHistoryArgs, m.GetHistoryResult, h.handle_get_history, read_only=True),
+    _spec("schedule_plan", """
+        Start one of your plans on a schedule: a cron expression (five fields, in a time
+        zone) or an interval, optionally between a start and an end, with params. Each
+        fire starts exactly one instance of the plan's current version. overlap says what
+        a fire does while the previous instance still runs; catchup what happens to fires
+        missed while nothing ran.""",
+          st.SchedulePlanArgs, st.ScheduleResult, st.handle_schedule_plan),
+    _spec("list_schedules", """
+        List your schedules with their next fire times and the last instance each
+        started.""",
+          st.ListSchedulesArgs, st.ListSchedulesResult, st.handle_list_schedules,
+          read_only=True),
+    _spec("pause_schedule", """
+        Pause a schedule: it fires no more until resume_schedule (missed fires are not
+        caught up).""",
+          st.PauseScheduleArgs, st.ScheduleResult, st.handle_pause_schedule),
+    _spec("resume_schedule", """
+        Resume a paused schedule from its next fire time after now.""",
+          st.ResumeScheduleArgs, st.ScheduleResult, st.handle_resume_schedule),
+    _spec("delete_schedule", """
+        Delete a schedule. The instances it started are kept.""",
+          st.DeleteScheduleArgs, st.DeleteScheduleResult, st.handle_delete_schedule,
+          destructive=True),
 ]}
 
 
@@ -172,12 +201,41 @@ class ToolOutcome:
 
 
 def format_validation_error(tool: str, exc: ValidationError) -> str:
-    """A pydantic error as one readable line per bad field."""
+    """Bad tool arguments in the one form every front end (MCP, the adapters) uses: what
+    is wrong with each field, then the fields the tool accepts.
+
+    Example: ``invalid arguments for get_instance: instance_idd: not an argument of
+    get_instance; instance_id: missing (required). Accepted fields: instance_id
+    (string, required).``
+    """
     problems = []
     for err in exc.errors(include_url=False):
         where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        problems.append(f"{where}: {err['msg']}")
-    return f"invalid arguments for {tool}: " + "; ".join(problems)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            problems.append(f"{where}: not an argument of {tool}")
+        elif kind == "missing":
+            problems.append(f"{where}: missing (required)")
+        else:
+            problems.append(f"{where}: {err['msg']}")
+    text = f"invalid arguments for {tool}: " + "; ".join(problems)
+    spec = TOOLS.get(tool)
+    if spec is not None:
+        text += f". Accepted fields: {accepted_fields(spec.args_model)}."
+    return text
+
+
+def accepted_fields(model: type[m.ToolArgs]) -> str:
+    """``name (type, required), ...`` for a tool's argument model."""
+    properties = model.model_json_schema().get("properties", {})
+    parts = []
+    for name, info in model.model_fields.items():
+        prop = properties.get(name, {})
+        kind = prop.get("type") or "/".join(
+            str(p.get("type")) for p in prop.get("anyOf", []) if p.get("type") not in
+            (None, "null")) or "any"
+        parts.append(f"{name} ({kind}, {'required' if info.is_required() else 'optional'})")
+    return ", ".join(parts) or "none"
 
 
 async def call_tool(agent: Agent, name: str, arguments: Mapping[str, Any] | str | None,

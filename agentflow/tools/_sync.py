@@ -9,9 +9,17 @@ from typing import Any, TypeVar
 from agentflow.errors import UsageError
 from agentflow.plans import Agent
 
-__all__ = ["run_sync", "sync_loop"]
+__all__ = ["as_agent", "run_sync", "sync_loop"]
 
 T = TypeVar("T")
+
+
+def as_agent(agent: Any) -> Agent:
+    """The async `Agent` behind what a caller passed: an `Agent`, or the `SyncAgent`
+    that ``AgentFlow.in_thread()`` hands out."""
+    from agentflow.plans._sync import SyncAgent
+
+    return agent.aio if isinstance(agent, SyncAgent) else agent
 
 
 def sync_loop(agent: Agent) -> asyncio.AbstractEventLoop:

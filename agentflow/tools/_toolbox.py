@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflow.errors import InvalidArgumentError
 from agentflow.plans import Agent
 from agentflow.tools._context import ToolContext
 from agentflow.tools._registry import TOOLS, ToolOutcome, ToolSpec, call_tool
-from agentflow.tools._sync import run_sync
+from agentflow.tools._sync import as_agent, run_sync
+
+if TYPE_CHECKING:
+    from agentflow.plans._sync import SyncAgent
 
 __all__ = ["AUTHORING_TOOLS", "ToolAdapter", "Toolbox", "field", "input_schema",
            "is_async_sdk_client", "result_content", "sdk_of", "specs_named"]
@@ -86,9 +89,9 @@ class Toolbox:
             waiting and says how a person answers.
     """
 
-    def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
+    def __init__(self, agent: Agent | SyncAgent, *, tools: Iterable[str] | None = None,
                  context: ToolContext | None = None) -> None:
-        self.agent = agent
+        self.agent = as_agent(agent)
         self.specs = specs_named(tools)
         self.context = context or ToolContext()
 
@@ -127,7 +130,7 @@ class ToolAdapter:
             if the host has one).
     """
 
-    def __init__(self, agent: Agent, *, tools: Iterable[str] | None = None,
+    def __init__(self, agent: Agent | SyncAgent, *, tools: Iterable[str] | None = None,
                  context: ToolContext | None = None) -> None:
         self.toolbox = Toolbox(agent, tools=tools, context=context)
 

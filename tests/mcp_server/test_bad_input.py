@@ -42,6 +42,7 @@ BAD_CALLS: dict[str, list[tuple[dict[str, Any], str]]] = {
                    ({"instance_id": "w", "type": "reply", "payload": HUGE}, "1 MiB"),
                    ({"instance_id": "done", "type": "reply"}, "complete")],
     "list_pending_events": [({"unexpected": 1}, "unexpected")],  # names none: extras too
+    "describe_capabilities": [({"capability": "http"}, "capability")],
     "approve": [({"instance_id": "nope"}, "no instance"),
                 ({"instance_id": "w"}, "does not wait for an approval"),
                 ({"instance_id": "done"}, "complete"),
@@ -101,3 +102,38 @@ async def test_bad_input_on_every_tool_changes_nothing(tmp_path: Path) -> None:
                 "name": "big", "source": "# " + "x" * 200_000}))
             assert not too_big["ok"] and too_big["diagnostics"][0]["code"] == "AF002"
             assert snapshot(db) == before
+
+
+async def test_bad_arguments_read_the_same_over_mcp_and_the_adapters(tmp_path: Path) -> None:
+    """One format everywhere: each bad field, then the fields the tool accepts; never
+    pydantic's raw text (``[type=extra_forbidden ...]``, links to errors.pydantic.dev)."""
+    from agentflow.tools import call_tool
+
+    calls = [("restart_instance", {"instance_id": "w", "fromStep": "reply"}),
+             ("get_instance", {"id": "w"}),
+             ("wait_for_instance", {"instance_id": "w", "timeout_seconds": "soon"}),
+             ("list_pending_events", {"unexpected": 1})]
+    async with AgentFlow(f"sqlite:///{tmp_path}/f.db", isolation="inline") as af:
+        server = build_server(af, ServerConfig(agent_id="alice"))
+        async with connect(server) as c:
+            for tool, arguments in calls:
+                over_mcp = text(await c.call_tool(tool, arguments))
+                adapter = (await call_tool(af.agent("alice"), tool, arguments)).text
+                assert over_mcp == adapter, (over_mcp, adapter)
+                assert over_mcp.startswith(f"Error: invalid arguments for {tool}: ")
+                assert "Accepted fields: " in over_mcp
+                assert "pydantic" not in over_mcp and "[type=" not in over_mcp
+    assert "fromStep: not an argument of restart_instance" in text_of(calls[0], af)
+
+
+def text_of(call: tuple[str, dict[str, Any]], af: AgentFlow) -> str:
+    from pydantic import ValidationError
+
+    from agentflow.tools import format_validation_error
+
+    tool, arguments = call
+    try:
+        TOOLS[tool].args_model.model_validate(arguments)
+    except ValidationError as exc:
+        return format_validation_error(tool, exc)
+    raise AssertionError("the arguments validated")

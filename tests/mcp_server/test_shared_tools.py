@@ -35,7 +35,10 @@ async def test_call_tool_takes_json_text_and_reports_mistakes(af: AgentFlow) -> 
         ("validate_plan", "{not json", "not valid JSON"),
         ("validate_plan", "[1]", "must be a JSON object"),
         ("validate_plan", {"source": 1}, "invalid arguments for validate_plan: source:"),
-        ("list_pending_events", {"extra": 1}, "extra: Extra inputs are not permitted"),
+        ("list_pending_events", {"extra": 1}, "extra: not an argument of list_pending_events"
+                                              ". Accepted fields: none."),
+        ("get_instance", {"instance": "i"}, "instance_id: missing (required); instance: not "
+         "an argument of get_instance. Accepted fields: instance_id (string, required)."),
         ("get_instance", {"instance_id": "missing"}, "no instance with id 'missing'"),
     ]:
         outcome = await call_tool(agent, name, arguments)

@@ -165,9 +165,12 @@ async def test_app_gives_the_servers_plans_the_hosts_grants(tmp_path: Path) -> N
                                                          "params": {"v": 1}}))
         denied = structured(await c.call_tool("wait_for_instance",
                                               {"instance_id": "no-grant"}))
-        assert denied["instance"]["waiting_on"]["kind"] == "retry"
+        # No retry can grant it: the step fails at once (it was retried for minutes).
+        assert denied["instance"]["status"] == "errored"
+        assert denied["instance"]["error"]["step"] == "remember"
         history = structured(await c.call_tool("get_history", {"instance_id": "no-grant"}))
         assert "capability 'kv' was not granted" in json.dumps(history["steps"])
+        assert history["steps"][0]["attempts"] == 1
     async with Client(server("--app", "grants_app:app"), mode="auto") as c:
         structured(await c.call_tool("start_instance", {"plan": "kv", "id": "granted",
                                                          "params": {"v": 7}}))

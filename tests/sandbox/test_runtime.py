@@ -368,7 +368,7 @@ except TypeError as err:
     host = RecordingHost()
     with pytest.raises(PlanRuntimeError) as body_error:
         await run(pool, plan('return await step.do("s", lambda: {1, 2})'), host)
-    assert "cannot be sent to the host" in body_error.value.message
+    assert "the step result is not JSON" in body_error.value.message
     assert [type(e) for e in host.body_errors] == [RemoteError]
 
 

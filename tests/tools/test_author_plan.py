@@ -4,7 +4,6 @@ submitted and started; the requests carry the tool schemas and the tool results.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ import httpx2
 import openai
 import pytest
 
-from agentflow import AgentFlow
+from agentflow import AgentFlow, SyncAgentFlow
 from agentflow.tools import AUTHORING_TOOLS, TOOLS, author_plan, author_plan_async, load_prompt
 from agentflow.tools.anthropic import messages_tools
 from agentflow.tools.openai import chat_completions_tools, responses_tools
@@ -103,7 +102,7 @@ def check_conversation(api: str, model: ScriptedModel, result: Any) -> None:
 
 
 @pytest.fixture
-def threaded_flow() -> Iterator[AgentFlow]:
+def threaded_flow() -> Iterator[SyncAgentFlow]:
     with AgentFlow("memory://").in_thread() as flow:
         yield flow
 
@@ -125,7 +124,7 @@ async def test_author_plan_async(api: str) -> None:
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_author_plan_sync(api: str, threaded_flow: AgentFlow) -> None:
+def test_author_plan_sync(api: str, threaded_flow: SyncAgentFlow) -> None:
     """Sync clients, with the AgentFlow (confined workers) on a background thread."""
     agent = threaded_flow.agent("author")
     model = ScriptedModel()
@@ -133,14 +132,12 @@ def test_author_plan_sync(api: str, threaded_flow: AgentFlow) -> None:
     result = author_plan(client, "claude-test" if api == "messages" else "gpt-test", agent,
                          "add up the numbers", api=api if api != "messages" else None)
     check_conversation(api, model, result)
-    loop = threaded_flow.loop
-    assert loop is not None
-    status = asyncio.run_coroutine_threadsafe(agent.wait(result.instance_id, timeout=20),
-                                              loop).result()
+    assert result.instance_id is not None
+    status = agent.wait(result.instance_id, timeout=20)  # the sync facade: no await
     assert status.status == "complete" and status.output == {"total": 6}
 
 
-def test_author_plan_stops_after_max_turns(threaded_flow: AgentFlow) -> None:
+def test_author_plan_stops_after_max_turns(threaded_flow: SyncAgentFlow) -> None:
     model = ScriptedModel()
     result = author_plan(client_for("chat", model, use_async=False), "gpt-test",
                          threaded_flow.agent("author"), "add up the numbers", max_turns=2)

@@ -114,7 +114,8 @@ SCENARIOS = [
     Scenario('"check order"', {"order": {"id": "o2", "total": 0}}, nothing, "errored",
              error="NonRetryableError"),
     Scenario('f"measure {item}"', {"items": ["a", "bb"]}, nothing, "complete",
-             {"results": [{"item": "a", "size": 1}, {"item": "bb", "size": 2}], "sum": 3}),
+             {"results": [{"item": "a", "size": 1}, {"item": "bb", "size": 2}],
+              "sizes": [{"item": i, "size": 1} for i in range(3)]}),  # not 3x the last
     Scenario('"reserve stock"', {"order": "o7"}, nothing, "complete",
              {"status": "paid", "hold": "H-o7"}, payments=Payments(declines=False),
              payment_calls=1),
