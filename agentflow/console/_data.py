@@ -157,6 +157,9 @@ def _pretty(value: Any) -> str:
 def _step_line(source: str, step: str | None, error: dict[str, Any] | None) -> int | None:
     """The source line the instance is at: a located error's line if it has one, else
     the first line that names the current step in a string literal."""
+    where = error.get("where") if error else None  # a located plan error
+    if isinstance(where, dict) and isinstance(where.get("line"), int):
+        return int(where["line"])
     if error and isinstance(error.get("line"), int):
         return int(error["line"])
     if not step:

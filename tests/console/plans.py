@@ -30,3 +30,16 @@ LINKING = '''async def run(event, step):
     decision = await step.wait_for_event("approval", type="approval", timeout="7 days")
     return {"approved": decision["payload"]["approved"], "link": link["url"]}
 '''
+
+# Prints, fails every attempt, and errors: the timeline shows each failed attempt with
+# its error and its printed lines, and the source marks the line that raised.
+FAILING = '''def fail():
+    print("trying <the> thing")
+    raise ValueError("nope <b>")
+
+
+async def run(event, step):
+    print("starting")
+    await step.do("flaky", lambda: fail(), retries={"limit": 1, "delay": 0})
+    return "unreachable"
+'''

@@ -10,7 +10,7 @@ import pytest
 
 from agentflow import AgentFlow
 from tests.console.conftest import READER, Served, screenshot_path, sign_in
-from tests.console.plans import APPROVAL, HOSTILE, HOSTILE_STEP, LINKING
+from tests.console.plans import APPROVAL, FAILING, HOSTILE, HOSTILE_STEP, LINKING
 
 WAIT_MS = 60_000
 
@@ -216,3 +216,24 @@ async def test_a_plan_mints_a_link_through_its_grant(browser: Any, served: Serve
         response = await page.goto(link)
         assert response is not None and response.status == 410
         assert "already used" in await page.inner_text("main")
+
+
+async def test_the_timeline_shows_attempts_logs_and_the_failing_line(browser: Any,
+                                                                     served: Served) -> None:
+    agent = served.flow.agent("release-bot")
+    await agent.submit_plan("failing", FAILING)
+    inst = await agent.start("failing")
+    status = await agent.wait(inst.id, timeout=60)
+    assert status.status == "errored", status
+    page = await sign_in(browser, served)
+    await page.goto(f"{served.url}/instances/{inst.id}")
+    main = await page.inner_text("main")
+    assert "nope <b>" in main and "ValueError" in main
+    attempts = page.locator(".attempt")
+    assert await attempts.count() == 2  # both failed attempts, each with its error
+    assert "attempt 1" in await attempts.nth(0).inner_text()
+    assert "trying <the> thing" in await attempts.nth(0).locator("pre.log").inner_text()
+    assert "line 3, in fail" in main  # where the error was raised, plan frames only
+    # The located error's line is the one marked in the source.
+    marked = await page.locator("#current-line").inner_text()
+    assert 'raise ValueError("nope <b>")' in marked
