@@ -128,6 +128,12 @@ async def plans(request: Request, console: Console, session: Session) -> Respons
     return console.page(request, "plans.html", session, items=items)
 
 
+async def schedules(request: Request, console: Console, session: Session) -> Response:
+    """Every schedule, agents' and trusted workflows', with its next and last fire."""
+    items = await console.flow.engine.schedules.list(scope=None)
+    return console.page(request, "schedules.html", session, items=items)
+
+
 async def plan(request: Request, console: Console, session: Session) -> Response:
     agent, name = request.path_params["agent"], request.path_params["name"]
     store = console.flow.engine.store
@@ -268,6 +274,7 @@ def create_app(flow: AgentFlow, config: ConsoleConfig | None = None) -> Starlett
               methods=["POST"], name="mint_link"),
         Route("/approvals", signed_in(approvals), name="approvals"),
         Route("/plans", signed_in(plans), name="plans"),
+        Route("/schedules", signed_in(schedules), name="schedules"),
         Route("/plans/{agent}/{name}", signed_in(plan), name="plan"),
         Route("/plans/{agent}/{name}/diff", signed_in(plan_diff), name="plan_diff"),
         Route("/link/{token}", link_page, name="link"),

@@ -159,7 +159,7 @@ async def test_every_page_shows_hostile_names_as_text(browser: Any, served: Serv
     pages = ["/instances", f"/instances/{instance_id}", "/approvals", "/plans",
              "/plans/agent-x/hostile",
              f"/plans/agent-x/hostile/diff?a={versions[0]}&b={versions[1]}",
-             f"/instances/{instance_id}/confirm?action=restart"]
+             f"/instances/{instance_id}/confirm?action=restart", "/schedules"]
     for path in pages:
         await page.goto(f"{served.url}{path}")
         main = page.locator("main")
@@ -237,3 +237,13 @@ async def test_the_timeline_shows_attempts_logs_and_the_failing_line(browser: An
     # The located error's line is the one marked in the source.
     marked = await page.locator("#current-line").inner_text()
     assert 'raise ValueError("nope <b>")' in marked
+
+
+async def test_schedules_are_listed(browser: Any, served: Served) -> None:
+    agent = served.flow.agent("release-bot")
+    await agent.submit_plan("release-notes", APPROVAL)
+    await agent.schedule("release-notes", cron="0 7 * * *", params={"repo": "r"})
+    page = await sign_in(browser, served)
+    await page.goto(f"{served.url}/schedules")
+    text = await page.inner_text("main")
+    assert "release-notes" in text and "0 7 * * *" in text and "active" in text
