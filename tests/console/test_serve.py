@@ -83,6 +83,26 @@ async def test_serve_hosts_mcp_on_the_same_port(tmp_path: Path) -> None:
             submitted = await client.call_tool("submit_plan", {"name": "p",
                                                                "source": APPROVAL})
             assert not submitted.is_error
+            started = await client.call_tool("start_instance",
+                                             {"plan": "p", "params": {"repo": "r"}})
+            instance_id = (started.structured_content or {})["instance"]["id"]
+            uri = f"agentflow://instances/{instance_id}"
+            # Over HTTP too, the agent behind the token hears of its instance's changes
+            # (this process answers the approval, as an operator would).
+            async with AgentFlow(db, isolation="inline", run_scheduler=False) as host:
+                agent = host.agent("agent-1")
+                status = await agent.wait(instance_id, timeout=60)
+                assert status.status == "waiting"
+                async with client.listen(resource_subscriptions=[uri]) as sub:
+                    await agent.send_event(instance_id, "approval",
+                                           {"approved": True, "comment": "", "by": "human"})
+
+                    async def first_update() -> str:
+                        async for event in sub:
+                            return str(getattr(event, "uri", ""))
+                        raise AssertionError("the stream ended")
+
+                    assert await asyncio.wait_for(first_update(), 60) == uri
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
