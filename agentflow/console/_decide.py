@@ -159,7 +159,8 @@ async def link_decide(request: Request) -> Response:
     await store.kv_set(_data.CONSOLE_SCOPE, f"link/{claims.nonce}", json.dumps(
         {"instance_id": claims.instance_id, "at": now}), now)
     await _data.record_decision(console.flow, claims.instance_id, ref,
-                                by=f"approval link from {claims.by}",
+                                by=f"{field_of(form, 'name')[:100] or 'someone'} (through "
+                                   f"an approval link from {claims.by})",
                                 approved=verdict == "approve",
                                 comment=field_of(form, "comment"), via="link")
     word = "approved" if verdict == "approve" else "rejected"

@@ -66,11 +66,16 @@ async def test_an_approval_link_works_once(browser: Any, served: Served) -> None
     stranger = await (await browser.new_context()).new_page()  # no session: the link is enough
     await stranger.goto(link)
     assert "release-bot" in await stranger.inner_text("main")
+    await stranger.fill("input[name=name]", "Dana <i>")
     await stranger.fill("textarea[name=comment]", "fine by me")
     await stranger.click("button.approve")
     await stranger.locator("text=the plan received your decision").wait_for()
     status = await served.flow.agent("release-bot").wait(instance_id, timeout=60)
     assert status.status == "complete" and status.output["status"] == "posted"
+    # The decision is recorded with who made it, through whose link.
+    await page.goto(f"{served.url}/instances/{instance_id}")
+    assert ("approved by Dana <i> (through an approval link from alice)"
+            in await page.inner_text("main"))
 
     # Reused: refused, and says so.
     response = await stranger.goto(link)
@@ -209,6 +214,7 @@ async def test_a_plan_mints_a_link_through_its_grant(browser: Any, served: Serve
         page = await (await browser.new_context()).new_page()
         await page.goto(link)
         assert "plan of agent mailer" in await page.inner_text("main")
+        await page.fill("input[name=name]", "Erin")
         await page.click("button.approve")
         await page.locator("text=the plan received your decision").wait_for()
         status = await agent.wait(inst.id, timeout=60)
