@@ -8,7 +8,8 @@ instrumented the same way:
   ``traceparent`` in the request's ``_meta``, your own span in Python code), kept in
   the database, so a worker in another process, days later, adds to the same trace.
   Without a current span at creation, the trace id is derived from the instance id.
-- **A span per run** (``agentflow.run <workflow>``): one activation, from a claim to a
+- **A span per run** (``agentflow.run <workflow or plan>``, with the agent, plan and
+  version as attributes for an agent's plan): one activation, from a claim to a
   finish or a suspension. Replays are runs too; a step already journaled is not
   executed again, so it makes no span.
 - **A span per step attempt** (``agentflow.step <name>``), child of its run: created
@@ -32,6 +33,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from agentflow.errors import EngineSignal, Suspend
+
+#: Where an agent plan's instance payload carries its agent, plan and version (the
+#: dispatch envelope; kept literal here so that tracing never imports the agent layer).
+ENVELOPE_KEY = "__dispatcher_metadata"
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
@@ -111,10 +116,18 @@ class _Tracing:
         async def traced_run(event: Any, step: Any) -> Any:
             trace, _, _ = _otel()
             parent = await tracing._parent(event.instance_id)
+            attributes = {"agentflow.instance_id": event.instance_id,
+                          "agentflow.workflow": name}
+            title = name
+            meta = event.payload.get(ENVELOPE_KEY) if isinstance(event.payload, dict) else None
+            if isinstance(meta, dict):  # an agent's plan: name the run after the plan
+                for key in ("agent_id", "plan", "version"):
+                    if isinstance(meta.get(key), str):
+                        attributes[f"agentflow.{key}"] = meta[key]
+                title = str(meta.get("plan") or name)
             with tracing.tracer.start_as_current_span(
-                    f"agentflow.run {name}", context=parent, kind=trace.SpanKind.INTERNAL,
-                    attributes={"agentflow.instance_id": event.instance_id,
-                                "agentflow.workflow": name},
+                    f"agentflow.run {title}", context=parent, kind=trace.SpanKind.INTERNAL,
+                    attributes=attributes,
                     record_exception=False, set_status_on_exception=False) as span:
                 try:
                     traced_step = cast(Any, _TracedStep(step, tracing.tracer, span))
