@@ -14,7 +14,7 @@ new status; read the instance for the rest.
 
 What was tried: PostgreSQL's LISTEN/NOTIFY alone loses what was sent while a listener
 was disconnected, so it cannot carry a resumable cursor; a sequence number taken by the
-trigger is not commit-ordered on PostgreSQL (see the store's migration 5 for how
+trigger is not commit-ordered on PostgreSQL (see the store's migration 6 for how
 numbers are made gapless there).
 """
 

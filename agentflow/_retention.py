@@ -35,14 +35,15 @@ from agentflow.models import TERMINAL_STATUSES
 if TYPE_CHECKING:
     from agentflow._engine import Engine
 
-__all__ = ["AUTO_PRUNE_SECONDS", "PruneReport", "Retention"]
+__all__ = ["AUTO_PRUNE_SECONDS", "DEFAULT_PACE", "PruneReport", "Retention"]
 
 #: How often a process that runs a scheduler applies the retention policies.
 AUTO_PRUNE_SECONDS = 300.0
 _VACUUM_PAGES = 64  # pages handed back after each batch (256 KiB at 4 KiB pages)
-#: Between batches, pruning rests as long as the batch took: at most half of the
-#: writer's time goes to it, so runs' commits never queue behind a long streak.
-_DUTY_REST = 1.0
+#: Between batches, pruning rests this many times as long as the batch took (3: at
+#: most a quarter of the writer's time goes to it), so runs' commits rarely queue
+#: behind a delete, never behind a long streak of them.
+DEFAULT_PACE = 3.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Retention:
     async def delete_many(self, *, status: str | Sequence[str] | None = None,
                           older_than: Any = None, agent: str | None = None,
                           workflows_only: bool = False, batch: int = 25,
-                          limit: int | None = None) -> PruneReport:
+                          limit: int | None = None, pace: float = DEFAULT_PACE
+                          ) -> PruneReport:
         """Delete finished instances that match, in batches of ``batch``.
 
         Args:
@@ -100,18 +102,19 @@ class Retention:
             workflows_only: only trusted workflows' instances (no agent's).
             batch: instances per transaction.
             limit: delete at most this many.
+            pace: rest this many times a batch's duration after it (0: no rest).
         """
         before = None if older_than is None else (
             self._engine.clock.now() - parse_duration(older_than, what="older_than"))
         return await self._delete_where(
             statuses=_statuses(status), before=before,
             scopes=[agent] if agent else None, unscoped=workflows_only, batch=batch,
-            limit=limit)
+            limit=limit, pace=pace)
 
     async def _delete_where(self, *, statuses: list[str], before: float | None,
                             scopes: list[str] | None, unscoped: bool = False,
                             exclude: Sequence[str] = (), batch: int,
-                            limit: int | None) -> PruneReport:
+                            limit: int | None, pace: float = DEFAULT_PACE) -> PruneReport:
         if batch < 1:
             raise InvalidArgumentError(f"batch must be 1 or more, not {batch}")
         store = self._engine.store
@@ -127,8 +130,8 @@ class Retention:
             # Re-checked in the delete's own transaction: a restarted instance stays.
             deleted += len(await store.delete_instances(ids, statuses=statuses))
             pages += await store.reclaim_space(max_pages=_VACUUM_PAGES)
-            # The engine's commits go between batches (see `_DUTY_REST`).
-            await asyncio.sleep((time.monotonic() - began) * _DUTY_REST)
+            # The engine's commits go between batches (see `DEFAULT_PACE`).
+            await asyncio.sleep((time.monotonic() - began) * pace)
             if len(ids) < size:
                 break
         if deleted:
@@ -148,9 +151,11 @@ class Retention:
         return {(scope or None): keep
                 for scope, keep in (await self._engine.store.get_retention()).items()}
 
-    async def prune(self, *, batch: int = 25, limit: int | None = None) -> PruneReport:
+    async def prune(self, *, batch: int = 25, limit: int | None = None,
+                    pace: float = DEFAULT_PACE) -> PruneReport:
         """Apply the retention policies once: delete finished instances older than their
-        agent's policy (or the default), in batches."""
+        agent's policy (or the default), in batches of ``batch``, resting ``pace`` times
+        each batch's duration after it."""
         policies = await self._engine.store.get_retention()
         now = self._engine.clock.now()
         statuses = sorted(TERMINAL_STATUSES)
@@ -159,13 +164,14 @@ class Retention:
             if scope == "":
                 continue
             part = await self._delete_where(statuses=statuses, before=now - keep,
-                                            scopes=[scope], batch=batch, limit=limit)
+                                            scopes=[scope], batch=batch, limit=limit,
+                                            pace=pace)
             total = PruneReport(total.deleted + part.deleted,
                                 total.pages_freed + part.pages_freed)
         if "" in policies:
             part = await self._delete_where(
                 statuses=statuses, before=now - policies[""], scopes=None,
-                exclude=[s for s in policies if s], batch=batch, limit=limit)
+                exclude=[s for s in policies if s], batch=batch, limit=limit, pace=pace)
             total = PruneReport(total.deleted + part.deleted,
                                 total.pages_freed + part.pages_freed)
         return total

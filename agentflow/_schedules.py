@@ -8,7 +8,8 @@ N seconds from ``start``), until when (``end``), the params, and two policies:
   when the previous instance finishes (later ones are dropped), ``"allow"`` starts it.
 - ``catchup``: what happens to fires missed while no process ran a scheduler (or the
   schedule was late): ``"latest"`` (default) starts one instance for the most recent
-  missed fire, ``"all"`` starts one for each (at most `MAX_CATCHUP` per pass),
+  missed fire, ``"all"`` starts one for each (at most `MAX_CATCHUP`, the latest, and
+  after more than a week down only the last week's),
   ``"none"`` drops every fire more than `MISFIRE_GRACE_SECONDS` late.
 
 **Exactly one instance per fire**, across any number of processes: every process that
@@ -41,9 +42,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict
 
 from agentflow._cron import CronExpression
-from agentflow._durations import parse_duration, parse_instant, to_datetime
+from agentflow._durations import iso_datetime, parse_duration, parse_instant, to_datetime
 from agentflow._limits import encode_value
-from agentflow.errors import InvalidArgumentError, LimitExceededError, NotFoundError
+from agentflow.errors import (
+    InvalidArgumentError,
+    LimitExceededError,
+    NotFoundError,
+    ScheduleNotFoundError,
+)
 from agentflow.models import TERMINAL_STATUSES
 from agentflow.store import NewInstance, ScheduleFire, ScheduleRow
 
@@ -57,6 +63,9 @@ log = logging.getLogger("agentflow.schedules")
 
 #: At most this many missed fires start instances in one pass (``catchup="all"``).
 MAX_CATCHUP = 1000
+#: After a longer downtime only the fires of this last stretch are looked at (so
+#: ``catchup="all"`` starts at most `MAX_CATCHUP` of those).
+_LONG_GAP_SECONDS = 7 * 86400.0
 #: With ``catchup="none"``, a fire later than this is dropped.
 MISFIRE_GRACE_SECONDS = 60.0
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
@@ -67,10 +76,6 @@ Catchup = Literal["latest", "all", "none"]
 #: ``(schedule, spec, pending)``: the payload of a fire's instance, ``pending`` being the
 #: instances this pass creates before it (not stored yet).
 PayloadFn = Callable[[ScheduleRow, dict[str, Any], int], Awaitable[str]]
-
-
-class ScheduleNotFoundError(NotFoundError):
-    """No schedule of that name (in this agent's scope)."""
 
 
 class Schedule(BaseModel):
@@ -140,12 +145,7 @@ def _zone(name: str) -> str:
 def _instant(value: Any, zone: str, what: str) -> float:
     """Epoch seconds for ``start``/``end``: a datetime or an ISO 8601 string (naive ones
     are wall-clock times in the schedule's zone), or epoch seconds."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidArgumentError(f"{what} {value!r} is not an ISO 8601 date-time "
-                                       "such as '2026-03-01T09:00'") from None
+    value = iso_datetime(value, what=what)
     if isinstance(value, datetime) and value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(zone))
     return parse_instant(value, what=what)
@@ -184,6 +184,14 @@ class Schedules:
         self._engine = engine
         self._payloads: dict[str, PayloadFn] = {}
         self.changed = asyncio.Event()
+        # Set by the engine's close() besides cancelling `run`: on Python 3.11,
+        # asyncio.wait_for (used by psycopg_pool) can swallow a cancellation that races
+        # its inner future, and the loop would then run on and hold close() forever.
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        """Make `run` return at its next turn (the engine is closing)."""
+        self._stopped.set()
 
     def payload_builder(self, workflow: str, build: PayloadFn) -> None:
         """Build the payload of instances fired for ``workflow`` (the agent layer wraps
@@ -345,6 +353,12 @@ class Schedules:
         overlap, catchup = raw.get("overlap", "skip"), raw.get("catchup", "latest")
         fires: builtins.list[float] = []
         t = row.next_fire_at
+        if t is not None and now - t > _LONG_GAP_SECONDS:
+            # Down for long: walking every missed fire (a per-second schedule after a
+            # month) would cost millions of steps, so look at the recent ones only.
+            t = spec.next_after(max(t, now - _LONG_GAP_SECONDS))
+        if t is not None and spec.every is not None:  # no older fire would be kept
+            t = max(t, spec.next_after(now - (MAX_CATCHUP + 1) * spec.every) or t)
         while t is not None and t <= now:
             fires.append(t)
             t = spec.next_after(t)
@@ -406,7 +420,7 @@ class Schedules:
         beat_every = engine.lease_seconds / 3
         next_beat = 0.0
         poll = min(1.0, engine.poll_interval)
-        while True:
+        while not self._stopped.is_set():
             if time.monotonic() >= next_beat:
                 try:
                     wall = time.time()
@@ -428,6 +442,7 @@ class Schedules:
                 due = None
             waits: builtins.list[asyncio.Task[Any]] = [
                 asyncio.create_task(self.changed.wait()),
+                asyncio.create_task(self._stopped.wait()),
                 asyncio.create_task(asyncio.sleep(poll))]
             if due is not None:
                 waits.append(asyncio.create_task(engine.clock.sleep_until(due)))

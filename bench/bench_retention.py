@@ -8,21 +8,23 @@ result and one event each, written straight into the tables: seeding is not what
 measured), then, in one engine process (the worst case: the pruning shares the event
 loop and the writer thread with the runs, as a worker's automatic pruning does):
 
-1. baseline: one instance runs sequential steps alone; every step's latency is taken
-   (from the end of one step body to the start of the next: a durable commit and the
-   engine's own work);
-2. the same instance shape runs while `Engine.retention.prune` deletes the N instances
-   in batches; only the steps that ran while the prune did are counted.
+instances run sequential steps back to back the whole time, and every step's latency
+is taken (from the end of one step body to the start of the next: a durable commit and
+the engine's own work), while `Engine.retention.delete_many` (what a policy's prune
+runs) deletes the N instances in windows of ``--window`` instances: a pruning window,
+then a window without pruning of the same length, and so on. A step counts for the
+window it ended in, so both sides share the machine's drift (it is shared and noisy).
 
-It prints the file size before and after, the prune's duration, and the step latency
-during pruning as a ratio of the baseline (median and p99), the peer measured in the
-same run. Nothing here asserts a time.
+It prints the file size before and after, the time spent pruning, and the step latency
+while pruning as a ratio of the latency while not (median and p99), the peer measured
+in the same run. Nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import itertools
 import os
 import sqlite3
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow import Engine
+from agentflow._retention import DEFAULT_PACE
 
 T0 = 1_700_000_000.0
 RESULT = '"' + "x" * 1000 + '"'
@@ -69,7 +72,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def one_round(n: int, batch: int, steps: int) -> dict[str, Any]:
+async def one_round(n: int, batch: int, steps: int, pace: float, window: int
+                    ) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="agentflow-retention-"))
     path = folder / "retention.db"
     async with Engine(f"sqlite:///{path}", run_scheduler=False):
@@ -86,30 +90,52 @@ async def one_round(n: int, batch: int, steps: int) -> dict[str, Any]:
             await step.do(f"s{k}", lambda: own.append(time.perf_counter()))
         return len(own)
 
-    def gaps(until: float = float("inf")) -> list[float]:
-        return [b - a for own in marks.values()
-                for a, b in itertools.pairwise(own) if b <= until]
-
     async with engine:
-        for _ in range(2):  # a warm-up, then the baseline
-            marks.clear()
-            await (await engine.binding("seq").create({"steps": steps})).wait(timeout=600)
-        alone = gaps()
+        marks.clear()  # a warm-up
+        await (await engine.binding("seq").create({"steps": steps})).wait(timeout=600)
 
-        # Set only now: the worker loop's automatic pruning (at start) found no policy.
-        await engine.retention.set_policy("1 day")
+        # What a "1 day" policy prunes, without setting one: a policy would also be
+        # applied by the engine's own loop every few minutes, beside the windows here.
         marks.clear()
-        started = time.perf_counter()
-        prune = asyncio.create_task(engine.retention.prune(batch=batch))
-        while not prune.done():  # steps run for as long as the prune does
-            inst = await engine.binding("seq").create({"steps": steps})
-            await inst.wait(timeout=600)
-        report = await prune
-        ended = time.perf_counter()
-        during = gaps(ended)
-    after = size(path)
-    return {"before": before, "after": after, "deleted": report.deleted,
-            "prune_s": ended - started, "alone": alone, "during": during}
+        stop = asyncio.Event()
+
+        async def stepping() -> None:  # steps run back to back the whole time
+            while not stop.is_set():
+                inst = await engine.binding("seq").create({"steps": steps})
+                await inst.wait(timeout=600)
+        runner = asyncio.create_task(stepping())
+        # Windows alternate: pruning on (a slice of the prune), then off for as long;
+        # a step counts for the window it ended in. Alternating cancels the drift of a
+        # shared machine, which a before/after comparison would not.
+        windows: list[tuple[float, float, bool]] = []
+        deleted, pruning_s = 0, 0.0
+        while True:
+            began = time.perf_counter()
+            report = await engine.retention.delete_many(older_than="1 day", batch=batch,
+                                                        pace=pace, limit=window)
+            ended = time.perf_counter()
+            windows.append((began, ended, True))
+            deleted, pruning_s = deleted + report.deleted, pruning_s + ended - began
+            await asyncio.sleep(ended - began)
+            windows.append((ended, time.perf_counter(), False))
+            if report.deleted < window:
+                break
+        stop.set()
+        await runner
+
+    starts = [a for a, _, _ in windows]
+
+    def gaps_in(on: bool) -> list[float]:
+        found = []
+        for own in marks.values():
+            for a, b in itertools.pairwise(own):
+                k = bisect.bisect_right(starts, b) - 1
+                if k >= 0 and b < windows[k][1] and windows[k][2] == on:
+                    found.append(b - a)
+        return found
+
+    return {"before": before, "after": size(path), "deleted": deleted,
+            "prune_s": pruning_s, "alone": gaps_in(False), "during": gaps_in(True)}
 
 
 def main() -> None:
@@ -118,10 +144,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=25)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--window", type=int, default=2000,
+                        help="instances deleted per pruning window")
+    parser.add_argument("--pace", type=float, default=DEFAULT_PACE,
+                        help="rest this many times each batch's duration after it")
     args = parser.parse_args()
     rows = []
     for r in range(args.rounds):
-        res = asyncio.run(one_round(args.instances, args.batch, args.steps))
+        res = asyncio.run(one_round(args.instances, args.batch, args.steps, args.pace,
+                                    args.window))
         med_a, med_d = statistics.median(res["alone"]), statistics.median(res["during"])
         p99_a, p99_d = percentile(res["alone"], 0.99), percentile(res["during"], 0.99)
         rows.append((med_d / med_a, p99_d / p99_a))

@@ -22,7 +22,17 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from agentflow.cli import _author, _demo, _ops, _prune, _schedules, _serve, _watch, _worker
+from agentflow.cli import (
+    _approvals,
+    _author,
+    _demo,
+    _ops,
+    _prune,
+    _schedules,
+    _serve,
+    _watch,
+    _worker,
+)
 from agentflow.cli._exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_SIGPIPE, failure
 from agentflow.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 from agentflow.store import default_url
@@ -119,14 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "is paused")
     p.set_defaults(handler=_ops.wait)
 
-    for verb in ("approve", "reject"):
-        p = with_json(add(verb, f"{verb} as a human the approval an instance waits for now; "
-                                "refused (nothing is sent) if it does not wait for one"))
-        p.add_argument("id")
-        p.add_argument("--comment", default="")
-        p.add_argument("--type", default="approval",
-                       help="the event type the instance must wait for (default approval)")
-        p.set_defaults(handler=_ops.control(verb))
+    _approvals.add_parsers(add, with_json)
 
     p = with_json(add("send-event", "send an event to an instance"))
     p.add_argument("id")
@@ -139,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id")
         p.set_defaults(handler=_ops.control(verb))
 
-    p = with_json(add("restart", "run an instance again from the top or from a step"))
+    p = with_json(add("restart", "run an instance again from the top or from a step "
+                                 "(recorded with who restarted; may keep a person's decision)"))
     p.add_argument("id")
     p.add_argument("--from-step", default=None, metavar="NAME")
     p.add_argument("--upgrade", action="store_true",

@@ -98,7 +98,7 @@ async def instances(request: Request, console: Console, session: Session) -> Res
 async def instance(request: Request, console: Console, session: Session) -> Response:
     instance_id = request.path_params["instance_id"]
     try:
-        detail = await _data.instance_detail(console.flow, instance_id, console.human_only)
+        detail = await _data.instance_detail(console.flow, instance_id, await console.human_only())
     except NotFoundError:
         return console.message(request, session, "Not found",
                                f"No instance has the id {instance_id!r}.", status_code=404,
@@ -119,7 +119,7 @@ _NOTICES = {
 
 
 async def approvals(request: Request, console: Console, session: Session) -> Response:
-    items = await _data.approvals(console.flow, console.human_only)
+    items = await _data.approvals(console.flow, await console.human_only())
     return console.page(request, "approvals.html", session, items=items)
 
 
@@ -172,7 +172,7 @@ async def confirm(request: Request, console: Console, session: Session) -> Respo
                                f"{action!r} is not an action you can take here.",
                                status_code=400, back=f"/instances/{instance_id}")
     try:
-        detail = await _data.instance_detail(console.flow, instance_id, console.human_only)
+        detail = await _data.instance_detail(console.flow, instance_id, await console.human_only())
     except NotFoundError:
         return console.message(request, session, "Not found",
                                f"No instance has the id {instance_id!r}.", status_code=404)
@@ -191,26 +191,33 @@ async def act(request: Request, console: Console, session: Session) -> Response:
                                f"{action!r} is not an action; nothing was done.",
                                status_code=400, back=back)
     flow = console.flow
+    by = actor(session)
     try:
         inst = await flow.engine.get_instance(instance_id)
-        if action == "restart":
+        if action == "restart":  # recorded, with who made it, by restart itself
             row = await flow.engine.store.get_instance(instance_id)
             from_step = _step_name(field_of(form, "from_step"))
             if row is not None and row.scope and field_of(form, "upgrade"):
                 agent_inst = await flow.agent(row.scope).get(instance_id)
-                await agent_inst.restart(from_step, upgrade=True)
+                await agent_inst.restart(from_step, upgrade=True, by=by)
             else:
-                await inst.restart(from_step)
+                await inst.restart(from_step, by=by)
         else:
             await getattr(inst, action)()
+            await _data.record_action(flow, instance_id, by=by, action=action)
     except NotFoundError:
         return console.message(request, session, "Not found",
                                f"No instance has the id {instance_id!r}.", status_code=404)
     except (InvalidStateError, AgentflowError) as exc:
         return console.message(request, session, f"Could not {action}", str(exc),
                                status_code=409, back=back)
-    await _data.record_action(flow, instance_id, by=session.name, action=action)
     return RedirectResponse(f"{back}?{urlencode({'notice': action})}", 303)
+
+
+def actor(session: Session) -> str:
+    """Who acts, as the operator log records it (the CLI writes ``operator <login> via
+    agentflow``)."""
+    return f"operator {session.name} via console"
 
 
 def _step_name(value: str) -> str | None:

@@ -19,13 +19,9 @@ from typing import Any
 from agentflow.errors import AgentflowError, InstanceNotFoundError
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.plans import PLAN_WORKFLOW, AgentFlow
+from agentflow.policy import OperatorPolicy, is_human_only
 from agentflow.store import InstanceRow, Store
-from agentflow.tools import (
-    DEFAULT_HUMAN_ONLY,
-    ApprovalRequest,
-    approval_request,
-    is_human_only,
-)
+from agentflow.tools import ApprovalRequest, approval_request
 
 __all__ = [
     "CONSOLE_SCOPE",
@@ -33,8 +29,10 @@ __all__ = [
     "InstanceDetail",
     "InstanceSummary",
     "approvals",
+    "human_only_now",
     "instance_detail",
     "instances_page",
+    "operator_log_for",
     "plan_diff",
     "plans_overview",
     "record_action",
@@ -133,7 +131,7 @@ class InstanceDetail:
     error: dict[str, Any] | None
     history: list[StepRecord]
     source: list[SourceLine] = field(default_factory=list)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
+    log: list[LoggedAction] = field(default_factory=list)
     approval: ApprovalView | None = None
 
     @property
@@ -203,7 +201,7 @@ async def instance_detail(flow: AgentFlow, instance_id: str,
                     _step_line(plan.source, current, detail.error))
             detail.source = [SourceLine(n, text, n == line)
                              for n, text in enumerate(plan.source.splitlines(), 1)]
-    detail.decisions = await decisions_for(flow, instance_id)
+    detail.log = await operator_log_for(flow, instance_id)
     if row.scope:
         detail.approval = await approval_view(flow, row, human_only)
     return detail
@@ -211,13 +209,21 @@ async def instance_detail(flow: AgentFlow, instance_id: str,
 
 @dataclass(frozen=True)
 class ApprovalView:
-    """An approval request as the console shows it: read from the store, never from
-    the agent (its note, when there is one, is shown quoted as the agent's words)."""
+    """An approval request as the console shows it: the record read from the store
+    (`agentflow.tools.approval_request`, the same one every surface renders), with
+    the params pretty-printed and the source from the wait onward split into lines."""
 
     request: ApprovalRequest
     params: str
     source_after: list[SourceLine]
     created_at: datetime
+
+
+async def human_only_now(flow: AgentFlow, extra: frozenset[str] = frozenset()
+                         ) -> frozenset[str]:
+    """The human-only event types in force: the database's policy (which every front
+    end obeys, `agentflow.policy`) and any this console adds."""
+    return (await OperatorPolicy(flow.engine.store).read()).human_only | extra
 
 
 async def approval_view(flow: AgentFlow, row: InstanceRow, human_only: frozenset[str]
@@ -229,14 +235,13 @@ async def approval_view(flow: AgentFlow, row: InstanceRow, human_only: frozenset
         request = await approval_request(flow.agent(row.scope), row.id, "", human_only)
     except AgentflowError:
         return None
-    _meta, params = _envelope(row)
-    source: list[SourceLine] = []
-    plan = await flow.engine.store.get_plan_version(row.scope, request.plan, request.version)
-    if plan is not None:
-        line = _step_line(plan.source, request.step, None) or 1
-        source = [SourceLine(n, text, n == line)
-                  for n, text in enumerate(plan.source.splitlines(), 1) if n >= line]
-    return ApprovalView(request=request, params=_pretty(params), source_after=source,
+    try:
+        params = _pretty(json.loads(request.params))
+    except ValueError:  # capped: shown as the record has it
+        params = request.params
+    source = [SourceLine(n, text, False)
+              for n, text in enumerate(request.source.splitlines(), request.source_line)]
+    return ApprovalView(request=request, params=params, source_after=source,
                         created_at=datetime.fromtimestamp(row.created_at, UTC))
 
 
@@ -259,10 +264,6 @@ async def approvals(flow: AgentFlow, human_only: frozenset[str], *, limit: int =
     return found
 
 
-def human_only_types(extra: frozenset[str] = frozenset()) -> frozenset[str]:
-    return DEFAULT_HUMAN_ONLY | extra
-
-
 async def stored_secret(store: Store, now: float) -> bytes:
     """The console's signing secret kept in the database, made on first use."""
     existing = await store.kv_get(CONSOLE_SCOPE, "secret")
@@ -274,35 +275,62 @@ async def stored_secret(store: Store, now: float) -> bytes:
     return bytes.fromhex(existing or "")
 
 
-# -- decisions (who decided what) ------------------------------------------------------
+# -- who did what: the store's operator log --------------------------------------------
 async def record_decision(flow: AgentFlow, instance_id: str, ref: str, *, by: str,
                           approved: bool, comment: str, via: str) -> None:
     """Keep who decided an approval, beside what the plan received."""
-    at = time.time()
-    await flow.engine.store.kv_set(
-        CONSOLE_SCOPE, f"decision/{instance_id}/{at:017.6f}/{ref}",
-        json.dumps({"by": by, "approved": approved, "comment": comment, "via": via,
-                    "at": at, "ref": ref}), at)
+    await flow.engine.store.append_operator_log(
+        "decision", instance_id, json.dumps({"approved": approved, "comment": comment,
+                                             "via": via, "ref": ref}),
+        at=time.time(), actor=by)
 
 
-async def record_action(flow: AgentFlow, instance_id: str, *, by: str, action: str) -> None:
-    """Keep who paused, resumed, terminated or restarted an instance from the console."""
-    at = time.time()
-    await flow.engine.store.kv_set(
-        CONSOLE_SCOPE, f"action/{instance_id}/{at:017.6f}",
-        json.dumps({"by": by, "action": action, "at": at}), at)
+async def record_action(flow: AgentFlow, instance_id: str, *, by: str, action: str
+                        ) -> None:
+    """Keep who paused, resumed or terminated an instance from the console (a restart
+    records itself, with who made it: `Instance.restart`)."""
+    await flow.engine.store.append_operator_log("action", instance_id, json.dumps(action),
+                                                at=time.time(), actor=by)
 
 
-async def decisions_for(flow: AgentFlow, instance_id: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class LoggedAction:
+    """One entry of an instance's operator log, as the instance page lists it."""
+
+    at: datetime
+    actor: str
+    what: str  # "approved", "rejected", "restarted", "paused", ...
+    detail: str  # a decision's comment, a restart's step or version
+
+
+async def operator_log_for(flow: AgentFlow, instance_id: str) -> list[LoggedAction]:
+    """Decisions and actions people took on the instance, oldest first."""
     store = flow.engine.store
-    out = []
-    for key in await store.kv_list(CONSOLE_SCOPE, f"decision/{instance_id}/"):
-        raw = await store.kv_get(CONSOLE_SCOPE, key)
-        if raw is not None:
-            item = json.loads(raw)
-            item["at"] = datetime.fromtimestamp(float(item["at"]), UTC)
-            out.append(item)
-    return out
+    found: list[tuple[float, LoggedAction]] = []
+    for kind in ("decision", "action", "restart"):
+        for row in await store.read_operator_log(kind, instance_id):
+            try:
+                value = json.loads(row.value)
+            except ValueError:
+                value = None
+            what, detail = kind, ""
+            if kind == "decision" and isinstance(value, dict):
+                what = "approved" if value.get("approved") else "rejected"
+                detail = str(value.get("comment") or "")
+            elif kind == "action" and isinstance(value, str):
+                what = {"pause": "paused", "resume": "resumed",
+                        "terminate": "terminated"}.get(value, value)
+            elif kind == "restart":
+                what = "restarted"
+                if isinstance(value, dict):
+                    parts = [f"from step {value['from_step']}" if value.get("from_step")
+                             else "from the top"]
+                    if value.get("version"):
+                        parts.append(f"on version {value['version']}")
+                    detail = ", ".join(parts)
+            found.append((row.at, LoggedAction(datetime.fromtimestamp(row.at, UTC),
+                                               row.actor, what, detail)))
+    return [item for _, item in sorted(found, key=lambda pair: pair[0])]
 
 
 # -- plans -------------------------------------------------------------------------------

@@ -14,13 +14,6 @@ from starlette.responses import RedirectResponse, Response
 from agentflow.console import _data
 from agentflow.console._auth import LinkClaims, Session
 from agentflow.console._web import Console, field_of
-from agentflow.tools import (
-    ApprovalRequest,
-    HumanAnswer,
-    HumanDecision,
-    ToolContext,
-    call_tool,
-)
 
 __all__ = ["decide", "link_decide", "link_page", "mint_link"]
 
@@ -28,31 +21,30 @@ __all__ = ["decide", "link_decide", "link_page", "mint_link"]
 async def _deliver(console: Console, instance_id: str, seen_ref: str, approved: bool,
                    comment: str) -> tuple[bool, str]:
     """Send a person's decision to the wait they saw (``seen_ref``), atomically: if the
-    instance no longer waits at exactly that wait, nothing is sent.
+    instance no longer waits at exactly that wait, nothing is sent. The payload is the
+    one every operator surface sends: ``{"approved", "comment", "by": "human"}``.
 
     Returns:
         Whether it was delivered, and what to tell the person.
     """
     flow = console.flow
     row = await flow.engine.store.get_instance(instance_id)
-    if row is None or not row.scope:
-        return False, f"No approval waits on instance {instance_id!r}."
-    decision = HumanDecision(approved=approved, comment=comment[:2000])
-
-    async def ask_human(request: ApprovalRequest) -> HumanAnswer:
-        seen = request.model_copy(update={"ref": seen_ref})
-        return HumanAnswer(action="accept", decision=decision, request=seen)
-
-    outcome = await call_tool(flow.agent(row.scope), "approve",
-                              {"instance_id": instance_id, "note": ""},
-                              ToolContext(human_only=console.human_only, ask_human=ask_human))
-    result = outcome.result
-    if result is None or not getattr(result, "delivered", False):
-        if result is not None and getattr(result, "outcome", "") == "stale":
-            return False, ("The instance changed since this approval was shown (it was "
-                           "answered, restarted or moved on); nothing was sent.")
-        return False, (outcome.error or "Nothing was sent.").removeprefix("Error: ")
+    view = (await _data.approval_view(flow, row, await console.human_only())
+            if row is not None else None)
+    if view is None:
+        return False, (f"Instance {instance_id!r} does not wait for an approval now; "
+                       "nothing was sent.")
+    if view.request.ref != seen_ref:
+        return False, _STALE
+    payload = {"approved": approved, "comment": comment[:2000], "by": "human"}
+    inst = await flow.engine.get_instance(instance_id)
+    if not await inst.send_event_to_wait(seen_ref, view.request.type, payload):
+        return False, _STALE
     return True, "delivered"
+
+
+_STALE = ("The instance changed since this approval was shown (it was answered, "
+          "restarted or moved on); nothing was sent.")
 
 
 async def decide(request: Request, console: Console, session: Session) -> Response:
@@ -68,7 +60,8 @@ async def decide(request: Request, console: Console, session: Session) -> Respon
     if not delivered:
         return console.message(request, session, "Nothing was sent", text, status_code=409,
                                back=f"/instances/{instance_id}")
-    await _data.record_decision(console.flow, instance_id, ref, by=session.name,
+    await _data.record_decision(console.flow, instance_id, ref,
+                                by=f"operator {session.name} via console",
                                 approved=verdict == "approve",
                                 comment=field_of(form, "comment"), via="console")
     notice = "approved" if verdict == "approve" else "rejected"
@@ -81,7 +74,7 @@ async def mint_link(request: Request, console: Console, session: Session) -> Res
     form = await request.form()
     ref = field_of(form, "ref")
     row = await console.flow.engine.store.get_instance(instance_id)
-    view = (await _data.approval_view(console.flow, row, console.human_only)
+    view = (await _data.approval_view(console.flow, row, await console.human_only())
             if row is not None else None)
     if view is None or view.request.ref != ref:
         return console.message(request, session, "No link made",
@@ -112,7 +105,7 @@ async def _link_state(console: Console, token: str
         return claims, None, ("This approval link was already used; a link answers once. "
                               "Nothing was sent.")
     row = await console.flow.engine.store.get_instance(claims.instance_id)
-    view = (await _data.approval_view(console.flow, row, console.human_only)
+    view = (await _data.approval_view(console.flow, row, await console.human_only())
             if row is not None else None)
     if view is None and not claims.ref:  # a plan's link names the instance, not a wait
         return claims, None, ("The instance this link was made for does not wait for an "

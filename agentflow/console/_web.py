@@ -127,10 +127,14 @@ class Console:
         self.flow = flow
         self.config = config
         self.templates = _templates()
-        self.human_only = _data.human_only_types(config.human_only)
+        self._extra_human_only = config.human_only
         self._signer: Signer | None = Signer(config.secret) if config.secret else None
         self._signer_lock = asyncio.Lock()
         self._by_token = {o.token: o for o in config.operators}
+
+    async def human_only(self) -> frozenset[str]:
+        """The human-only event types now: the database's policy and this console's."""
+        return await _data.human_only_now(self.flow, self._extra_human_only)
 
     async def signer(self) -> Signer:
         if self._signer is None:

@@ -122,6 +122,19 @@ class PlanRow:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorLogRow:
+    """One decision an operator made: ``kind`` ``policy`` (``subject`` a setting) or
+    ``restart`` (``subject`` an instance id); ``value`` is JSON text."""
+
+    id: int
+    kind: str
+    subject: str
+    value: str
+    at: float
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventRow:
     id: int
     instance_id: str
@@ -284,17 +297,24 @@ class Store(abc.ABC):
     # -- scheduling ----------------------------------------------------------------
     @abc.abstractmethod
     async def claim_due_instances(self, *, owner: str, workflows: Sequence[str], now: float,
-                                  lease_now: float, lease_until: float, limit: int
-                                  ) -> list[InstanceRow]:
+                                  lease_now: float | None = None,
+                                  lease_until: float | None = None, limit: int,
+                                  lease_seconds: float | None = None) -> list[InstanceRow]:
         """Claim up to ``limit`` instances of these workflows that are due at ``now``
         (workflow time) and not leased at ``lease_now`` (wall time). Each claimed row
         comes back with status ``running`` (a ``waiting_for_pause`` one is paused
-        instead and not returned), the new lease and a bumped ``fence``."""
+        instead and not returned), the new lease and a bumped ``fence``.
+
+        Leases are judged on one clock: give ``lease_seconds`` (and no ``lease_now`` or
+        ``lease_until``) and the store reads the time from the database's own clock
+        (the server's, on PostgreSQL), so that workers whose clocks disagree still
+        agree on when a lease ran out. Explicit times are for tests."""
 
     @abc.abstractmethod
-    async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
+    async def next_due_at(self, workflows: Sequence[str], *,
+                          lease_now: float | None = None) -> float | None:
         """The earliest due time among instances of these workflows not leased at
-        ``lease_now``."""
+        ``lease_now`` (default: the database's clock)."""
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return when another process may have made work due, or after ``timeout``
@@ -306,7 +326,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def renew_leases(self, *, owner: str, instance_ids: Sequence[str],
-                           lease_until: float) -> None: ...
+                           lease_until: float | None = None,
+                           lease_seconds: float | None = None) -> list[str]:
+        """Extend this owner's leases (to ``lease_until``, or ``lease_seconds`` from now
+        on the database's clock). Returns the ids renewed: any other was lost (taken
+        over, terminated, restarted) and its run must stop."""
 
     @abc.abstractmethod
     async def release_leases(self, *, owner: str, instance_ids: Sequence[str],
@@ -402,6 +426,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def kv_list(self, scope: str, prefix: str = "", limit: int = 1000) -> list[str]: ...
 
+    # -- the operator's log (policy, operator restarts) -----------------------------
+    @abc.abstractmethod
+    async def append_operator_log(self, kind: str, subject: str, value: str, *, at: float,
+                                  actor: str) -> None:
+        """Append one operator decision (never updates or deletes)."""
+
+    @abc.abstractmethod
+    async def read_operator_log(self, kind: str, subject: str | None = None
+                                ) -> list[OperatorLogRow]:
+        """The decisions of one kind (and subject), oldest first."""
     # -- schedules (see agentflow._schedules) -----------------------------------------
     @abc.abstractmethod
     async def put_schedule(self, row: ScheduleRow, *, replace: bool) -> bool:

@@ -126,6 +126,21 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
     ]),
     (5, [
+        # What operators decided, append-only: the human-only policy and the approvals
+        # setting (kind 'policy', the latest row per subject wins), and operator restarts
+        # (kind 'restart', subject = the instance). Nothing is updated in place, so the
+        # log says who changed what, when.
+        """CREATE TABLE operator_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            value TEXT NOT NULL,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL
+        )""",
+        "CREATE INDEX operator_log_subject ON operator_log (kind, subject, id)",
+    ]),
+    (6, [
         # The change feed (`Store.read_changes`): one row per visible change to an
         # instance (created, a new status, wait, output or error) or to a step of its
         # journal, numbered in commit order. Triggers write it, so every process that

@@ -128,6 +128,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
     ]),
     (5, [
+        # What operators decided, append-only (see the SQLite migration 5).
+        """CREATE TABLE operator_log (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            kind text COLLATE "C" NOT NULL,
+            subject text COLLATE "C" NOT NULL,
+            value text NOT NULL,
+            at double precision NOT NULL,
+            actor text NOT NULL
+        )""",
+        "CREATE INDEX operator_log_subject ON operator_log (kind, subject, id)",
+    ]),
+    (6, [
         # The change feed (`Store.read_changes`), as in SQLite, but numbered in two
         # stages. A trigger can only take a number from a sequence, and concurrent
         # transactions commit in another order than they took numbers: a reader that

@@ -24,6 +24,7 @@ from agentflow.store._sql import (
     Many,
     Q,
     chunks,
+    lease_times,
     marks,
 )
 
@@ -130,7 +131,8 @@ def apply_change(row: base.InstanceRow, change: base.InstanceChange) -> Body[Non
 # -- scheduling ----------------------------------------------------------------------
 
 def claim_due_instances(d: Dialect, owner: str, workflows: Sequence[str], now: float,
-                        lease_now: float, lease_until: float, limit: int
+                        lease_now: float | None, lease_until: float | None,
+                        lease_seconds: float | None, limit: int
                         ) -> Body[list[base.InstanceRow]]:
     """One statement: pick the due, unleased rows and claim them.
 
@@ -139,38 +141,50 @@ def claim_due_instances(d: Dialect, owner: str, workflows: Sequence[str], now: f
     run again: the first one's instances then wait out their lease, which is safe.
     """
     pausing = "status = 'waiting_for_pause'"
+    now_sql, until_sql, times = lease_times(d, lease_now, lease_until, lease_seconds)
+    lease_params = times[:1] if len(times) == 2 else []
+    until_params = times[1:] if len(times) == 2 else times
     rows = yield Q(
         f"WITH due AS (SELECT id AS due_id FROM instances{d.due_index} WHERE due_at <= ?"
         f" AND workflow IN ({marks(workflows)})"
-        f" AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
+        f" AND (lease_until IS NULL OR lease_until < {now_sql}) ORDER BY due_at LIMIT ?"
         f"{d.skip_locked})"
         f" UPDATE instances SET"
         f" status = CASE WHEN {pausing} THEN 'paused' ELSE 'running' END,"
         f" lease_owner = CASE WHEN {pausing} THEN NULL ELSE ? END,"
-        f" lease_until = CASE WHEN {pausing} THEN NULL ELSE ? END,"
+        f" lease_until = CASE WHEN {pausing} THEN NULL ELSE {until_sql} END,"
         f" due_at = CASE WHEN {pausing} THEN NULL ELSE due_at END,"
         f" fence = fence + 1, updated_at = ? FROM due WHERE id = due_id"
         f" RETURNING {INSTANCE_COLUMNS}",
-        [float(now), *workflows, float(lease_now), limit, owner, float(lease_until),
-         float(now)])
+        [float(now), *workflows, *lease_params, limit, owner, *until_params, float(now)])
     claimed = [_instance(r) for r in rows if r[2] == "running"]
     claimed.sort(key=lambda r: (r.due_at if r.due_at is not None else 0.0, r.id))
     return claimed
 
 
-def next_due_at(d: Dialect, workflows: Sequence[str], lease_now: float) -> Body[float | None]:
+def next_due_at(d: Dialect, workflows: Sequence[str], lease_now: float | None
+                ) -> Body[float | None]:
+    now_sql, params = ("?", [float(lease_now)]) if lease_now is not None else (d.db_now, [])
     rows = yield Q(f"SELECT due_at FROM instances{d.due_index} WHERE due_at IS NOT NULL"
                    f" AND workflow IN ({marks(workflows)})"
-                   " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT 1",
-                   [*workflows, float(lease_now)])
+                   f" AND (lease_until IS NULL OR lease_until < {now_sql})"
+                   " ORDER BY due_at LIMIT 1", [*workflows, *params])
     return None if not rows else float(rows[0][0])
 
 
-def renew_leases(owner: str, instance_ids: Sequence[str], lease_until: float
-                 ) -> Body[None]:
+def renew_leases(d: Dialect, owner: str, instance_ids: Sequence[str],
+                 lease_until: float | None, lease_seconds: float | None) -> Body[list[str]]:
+    """Extend the leases this owner still holds; returns the ids it renewed."""
+    if lease_until is not None:
+        until_sql, params = "?", [float(lease_until)]
+    else:
+        _, until_sql, params = lease_times(d, None, None, lease_seconds)
+    renewed: list[str] = []
     for chunk in chunks(sorted(instance_ids)):
-        yield Do(f"UPDATE instances SET lease_until = ? WHERE lease_owner = ?"
-                 f" AND id IN ({marks(chunk)})", [float(lease_until), owner, *chunk])
+        rows = yield Q(f"UPDATE instances SET lease_until = {until_sql} WHERE lease_owner = ?"
+                       f" AND id IN ({marks(chunk)}) RETURNING id", [*params, owner, *chunk])
+        renewed += [r[0] for r in rows]
+    return renewed
 
 
 def release_leases(owner: str, instance_ids: Sequence[str], now: float) -> Body[None]:
@@ -358,7 +372,7 @@ def one(query: Q) -> Body[list[tuple[Any, ...]]]:
     return rows
 
 
-# -- the change feed (rows written by the triggers of migration 5) ---------------------
+# -- the change feed (rows written by the triggers of migration 6) ---------------------
 
 CHANGE_COLUMNS = "seq, instance_id, scope, workflow, kind, status, step, at"
 

@@ -71,24 +71,30 @@ class SQLStore(base.Store):
 
     # -- scheduling ----------------------------------------------------------------
     async def claim_due_instances(self, *, owner: str, workflows: Sequence[str], now: float,
-                                  lease_now: float, lease_until: float, limit: int
+                                  lease_now: float | None = None,
+                                  lease_until: float | None = None, limit: int,
+                                  lease_seconds: float | None = None
                                   ) -> list[base.InstanceRow]:
         if not workflows or limit <= 0:
             return []
         return await self._write(lambda: rules.claim_due_instances(
-            self.dialect, owner, list(workflows), now, lease_now, lease_until, limit),
-            idempotent=True)
+            self.dialect, owner, list(workflows), now, lease_now, lease_until, lease_seconds,
+            limit), idempotent=True)
 
-    async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
+    async def next_due_at(self, workflows: Sequence[str], *,
+                          lease_now: float | None = None) -> float | None:
         if not workflows:
             return None
-        return await self._read(lambda: rules.next_due_at(self.dialect, list(workflows), lease_now))
+        return await self._read(lambda: rules.next_due_at(self.dialect, list(workflows),
+                                                          lease_now))
 
     async def renew_leases(self, *, owner: str, instance_ids: Sequence[str],
-                           lease_until: float) -> None:
-        if instance_ids:
-            await self._write(lambda: rules.renew_leases(owner, instance_ids, lease_until),
-                              idempotent=True)
+                           lease_until: float | None = None,
+                           lease_seconds: float | None = None) -> list[str]:
+        if not instance_ids:
+            return []
+        return await self._write(lambda: rules.renew_leases(
+            self.dialect, owner, instance_ids, lease_until, lease_seconds), idempotent=True)
 
     async def release_leases(self, *, owner: str, instance_ids: Sequence[str],
                              now: float) -> None:
@@ -210,6 +216,25 @@ class SQLStore(base.Store):
             (scope, prefix, prefix, prefix, limit))))
         return [str(r[0]) for r in rows]
 
+    # -- the operator's log ---------------------------------------------------------
+    async def append_operator_log(self, kind: str, subject: str, value: str, *, at: float,
+                                  actor: str) -> None:
+        # Not idempotent: a retried append would log the decision twice.
+        await self._write(lambda: rules.one(Q(
+            "INSERT INTO operator_log (kind, subject, value, at, actor)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING 1",
+            (kind, subject, value, float(at), actor))))
+
+    async def read_operator_log(self, kind: str, subject: str | None = None
+                                ) -> list[base.OperatorLogRow]:
+        if subject is None:
+            query = Q("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                      " WHERE kind = ? ORDER BY id", (kind,))
+        else:
+            query = Q("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                      " WHERE kind = ? AND subject = ? ORDER BY id", (kind, subject))
+        rows = await self._read(lambda: rules.one(query))
+        return [base.OperatorLogRow(*r) for r in rows]
     # -- schedules, live workers and retention (``_schedule_rules.py``) -------------
     async def put_schedule(self, row: base.ScheduleRow, *, replace: bool) -> bool:
         return await self._write(lambda: housekeeping.put_schedule(row, replace))

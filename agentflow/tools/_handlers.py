@@ -7,19 +7,22 @@ and another agent's are "not found". Bad input raises an `AgentflowError` (a
 front end turns it into an error result. A plan that fails validation is not an error:
 it comes back as ``ok=False`` with diagnostics the model can act on.
 
-Human-only events: ``send_event`` refuses the types in `ToolContext.human_only`;
-``approve`` delivers ``{"approved", "comment", "by": "human"}`` only when a person
-accepted the request through `ToolContext.ask_human`, and otherwise sends nothing.
+Human-only events: ``send_event`` refuses the human-only types (the database's policy,
+plus `ToolContext.human_only`); ``approve`` delivers ``{"approved", "comment", "by":
+"human"}`` only when a person accepted the request through `ToolContext.ask_human`
+(never with ``approvals = operator-only``), and otherwise sends nothing;
+``restart_instance`` refuses to keep a person's decision in the kept journal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agentflow.errors import InvalidStateError
+from agentflow.errors import InvalidStateError, describe_error
 from agentflow.models import InstanceStatus, StepRecord
 from agentflow.plans import (
     Agent,
@@ -28,9 +31,10 @@ from agentflow.plans import (
     PlanValidationError,
     PlanVersion,
 )
+from agentflow.policy import ApprovalPolicy, OperatorPolicy
 from agentflow.tools._activity import failed_attempts, recent_logs
+from agentflow.tools._approval import ApprovalRequest, approval_record
 from agentflow.tools._context import (
-    ApprovalRequest,
     HumanOnlyEventError,
     ToolContext,
     is_human_only,
@@ -57,6 +61,7 @@ from agentflow.tools._models import (
     PauseInstanceResult,
     PendingEventInfo,
     PlanInfo,
+    RestartInfo,
     RestartInstanceArgs,
     RestartInstanceResult,
     ResumeInstanceArgs,
@@ -98,6 +103,8 @@ __all__ = [
     "handle_wait_for_instance",
     "how_a_person_answers",
     "instance_info",
+    "kept_human_decision",
+    "policy_of",
 ]
 
 _DEFAULT = ToolContext()
@@ -105,6 +112,19 @@ _DEFAULT = ToolContext()
 PROGRESS_INTERVAL = 1.0
 #: A step result longer than this (as JSON) is shown shortened in ``get_history``.
 MAX_RESULT_CHARS = 4000
+
+
+async def policy_of(agent: Agent) -> ApprovalPolicy:
+    """The operator's approval policy in the agent's database."""
+    return await OperatorPolicy(agent.flow.engine.store).read()
+
+
+async def _context(agent: Agent, context: ToolContext | None) -> ToolContext:
+    """The front end's context, with the database's human-only types added: a front
+    end may add types, never take the operator's away."""
+    ctx = context or _DEFAULT
+    policy = await policy_of(agent)
+    return dataclasses.replace(ctx, human_only=ctx.human_only | policy.human_only)
 
 
 # --- conversions -------------------------------------------------------------------------
@@ -200,7 +220,7 @@ async def handle_list_plans(agent: Agent, args: ListPlansArgs,
 async def handle_start_instance(agent: Agent, args: StartInstanceArgs,
                                 context: ToolContext | None = None) -> StartInstanceResult:
     """Start an instance of a plan's current version."""
-    ctx = context or _DEFAULT
+    ctx = await _context(agent, context)
     inst = await agent.start(args.plan, params={} if args.params is None else args.params,
                              id=args.id)
     info = _info(inst, await inst.status())
@@ -212,7 +232,7 @@ async def handle_get_instance(agent: Agent, args: GetInstanceArgs,
                               context: ToolContext | None = None) -> GetInstanceResult:
     """One instance's status, output or error (with its plan line and step), what it
     waits on, the last lines it printed and its failed attempts."""
-    ctx = context or _DEFAULT
+    ctx = await _context(agent, context)
     inst = await agent.get(args.instance_id)
     info = _info(inst, await inst.status())
     records = await inst.history()
@@ -275,7 +295,7 @@ async def handle_wait_for_instance(agent: Agent, args: WaitForInstanceArgs,
                                    context: ToolContext | None = None
                                    ) -> WaitForInstanceResult:
     """Wait (at most 50 s) until the instance finishes, pauses or waits on something."""
-    ctx = context or _DEFAULT
+    ctx = await _context(agent, context)
     inst = await agent.get(args.instance_id)
     started = time.monotonic()
     deadline = started + args.timeout_seconds
@@ -307,7 +327,7 @@ async def handle_wait_for_instance(agent: Agent, args: WaitForInstanceArgs,
 async def handle_send_event(agent: Agent, args: SendEventArgs,
                             context: ToolContext | None = None) -> SendEventResult:
     """Send an event that is not human-only to one of the agent's instances."""
-    ctx = context or _DEFAULT
+    ctx = await _context(agent, context)
     if is_human_only(args.type, ctx.human_only):
         raise HumanOnlyEventError(
             f"event type {args.type!r} is human-only: an agent cannot send it, so that no "
@@ -330,7 +350,7 @@ async def handle_list_pending_events(agent: Agent, args: ListPendingEventsArgs,
                                      context: ToolContext | None = None
                                      ) -> ListPendingEventsResult:
     """The agent's instances that wait for an event, marked when only a person answers."""
-    ctx = context or _DEFAULT
+    ctx = await _context(agent, context)
     pending = [PendingEventInfo(instance_id=p.instance_id, plan=p.plan, type=p.type,
                                 step=p.step, deadline=p.deadline,
                                 human_only=is_human_only(p.type, ctx.human_only))
@@ -355,17 +375,20 @@ def how_a_person_answers(instance_id: str) -> str:
 
 async def approval_request(agent: Agent, instance_id: str, note: str,
                            human_only: frozenset[str]) -> ApprovalRequest:
-    """What a person would be asked about this instance, read from the store.
+    """What a person would be asked about this instance, read from the store: the wait,
+    the params and the plan source from the wait onward (see `ApprovalRequest`).
 
     Raises:
         InstanceNotFoundError: not this agent's instance.
         InvalidStateError: it does not wait for a human-only event.
     """
     inst = await agent.get(instance_id)
-    status, ref = await inst.status_and_wait_ref()  # one read: status and wait together
-    w = status.waiting_on
-    if (status.status != "waiting" or w is None or w.kind != "event" or not w.type
-            or not is_human_only(w.type, human_only)):
+    row = await agent.flow.engine.store.get_instance(inst.id)  # one read for all of it
+    record = None if row is None else await approval_record(agent.flow.engine.store, row,
+                                                             note)
+    if record is None or not is_human_only(record.type, human_only):
+        status = await inst.status()
+        w = status.waiting_on
         if w is not None and w.kind == "event":
             waits = f"waits for a {w.type!r} event, which is not human-only (use send_event)"
         elif w is not None:  # a sleep or a retry timer
@@ -377,17 +400,29 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
             f"instance {instance_id!r} does not wait for an approval: it {waits}. approve "
             f"applies to an instance that waits for one of the human-only event types "
             f"{sorted(human_only)}; list_pending_events shows which do.")
-    return ApprovalRequest(agent_id=agent.id, instance_id=inst.id, plan=inst.plan,
-                           version=inst.version, type=w.type, step=w.step, deadline=w.until,
-                           ref=ref or "", note=note)
+    return record
+
+
+def _not_answered(action: str, instance_id: str) -> str:
+    return (f"The request was {action} without a decision: nothing was sent and instance "
+            f"{instance_id} keeps waiting. Whatever the client runs answers its requests "
+            f"(a person, or a hook that answers for them), so do not ask again at once. "
+            f"{how_a_person_answers(instance_id)}")
 
 
 async def handle_approve(agent: Agent, args: ApproveArgs,
                          context: ToolContext | None = None) -> ApproveResult:
-    """Ask a person to approve or reject; deliver their decision, never the agent's."""
-    ctx = context or _DEFAULT
+    """Ask a person to approve or reject; deliver their decision, never the agent's.
+
+    With the operator's ``approvals = operator-only`` nobody is asked here: the result
+    says how a person answers from the operator's side.
+    """
+    ctx = await _context(agent, context)
+    policy = await policy_of(agent)
     request = await approval_request(agent, args.instance_id, args.note, ctx.human_only)
-    answer = await ctx.ask_human(request) if ctx.ask_human is not None else None
+    operator_only = policy.approvals == "operator-only"
+    answer = (await ctx.ask_human(request)
+              if ctx.ask_human is not None and not operator_only else None)
 
     async def result(outcome: Any, summary: str, payload: dict[str, Any] | None = None
                      ) -> ApproveResult:
@@ -397,16 +432,16 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
                              payload=payload, instance=info, summary=summary)
 
     if answer is None:
+        why = ("The operator allows approvals only from the operator's side "
+               "(approvals = operator-only), so no one was asked here" if operator_only
+               else "No person could be asked from here")
         return await result("pending_human", (
-            f"No person could be asked from here, so nothing was sent and instance "
-            f"{request.instance_id} keeps waiting for {request.type!r} (until "
-            f"{request.deadline.isoformat(timespec='seconds')}). "
+            f"{why}: nothing was sent and instance {request.instance_id} keeps waiting for "
+            f"{request.type!r} (until {request.deadline.isoformat(timespec='seconds')}). "
             f"{how_a_person_answers(request.instance_id)} Check back with get_instance."))
     if answer.action != "accept" or answer.decision is None:
         action = "cancelled" if answer.action == "cancel" else "declined"
-        return await result(action, (
-            f"The person {action} the request without deciding; nothing was sent and the "
-            f"instance keeps waiting. Do not retry at once; ask them what they need."))
+        return await result(action, _not_answered(action, request.instance_id))
     current = await approval_request(agent, args.instance_id, args.note, ctx.human_only)
     if current != answer.request:
         return await result("stale", (
@@ -423,10 +458,10 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
             "The instance changed while the person was asked; nothing was sent. Call "
             "approve again if it still waits."))
     verdict = "approved" if decision.approved else "rejected"
-    comment = f" Comment: {decision.comment}" if decision.comment else ""
     return await result(verdict, (
         f"A person {verdict} instance {request.instance_id}; the plan received the "
-        f"decision at step {request.step!r}.{comment}"), payload)
+        f"decision at step {request.step!r}. Their comment, if any, is in payload."),
+        payload)
 
 
 async def _control(agent: Agent, instance_id: str, context: ToolContext | None,
@@ -436,7 +471,7 @@ async def _control(agent: Agent, instance_id: str, context: ToolContext | None,
     inst = await agent.get(instance_id)
     await action(inst)
     info = _info(inst, await inst.status())
-    return info, describe_instance(info, (context or _DEFAULT).human_only)
+    return info, describe_instance(info, (await _context(agent, context)).human_only)
 
 
 async def handle_pause_instance(agent: Agent, args: PauseInstanceArgs,
@@ -461,39 +496,59 @@ async def handle_terminate_instance(agent: Agent, args: TerminateInstanceArgs,
     return TerminateInstanceResult(instance=info, summary=text)
 
 
-async def _refuse_carrying_an_approval_over(inst: AgentInstance, from_step: str,
-                                            human_only: frozenset[str]) -> None:
-    """A person approved the version they were shown. Restarting on another version
-    from a step after that approval would keep it for code they never saw."""
+def kept_human_decision(kept: list[StepRecord], human_only: frozenset[str]
+                        ) -> StepRecord | None:
+    """The first journal entry in ``kept`` that holds a person's decision: a wait that
+    consumed a human-only event."""
+    for r in kept:
+        kept_type = r.result.get("type") if isinstance(r.result, dict) else None
+        if (r.kind == "event" and r.status == "ok" and isinstance(kept_type, str)
+                and is_human_only(kept_type, human_only)):
+            return r
+    return None
+
+
+async def _refuse_replaying_a_human_decision(inst: AgentInstance, from_step: str | None,
+                                             human_only: frozenset[str]) -> None:
+    """A model must not reuse a person's decision: a restart that keeps one in the
+    journal would re-run what follows it (a deploy, a payment) on the old approval, as
+    often as the model likes. Restarting at the decision's step or earlier asks again.
+
+    The kept entries are final: every entry before a step that exists in the journal
+    has finished, so nothing can change them between this check and the restart.
+    """
+    if from_step is None:
+        return  # from the top: nothing is kept
     history = await inst.history()
     cut = min((r.seq for r in history if r.name == from_step), default=None)
     if cut is None:
-        return  # restart() itself says the step is unknown
-    for r in history:
-        kept_type = r.result.get("type") if isinstance(r.result, dict) else None
-        if (r.seq < cut and r.kind == "event" and r.status == "ok"
-                and isinstance(kept_type, str) and is_human_only(kept_type, human_only)):
-            raise InvalidStateError(
-                f"restarting instance {inst.id!r} on the current version from step "
-                f"{from_step!r} would keep the {kept_type!r} a person gave at step "
-                f"{r.name!r} for version {inst.version}, for code they never saw. Restart "
-                f"with upgrade from {r.name!r} or earlier, so a person approves the new "
-                f"version, or restart without upgrade.")
+        return  # the restart itself says the step is unknown
+    found = kept_human_decision([r for r in history if r.seq < cut], human_only)
+    if found is not None:
+        kept_type = found.result["type"]
+        raise InvalidStateError(
+            f"restarting instance {inst.id!r} from step {from_step!r} would keep the "
+            f"{kept_type!r} decision a person gave at step {found.name!r} and run what "
+            f"follows on it again; a model may not reuse a person's decision. Restart from "
+            f"step {found.name!r} or earlier (restart_instance with from_step="
+            f"{found.name!r}) and the person is asked again. Only an operator can restart "
+            f"keeping it: `agentflow restart {inst.id} --from-step {from_step}`.")
 
 
 async def handle_restart_instance(agent: Agent, args: RestartInstanceArgs,
                                   context: ToolContext | None = None
                                   ) -> RestartInstanceResult:
-    """Run an instance again, from the top or from a step, optionally upgraded."""
-    ctx = context or _DEFAULT
+    """Run an instance again, from the top or from a step, optionally upgraded; never
+    keeping a person's decision (see `_refuse_replaying_a_human_decision`)."""
+    ctx = await _context(agent, context)
     inst = await agent.get(args.instance_id)
     previous = inst.version
+    await _refuse_replaying_a_human_decision(inst, args.from_step, ctx.human_only)
     # The version checked is the version moved to: a plan submitted meanwhile must not
     # slip in between the check and the restart.
     target = (await agent.current_version(inst.plan)).version if args.upgrade else None
-    if target is not None and target != inst.version and args.from_step:
-        await _refuse_carrying_an_approval_over(inst, args.from_step, ctx.human_only)
-    await inst.restart(args.from_step, version=target)
+    await inst.restart(args.from_step, version=target,
+                       by=f"agent {agent.id} (a model-facing tool)")
     info = await instance_info(agent, args.instance_id)
     where = f"from step {args.from_step!r}" if args.from_step else "from the top"
     moved = (f" on version {info.version} (was {previous})" if info.version != previous
@@ -505,7 +560,7 @@ async def handle_restart_instance(agent: Agent, args: RestartInstanceArgs,
 async def handle_get_history(agent: Agent, args: GetHistoryArgs,
                              context: ToolContext | None = None) -> GetHistoryResult:
     """An instance's journal: every step the run reached, with attempts and results."""
-    ctx = context or _DEFAULT
+    ctx = await _context(agent, context)
     inst = await agent.get(args.instance_id)
     records = await inst.history()
     info = _info(inst, await inst.status())
@@ -516,10 +571,8 @@ async def handle_get_history(agent: Agent, args: GetHistoryArgs,
     failed = [r for r in records if r.status == "error"]
     if failed:
         last = failed[-1]
-        err = last.error or {}
         text += (f"; step {last.name!r} failed after {last.attempts} attempt"
-                 f"{'s' * (last.attempts != 1)}: {err.get('name')}: "
-                 f"{str(err.get('message', ''))[:200]}")
+                 f"{'s' * (last.attempts != 1)}: {describe_error(last.error)[:250]}")
     retried = [r for r in records if r.status != "error" and any(
         a.error for a in r.attempt_history)]
     for r in retried[-3:]:
@@ -534,5 +587,11 @@ async def handle_get_history(agent: Agent, args: GetHistoryArgs,
         text += " Last printed: " + " | ".join(line[:200] for line in logs[-3:])
     if has_more:
         text += " More steps follow: call again with a larger offset."
+    restarts = [RestartInfo(at=r.at, by=r.actor, from_step=r.value.get("from_step")
+                            if isinstance(r.value, dict) else None)
+                for r in await inst.restarts()]
+    if restarts:
+        text += (f" Restarted {len(restarts)} time{'s' * (len(restarts) != 1)}, last by "
+                 f"{restarts[-1].by}.")
     return GetHistoryResult(instance=info, steps=steps, total_steps=len(records),
-                            has_more=has_more, summary=text)
+                            has_more=has_more, restarts=restarts, summary=text)

@@ -37,3 +37,29 @@ async def test_one_approval_completes_one_of_two_gathered_waits(af: AgentFlow) -
     st = await inst.wait(timeout=60)
     assert st.status == "complete"
     assert sorted(p["by"] for p in st.output) == ["ada", "grace"]
+
+
+PLAN = '''
+async def run(event, step):
+    return await step.do("work", lambda: 42)
+'''
+
+
+async def test_a_facade_opened_only_to_read_claims_nothing(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/read.db"
+    async with AgentFlow(url, isolation="inline", run_scheduler=False) as author:
+        agent = author.agent("a1")
+        await agent.submit_plan("p", PLAN)
+        inst = await agent.start("p")  # due now; no worker runs anywhere
+    for _ in range(3):
+        async with AgentFlow(url, isolation="inline") as reader:
+            agent = reader.agent("a1")
+            assert [s.status for s in await agent.instances()] == ["queued"]
+            assert (await agent.status(inst.id)).status == "queued"
+            assert await agent.history(inst.id) == []
+            assert await agent.pending_events() == []
+            row = await reader.engine.store.get_instance(inst.id)
+            assert row is not None and (row.fence, row.lease_owner) == (0, None)
+    async with AgentFlow(url, isolation="inline") as runner:  # waiting asks for progress
+        st = await runner.agent("a1").wait(inst.id, timeout=60)
+        assert (st.status, st.output) == ("complete", 42)

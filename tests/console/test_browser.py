@@ -3,6 +3,7 @@ real ``agentflow serve`` process. The screenshots in docs/ come from these tests
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -50,7 +51,7 @@ async def test_approve_from_the_inbox_and_watch_it_complete(browser: Any,
     assert await page.evaluate("window.__same_document === true")
     output = await page.locator("#output").inner_text()
     assert '"status": "posted"' in output and '"by": "human"' in output
-    decisions = await page.locator("text=approved by alice").count()
+    decisions = await page.locator("text=approved by operator alice via console").count()
     assert decisions == 1
     await page.screenshot(path=screenshot_path("console-instance.png"), full_page=True)
 
@@ -138,6 +139,15 @@ async def test_an_action_without_the_csrf_token_is_refused(browser: Any,
     await page.goto(f"{served.url}/instances/{instance_id}/confirm?action=terminate")
     await page.click("button.danger")
     await page.locator("#status", has_text="terminated").wait_for(timeout=WAIT_MS)
+    # Actions are recorded with who took them; so is a restart from a step.
+    assert "terminated by operator alice via console" in await page.inner_text("main")
+    await page.goto(f"{served.url}/instances/{instance_id}/confirm?action=restart")
+    await page.select_option("select[name=from_step]", label="approval")
+    await page.click("button.danger")
+    await page.locator("text=restarted by operator alice via console").wait_for()
+    restarts = await served.flow.engine.store.read_operator_log("restart", instance_id)
+    assert [(r.actor, json.loads(r.value)["from_step"]) for r in restarts] == [
+        ("operator alice via console", "approval")]
 
 
 async def test_a_read_only_operator_can_look_but_not_act(browser: Any,

@@ -217,3 +217,24 @@ async def test_two_engines_on_one_file_fire_each_time_once(db_url: str) -> None:
     finally:
         for e in engines:
             await e.close()
+
+
+async def test_a_long_downtime_looks_only_at_the_last_week() -> None:
+    """A per-second schedule after 30 days down: the pass does not walk 2.6 million
+    missed fires; "latest" starts the latest, "all" the latest MAX_CATCHUP."""
+    from agentflow._schedules import MAX_CATCHUP
+
+    clock = ManualClock(start=1_800_000_000.0)
+    engine = await _engine_with_report("memory://", clock)
+    engine.run_scheduler = False  # only this test's passes fire
+    async with engine:
+        s = engine.schedules
+        await s.create("latest", workflow="report", every=1, overlap="allow")
+        await s.create("all", workflow="report", every=1, overlap="allow", catchup="all")
+        clock.advance("30 days")
+        await s.fire_due()
+        ids = [i.id for i in await engine.list_instances(limit=5000)]
+        assert len([i for i in ids if i.startswith("latest-")]) == 1
+        assert len([i for i in ids if i.startswith("all-")]) == MAX_CATCHUP
+        last = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y%m%dT%H%M%SZ")
+        assert any(i.startswith("latest-") and i.endswith(last) for i in ids)
