@@ -118,6 +118,23 @@ async def _trim_changes(flow: Any, keep_seconds: float, every: float = 3600.0) -
         await asyncio.sleep(every)
 
 
+async def _write_human_only(flow: Any, types: frozenset[str]) -> None:
+    """``--human-only``: a flag lives in one process, so its types go into the
+    database's policy, which every front end on the database obeys (as agentflow-mcp
+    does)."""
+    from agentflow.policy import ALWAYS_HUMAN_ONLY, OperatorPolicy, default_actor
+
+    added = sorted(types - ALWAYS_HUMAN_ONLY)
+    policy = OperatorPolicy(flow.engine.store)
+    for event_type in added:
+        await policy.add_human_only(event_type,
+                                    by=default_actor("agentflow serve --human-only"))
+    if added:
+        print(f"agentflow serve: --human-only wrote {', '.join(map(repr, added))} into the "
+              "database's human-only policy (`agentflow policy` shows it)",
+              file=sys.stderr, flush=True)
+
+
 async def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -176,6 +193,7 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     async with flow:
+        await _write_human_only(flow, frozenset(args.human_only))
         scheme = "https" if tls else "http"
         print(f"agentflow serve: console at {scheme}://{host}:{port}/"
               f"{f' and MCP at {scheme}://{host}:{port}/mcp' if args.mcp else ''}, "

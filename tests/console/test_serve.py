@@ -233,3 +233,22 @@ async def test_the_event_stream_resumes_after_the_last_event_id(tmp_path: Path) 
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
+
+
+async def test_serve_human_only_writes_the_databases_policy(tmp_path: Path) -> None:
+    from agentflow.policy import OperatorPolicy
+
+    db = f"sqlite:///{tmp_path}/a.db"
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--no-run",
+        "--operator", f"alice={ALICE}", "--listen", f"127.0.0.1:{port}",
+        "--human-only", "deploy", cwd=ROOT)
+    try:
+        await _wait_listening(port, proc)
+        async with AgentFlow(db, isolation="inline", run_scheduler=False) as flow:
+            policy = await OperatorPolicy(flow.engine.store).read()
+        assert "deploy" in policy.human_only and "approval" in policy.human_only
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
