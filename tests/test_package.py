@@ -11,7 +11,7 @@ import agentflow
 
 def test_exported_names_are_pinned() -> None:
     assert sorted(agentflow.__all__) == sorted([
-        "AgentflowError", "Clock", "Engine", "EngineNotStartedError", "Event", "Instance",
+        "AgentflowError", "Change", "Clock", "Engine", "EngineNotStartedError", "Event", "Instance",
         "InstanceNotFoundError", "InstanceStatus", "InvalidArgumentError", "InvalidStateError",
         "LimitExceededError", "ManualClock", "NonDeterminismError", "NonRetryableError",
         "NotFoundError", "Quotas", "RetryPolicy", "Step", "StepError", "StepRecord", "SystemClock",
