@@ -260,9 +260,15 @@ class Engine:
         if self.run_scheduler:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
                            asyncio.create_task(self._heartbeat(), name="agentflow-leases"),
-                           asyncio.create_task(self._watch_fences(), name="agentflow-fences"),
-                           asyncio.create_task(self.schedules.run(),
-                                               name="agentflow-schedules")]
+                           asyncio.create_task(self._watch_fences(), name="agentflow-fences")]
+            if self._claiming:  # on demand: not before this process asks for progress
+                self._start_worker_duties()
+
+    def _start_worker_duties(self) -> None:
+        """Fire schedules, apply retention and say this process is a live worker: what
+        a process that runs work does, and one that only reads must not."""
+        self._tasks.append(asyncio.create_task(self.schedules.run(),
+                                               name="agentflow-schedules"))
 
     async def close(self, grace: float = 0.5) -> None:
         """Stop claiming and hand every claim back at once, then close the store.
@@ -324,6 +330,8 @@ class Engine:
         wake or wait for an instance). A no-op on a client-only engine."""
         if self.run_scheduler and not self._claiming:
             self._claiming = True
+            if self._started and not self._closing:
+                self._start_worker_duties()
             self.nudge()
 
     def nudge(self) -> None:

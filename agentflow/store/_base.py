@@ -28,6 +28,13 @@ run against every backend):
   its timeout. A store that cannot hear other processes (SQLite) just sleeps, and the
   engine's poll is how it sees their work; one that can (PostgreSQL's LISTEN/NOTIFY)
   sets `pushes_changes`, and the engine then polls only for leases that expired.
+- **Leases on one clock.** Given ``lease_seconds``, claims and renewals read the time
+  from the database (the server's clock on PostgreSQL), never from the caller, and a
+  renewal reports which leases it kept.
+
+(Over 400 lines, on purpose: this is the whole contract, the rows it speaks of and the
+abstract methods with their rules, read in one place by whoever writes a backend; the
+SQL that keeps it is in ``_rules.py``.)
 """
 
 from __future__ import annotations
