@@ -29,10 +29,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from agentflow._durations import to_datetime
+from agentflow._feed import Change, subscribe
 from agentflow._instance import Instance, WorkflowBinding, instance_status
 from agentflow._limits import check_statuses, dumps, encode_value
 from agentflow._retention import Retention
@@ -49,11 +50,14 @@ from agentflow.errors import (
     error_record,
 )
 from agentflow.models import Event, InstanceStatus
-from agentflow.store import InstanceRow, RunCommit, RunFinish, Store, open_store
+from agentflow.store import InstanceRow, NewInstance, RunCommit, RunFinish, Store, open_store
 
 __all__ = ["Engine", "WorkflowFn"]
 
 log = logging.getLogger("agentflow.engine")
+
+#: How often a busy engine checks that its runs' fences still hold (one small read).
+_FENCE_CHECK_SECONDS = 0.5
 
 WorkflowFn = Callable[[Event, Step], Awaitable[Any]]
 F = TypeVar("F", bound=WorkflowFn)
@@ -145,6 +149,7 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workflows: dict[str, WorkflowFn] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._fences: dict[str, int] = {}  # the fence each running instance was claimed at
         # Per run: until when (time.monotonic()) its lease surely holds.
         self._lease_deadlines: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -152,6 +157,10 @@ class Engine:
         self._changes: Changes | None = None
         self._started = False
         self._closing = False
+        self._run_wrappers: list[Callable[[str, WorkflowFn], WorkflowFn]] = []
+        #: Called with the ids of instances just created through this engine, in the
+        #: creator's context (instrumentation: `agentflow.otel` notes the caller's trace).
+        self.create_listeners: list[Callable[[list[str]], Awaitable[None]]] = []
         #: Recurring instances (cron or interval); fired by every engine that runs a
         #: scheduler. See `agentflow._schedules`.
         self.schedules = Schedules(self)
@@ -195,6 +204,12 @@ class Engine:
             raise InvalidArgumentError(f"a workflow named {name!r} is registered already")
         self._workflows[name] = fn
         self.nudge()
+
+    def wrap_runs(self, wrap: Callable[[str, WorkflowFn], WorkflowFn]) -> None:
+        """Have every run call ``wrap(workflow_name, fn)`` instead of ``fn``: a seam for
+        instrumentation (`agentflow.otel`), which may pass the run a proxy of its step.
+        Wrappers apply in the order they were added, the last outermost."""
+        self._run_wrappers.append(wrap)
 
     @property
     def workflows(self) -> list[str]:
@@ -245,8 +260,15 @@ class Engine:
         if self.run_scheduler:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
                            asyncio.create_task(self._heartbeat(), name="agentflow-leases"),
-                           asyncio.create_task(self.schedules.run(),
-                                               name="agentflow-schedules")]
+                           asyncio.create_task(self._watch_fences(), name="agentflow-fences")]
+            if self._claiming:  # on demand: not before this process asks for progress
+                self._start_worker_duties()
+
+    def _start_worker_duties(self) -> None:
+        """Fire schedules, apply retention and say this process is a live worker: what
+        a process that runs work does, and one that only reads must not."""
+        self._tasks.append(asyncio.create_task(self.schedules.run(),
+                                               name="agentflow-schedules"))
 
     async def close(self, grace: float = 0.5) -> None:
         """Stop claiming and hand every claim back at once, then close the store.
@@ -281,6 +303,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, *running, return_exceptions=True)
         self._running.clear()
+        self._fences.clear()
         try:  # what the runs could not hand back themselves (cancelled mid-body)
             await self._store.release_leases(owner=self.owner, instance_ids=held,
                                              now=self.clock.now())
@@ -307,6 +330,8 @@ class Engine:
         wake or wait for an instance). A no-op on a client-only engine."""
         if self.run_scheduler and not self._claiming:
             self._claiming = True
+            if self._started and not self._closing:
+                self._start_worker_duties()
             self.nudge()
 
     def nudge(self) -> None:
@@ -315,6 +340,18 @@ class Engine:
             self._wake.set()
         if self._changes is not None:
             self._changes.notify()
+
+    async def insert_instances(self, rows: Sequence[NewInstance]) -> list[str]:
+        """Write new instances (ids that exist are skipped), tell `create_listeners`
+        about those created, and wake the scheduler (which starts claiming, see
+        `start_claiming`). Returns the ids created."""
+        created = await self.store.create_instances(rows)
+        if created:
+            for listener in self.create_listeners:
+                await listener(list(created))
+        self.start_claiming()
+        self.nudge()
+        return created
 
     def running_task(self, instance_id: str) -> asyncio.Task[None] | None:
         """This process's task running the instance now, if any. A terminate or a
@@ -341,6 +378,32 @@ class Engine:
         rows = await self.store.list_instances(workflows=workflows, statuses=statuses,
                                                limit=limit, offset=offset)
         return [instance_status(r) for r in rows]
+
+    def subscribe(self, *, after: int | None = None,
+                  instance_ids: Collection[str] | None = None,
+                  agents: Collection[str] | None = None,
+                  workflows: Collection[str] | None = None,
+                  poll: float = 0.1) -> AsyncIterator[Change]:
+        """Changes to instances, in commit order, from every process on this database.
+
+        Example:
+            async for change in engine.subscribe(after=cursor):
+                print(change.instance_id, change.status)
+                cursor = change.seq          # keep it: resume with after=cursor
+
+        Args:
+            after: the ``seq`` of the last change seen (0: from the oldest kept;
+                None: from now).
+            instance_ids: only these instances.
+            agents: only instances of these agents.
+            workflows: only instances of these workflows.
+            poll: seconds between reads when nothing is new.
+
+        Returns:
+            An endless async iterator of `Change`; break out of the loop to stop.
+        """
+        return subscribe(self.store, after=after, instance_ids=instance_ids, agents=agents,
+                         workflows=workflows, poll=poll)
 
     # -- scheduling ----------------------------------------------------------------
     async def _schedule(self) -> None:
@@ -372,6 +435,7 @@ class Engine:
                         stale.cancel()     # step here: that run's fence is gone, end it
                     self._running[row.id] = asyncio.create_task(self._drive(row),
                                                                 name=f"agentflow:{row.id}")
+                    self._fences[row.id] = row.fence
                 if rows:
                     self.nudge()
                 if len(rows) == capacity:
@@ -431,6 +495,27 @@ class Engine:
                                 instance_id)
                     task.cancel()
 
+    async def _watch_fences(self) -> None:
+        """End runs made moot elsewhere: a terminate or restart by another process (the
+        CLI, an MCP server) moves the fence; so does a takeover after a lost lease. The
+        run is cancelled, which ends its step body (the sandbox kills a worker whose
+        body does not stop) instead of letting it compute until its next commit."""
+        while not self._closing:
+            await asyncio.sleep(_FENCE_CHECK_SECONDS)
+            held = {i: f for i, f in self._fences.items() if i in self._running}
+            if not held:
+                continue
+            try:
+                current = await self._store.get_fences(list(held))
+            except Exception:
+                log.exception("reading fences failed; trying again")
+                continue
+            for instance_id, fence in held.items():
+                task = self._running.get(instance_id)
+                if (current.get(instance_id) != fence and task is not None
+                        and self._fences.get(instance_id) == fence and not task.done()):
+                    task.cancel()
+
     async def _drive(self, row: InstanceRow) -> None:
         """Run one claimed instance until it finishes or parks."""
         activation: Activation | None = None
@@ -464,11 +549,14 @@ class Engine:
         finally:
             if self._running.get(row.id) is asyncio.current_task():  # not a newer run's
                 del self._running[row.id]
+                self._fences.pop(row.id, None)
                 self._lease_deadlines.pop(row.id, None)
             self.nudge()
 
     async def _run(self, row: InstanceRow, activation: Activation) -> RunFinish:
         fn = self._workflows[row.workflow]
+        for wrap in self._run_wrappers:
+            fn = wrap(row.workflow, fn)
         failure: BaseException | None
         event = Event(payload=json.loads(row.payload), timestamp=to_datetime(row.created_at),
                       instance_id=row.id)

@@ -35,7 +35,13 @@ Layers (no single one is trusted alone)
    (`SandboxTimeoutError`), size-capped frames both ways, and JSON only across the
    boundary: the host never unpickles or evaluates anything a worker sends, checks
    every field, refuses capability calls that were not granted and caps the calls in
-   flight (a worker that breaks the protocol is killed).
+   flight (a worker that breaks the protocol is killed) and the bytes in flight per run
+   (`Limits.max_bytes_in_flight`: past it a call or result is refused, not buffered).
+   A body or run the host cancels (a step timeout, terminate, restart) must let the
+   worker's loop turn within `Limits.cancel_grace`, or the worker is killed; its other
+   runs end with ``WorkerCrashedError.rerun`` set, for the caller to run them again.
+   Workers are slots (`WorkerPool(max_workers=...)`): a busy one is never evicted, and
+   runs past the limit wait in arrival order.
 
 What it is NOT
 --------------

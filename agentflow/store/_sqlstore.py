@@ -8,6 +8,7 @@ the contract's rules included, is shared.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -15,7 +16,7 @@ from agentflow.store import _base as base
 from agentflow.store import _rules as rules
 from agentflow.store import _schedule_rules as housekeeping
 from agentflow.store._group import GroupCommitter
-from agentflow.store._sql import Body, Dialect, Q
+from agentflow.store._sql import Body, Dialect, Q, chunks, marks
 
 __all__ = ["SQLStore"]
 
@@ -58,9 +59,11 @@ class SQLStore(base.Store):
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
                              statuses: Sequence[str] | None = None,
                              scopes: Sequence[str] | None = None, limit: int = 100,
-                             offset: int = 0) -> list[base.InstanceRow]:
-        return await self._read(lambda: rules.list_instances(_list(workflows), _list(statuses),
-                                                       _list(scopes), limit, offset))
+                             offset: int = 0, before: tuple[float, str] | None = None,
+                             plans: Sequence[str] | None = None) -> list[base.InstanceRow]:
+        return await self._read(lambda: rules.list_instances(
+            self.dialect, _list(workflows), _list(statuses), _list(scopes), limit, offset,
+            before, _list(plans)))
 
     async def transition(self, instance_id: str,
                          decide: Callable[[base.InstanceRow], base.InstanceChange | None]
@@ -131,6 +134,23 @@ class SQLStore(base.Store):
     async def list_plan_versions(self, scope: str, name: str) -> list[base.PlanRow]:
         return await self._read(lambda: rules.list_plan_versions(self.dialect, scope, name))
 
+    # -- the change feed -----------------------------------------------------------
+    async def read_changes(self, after: int, limit: int = 500) -> list[base.ChangeRow]:
+        await self._number_changes()
+        return await self._read(lambda: rules.read_changes(after, limit))
+
+    async def last_change(self) -> int:
+        await self._number_changes()
+        return await self._read(rules.last_change)
+
+    async def trim_changes(self, before: float) -> int:
+        await self._number_changes()  # an unnumbered row is never trimmed unseen
+        return await self._write(lambda: rules.trim_changes(before), idempotent=True)
+
+    async def _number_changes(self) -> None:
+        """Make every committed change visible under its final number. SQLite numbers
+        them as they are written (one writer at a time); PostgreSQL overrides this."""
+
     async def kv_get(self, scope: str, key: str) -> str | None:
         rows = await self._read(lambda: rules.one(Q(
             "SELECT value FROM kv WHERE scope = ? AND key = ?", (scope, key))))
@@ -171,6 +191,15 @@ class SQLStore(base.Store):
         rows = await self._read(lambda: rules.one(Q(
             f"SELECT count(*), coalesce(sum({size}), 0) FROM kv WHERE scope = ?", (scope,))))
         return int(rows[0][0]), int(rows[0][1])
+
+    async def get_fences(self, instance_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in chunks(list(instance_ids)):
+            query = Q(f"SELECT id, fence FROM instances WHERE id IN ({marks(chunk)})",
+                      list(chunk))
+            rows = await self._read(functools.partial(rules.one, query))
+            found.update((str(r[0]), int(r[1])) for r in rows)
+        return found
 
     async def count_instances(self, *, scope: str, statuses: Sequence[str] | None = None
                               ) -> int:
