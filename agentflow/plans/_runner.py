@@ -63,11 +63,9 @@ class _PlanRunner:
                                                 capabilities=sorted(grants),
                                                 label=event.instance_id)
         except PlanRuntimeError as exc:
-            known = host.raised_into_plan(exc.error_name, exc.message)
-            if known is not None:  # the host's own error, let through: still the host's
-                raise known from None
-            error = rebuild_error({"name": exc.error_name, "message": exc.message,
-                                   "origin": PLAN_ORIGIN})
+            # The host's own error, let through by the plan, stays the host's.
+            error = host.raised_into_plan(exc.error_name, exc.message) or rebuild_error(
+                {"name": exc.error_name, "message": exc.message, "origin": PLAN_ORIGIN})
             error.plan_context = {  # type: ignore[attr-defined]
                 "where": exc.where, "step": exc.step, "after_step": exc.after_step,
                 "message": exc.message}  # KeyError('k') rebuilt would say "'k'" quoted
