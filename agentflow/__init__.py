@@ -14,7 +14,7 @@ from agentflow._instance import Instance, WorkflowBinding
 from agentflow._lazy import lazy_loader
 from agentflow._limits import Quotas
 from agentflow._retention import PruneReport
-from agentflow._schedules import Schedule, ScheduleNotFoundError
+from agentflow._schedules import Schedule
 from agentflow._step import Step
 from agentflow.clock import Clock, ManualClock, SystemClock
 from agentflow.errors import (
@@ -29,6 +29,7 @@ from agentflow.errors import (
     NonRetryableError,
     NotFoundError,
     PlanNotFoundError,
+    ScheduleNotFoundError,
     StepError,
     UsageError,
     WorkflowError,
@@ -46,6 +47,9 @@ if TYPE_CHECKING:  # the lazy names below, with their real types for mypy and py
         PendingEvent,
         PlanValidationError,
         PlanVersion,
+        SyncAgent,
+        SyncAgentFlow,
+        SyncInstance,
         ValidationReport,
     )
     from agentflow.plans.dispatch import (

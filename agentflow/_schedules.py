@@ -44,7 +44,12 @@ from pydantic import BaseModel, ConfigDict
 from agentflow._cron import CronExpression
 from agentflow._durations import parse_duration, parse_instant, to_datetime
 from agentflow._limits import encode_value
-from agentflow.errors import InvalidArgumentError, LimitExceededError, NotFoundError
+from agentflow.errors import (
+    InvalidArgumentError,
+    LimitExceededError,
+    NotFoundError,
+    ScheduleNotFoundError,
+)
 from agentflow.models import TERMINAL_STATUSES
 from agentflow.store import NewInstance, ScheduleFire, ScheduleRow
 
@@ -71,10 +76,6 @@ Catchup = Literal["latest", "all", "none"]
 #: ``(schedule, spec, pending)``: the payload of a fire's instance, ``pending`` being the
 #: instances this pass creates before it (not stored yet).
 PayloadFn = Callable[[ScheduleRow, dict[str, Any], int], Awaitable[str]]
-
-
-class ScheduleNotFoundError(NotFoundError):
-    """No schedule of that name (in this agent's scope)."""
 
 
 class Schedule(BaseModel):

@@ -9,7 +9,8 @@
     │   ├── NotFoundError               (also a LookupError)
     │   │   ├── InstanceNotFoundError
     │   │   ├── WorkflowNotFoundError
-    │   │   └── PlanNotFoundError       no plan of that name (or version) for this agent
+    │   │   ├── PlanNotFoundError       no plan of that name (or version) for this agent
+    │   │   └── ScheduleNotFoundError   no schedule of that name (for this agent)
     │   ├── InvalidStateError           e.g. resume() on a complete instance
     │   ├── EngineNotStartedError       an API call before `async with engine`
     │   └── HumanOnlyEventError         an agent sent an event type only a person may send
@@ -67,6 +68,7 @@ __all__ = [
     "NotFoundError",
     "PlanNotFoundError",
     "PlanValidationError",
+    "ScheduleNotFoundError",
     "StepError",
     "Suspend",
     "UsageError",
@@ -106,6 +108,10 @@ class WorkflowNotFoundError(NotFoundError):
 
 class PlanNotFoundError(NotFoundError):
     """No plan of that name (or version) exists for this agent."""
+
+
+class ScheduleNotFoundError(NotFoundError):
+    """No schedule of that name exists (in this agent's scope)."""
 
 
 class InvalidStateError(UsageError):

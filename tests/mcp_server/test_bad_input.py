@@ -60,6 +60,21 @@ BAD_CALLS: dict[str, list[tuple[dict[str, Any], str]]] = {
     "get_history": [({"instance_id": "nope"}, "no instance"),
                     ({"instance_id": "w", "limit": 0}, "limit"),
                     ({"instance_id": "w", "offset": -1}, "offset")],
+    "schedule_plan": [({"plan": "nope", "every": 60}, "no plan"),
+                      ({"plan": "reply"}, "cron="),  # neither cron nor every
+                      ({"plan": "reply", "cron": "0 0 * * *", "every": 60}, "not both"),
+                      ({"plan": "reply", "cron": "61 * * * *"}, "out of range"),
+                      ({"plan": "reply", "cron": "0 0 30 2 *"}, "never fires"),
+                      ({"plan": "reply", "every": "0.5 seconds"}, "1 second"),
+                      ({"plan": "reply", "every": 60, "timezone": "Mars/Base"}, "time zone"),
+                      ({"plan": "reply", "every": 60, "start": "soon"}, "ISO 8601"),
+                      ({"plan": "reply", "every": 60, "overlap": "queue"}, "overlap"),
+                      ({"plan": "reply", "every": 60, "name": "bad name!"}, "name"),
+                      ({"plan": "reply", "every": 60, "params": {"blob": HUGE}}, "1 MiB")],
+    "list_schedules": [({"plan": "reply"}, "plan")],
+    "pause_schedule": [({"name": "nope"}, "no schedule"), ({"name": "bad name!"}, "name")],
+    "resume_schedule": [({"name": "nope"}, "no schedule")],
+    "delete_schedule": [({"name": "nope"}, "no schedule")],
 }
 
 
