@@ -96,6 +96,22 @@ def parse_instant(value: Any, *, what: str = "time") -> float:
                                f"not {type(value).__name__}")
 
 
+def iso_datetime(value: Any, *, what: str) -> Any:
+    """``value`` as a `datetime` when it is a string (ISO 8601); any other value as it
+    is, for `parse_instant` to judge.
+
+    Raises:
+        InvalidArgumentError: a string that is not an ISO 8601 date-time.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgumentError(f"{what} {value[:60]!r} is not an ISO 8601 date-time "
+                                   "such as '2026-03-01T09:00'") from None
+
+
 def to_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 

@@ -5,6 +5,17 @@ claims instances that are due (new, woken by a timer or an event, or whose previ
 holder's lease expired), runs each as an asyncio task, and parks it again when it
 suspends. Several processes may run engines on the same database: leases with fencing
 tokens make sure an instance runs in one place at a time.
+
+Leases: a claim and each renewal give a run a deadline on this process's monotonic
+clock; the store judges expiry on the database's clock alone. A renewal that finds a
+lease lost cancels that run, and a run never starts a step body past its deadline
+(`Activation.check_lease`), so a process frozen past its lease does nothing another
+worker may be doing. Closing hands every claim back (see `Engine.close`).
+
+(Over 400 lines, on purpose: registration, the lifecycle, the scheduler, lease
+renewal and the runner share one state, the map of runs in flight and their
+deadlines, and the order in which `close` stops them; split apart, each would reach
+into the others' halves of it.)
 """
 
 from __future__ import annotations
@@ -18,10 +29,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from typing import Any, Literal, TypeVar, overload
 
 from agentflow._durations import to_datetime
+from agentflow._feed import Change, subscribe
 from agentflow._instance import Instance, WorkflowBinding, instance_status
 from agentflow._limits import check_statuses, dumps, encode_value
 from agentflow._retention import Retention
@@ -38,11 +50,14 @@ from agentflow.errors import (
     error_record,
 )
 from agentflow.models import Event, InstanceStatus
-from agentflow.store import InstanceRow, RunCommit, RunFinish, Store, open_store
+from agentflow.store import InstanceRow, NewInstance, RunCommit, RunFinish, Store, open_store
 
 __all__ = ["Engine", "WorkflowFn"]
 
 log = logging.getLogger("agentflow.engine")
+
+#: How often a busy engine checks that its runs' fences still hold (one small read).
+_FENCE_CHECK_SECONDS = 0.5
 
 WorkflowFn = Callable[[Event, Step], Awaitable[Any]]
 F = TypeVar("F", bound=WorkflowFn)
@@ -95,8 +110,13 @@ class Engine:
             store that pushes changes (PostgreSQL's LISTEN/NOTIFY wakes the scheduler at
             once) the poll only finds leases of crashed holders, so it defaults to
             ``lease_seconds / 2``, at most 5 s.
-        run_scheduler: False makes a client-only engine that creates and steers
-            instances but runs none (another process's worker runs them).
+        run_scheduler: True (the default) claims and runs due instances from the
+            start, as a worker does. False makes a client-only engine that creates
+            and steers instances but runs none (another process's worker runs them).
+            ``"on_demand"`` claims nothing until this process asks for progress: it
+            creates an instance, sends an event, resumes, restarts or waits for one,
+            or calls `start_claiming`; so a script that only reads (lists, statuses,
+            histories) never claims anyone's work.
         max_journal_bytes: a quota on the bytes of step results and errors one
             instance's journal may hold (None: no quota beyond the step count). A step
             result that would pass it fails its step with `LimitExceededError` (not
@@ -106,7 +126,8 @@ class Engine:
 
     def __init__(self, url: str | Store | None = None, *, clock: Clock | None = None,
                  max_concurrency: int = 256, lease_seconds: float = 30.0,
-                 poll_interval: float | None = None, run_scheduler: bool = True,
+                 poll_interval: float | None = None,
+                 run_scheduler: bool | Literal["on_demand"] = True,
                  max_journal_bytes: int | None = None) -> None:
         if max_concurrency < 1:
             raise InvalidArgumentError("max_concurrency must be at least 1")
@@ -124,14 +145,22 @@ class Engine:
                              else 0.2)
         self.poll_interval = poll_interval
         self.run_scheduler = run_scheduler
+        self._claiming = run_scheduler is True
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._workflows: dict[str, WorkflowFn] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._fences: dict[str, int] = {}  # the fence each running instance was claimed at
+        # Per run: until when (time.monotonic()) its lease surely holds.
+        self._lease_deadlines: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
         self._changes: Changes | None = None
         self._started = False
         self._closing = False
+        self._run_wrappers: list[Callable[[str, WorkflowFn], WorkflowFn]] = []
+        #: Called with the ids of instances just created through this engine, in the
+        #: creator's context (instrumentation: `agentflow.otel` notes the caller's trace).
+        self.create_listeners: list[Callable[[list[str]], Awaitable[None]]] = []
         #: Recurring instances (cron or interval); fired by every engine that runs a
         #: scheduler. See `agentflow._schedules`.
         self.schedules = Schedules(self)
@@ -175,6 +204,12 @@ class Engine:
             raise InvalidArgumentError(f"a workflow named {name!r} is registered already")
         self._workflows[name] = fn
         self.nudge()
+
+    def wrap_runs(self, wrap: Callable[[str, WorkflowFn], WorkflowFn]) -> None:
+        """Have every run call ``wrap(workflow_name, fn)`` instead of ``fn``: a seam for
+        instrumentation (`agentflow.otel`), which may pass the run a proxy of its step.
+        Wrappers apply in the order they were added, the last outermost."""
+        self._run_wrappers.append(wrap)
 
     @property
     def workflows(self) -> list[str]:
@@ -225,8 +260,15 @@ class Engine:
         if self.run_scheduler:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
                            asyncio.create_task(self._heartbeat(), name="agentflow-leases"),
-                           asyncio.create_task(self.schedules.run(),
-                                               name="agentflow-schedules")]
+                           asyncio.create_task(self._watch_fences(), name="agentflow-fences")]
+            if self._claiming:  # on demand: not before this process asks for progress
+                self._start_worker_duties()
+
+    def _start_worker_duties(self) -> None:
+        """Fire schedules, apply retention and say this process is a live worker: what
+        a process that runs work does, and one that only reads must not."""
+        self._tasks.append(asyncio.create_task(self.schedules.run(),
+                                               name="agentflow-schedules"))
 
     async def close(self, grace: float = 0.5) -> None:
         """Stop claiming and hand every claim back at once, then close the store.
@@ -242,12 +284,17 @@ class Engine:
             return
         self._closing = True
         self.nudge()  # the scheduler sees `_closing` and ends its loop
+        self.schedules.stop()
         scheduler = [t for t in self._tasks if t.get_name() == "agentflow-scheduler"]
         for task in self._tasks:
             if task not in scheduler:
                 task.cancel()
         if scheduler:  # not cancelled: a claim it is making must come back to hand over
-            await asyncio.wait(scheduler)
+            # Bounded: a store that hangs (a server gone, retried for a minute) must not
+            # hold the close; a claim lost that way waits out its lease, as after a crash.
+            await asyncio.wait(scheduler, timeout=max(grace, 10.0))
+            for task in scheduler:
+                task.cancel()
         held = list(self._running)  # read first: a finished run removes itself
         running = list(self._running.values())
         if running:
@@ -256,6 +303,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, *running, return_exceptions=True)
         self._running.clear()
+        self._fences.clear()
         try:  # what the runs could not hand back themselves (cancelled mid-body)
             await self._store.release_leases(owner=self.owner, instance_ids=held,
                                              now=self.clock.now())
@@ -276,12 +324,34 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def start_claiming(self) -> None:
+        """Let the scheduler claim due instances now (an engine made with
+        ``run_scheduler="on_demand"`` waits for this, or for this process to create,
+        wake or wait for an instance). A no-op on a client-only engine."""
+        if self.run_scheduler and not self._claiming:
+            self._claiming = True
+            if self._started and not self._closing:
+                self._start_worker_duties()
+            self.nudge()
+
     def nudge(self) -> None:
         """Tell the scheduler and waiters that something changed in this process."""
         if self._wake is not None:
             self._wake.set()
         if self._changes is not None:
             self._changes.notify()
+
+    async def insert_instances(self, rows: Sequence[NewInstance]) -> list[str]:
+        """Write new instances (ids that exist are skipped), tell `create_listeners`
+        about those created, and wake the scheduler (which starts claiming, see
+        `start_claiming`). Returns the ids created."""
+        created = await self.store.create_instances(rows)
+        if created:
+            for listener in self.create_listeners:
+                await listener(list(created))
+        self.start_claiming()
+        self.nudge()
+        return created
 
     def running_task(self, instance_id: str) -> asyncio.Task[None] | None:
         """This process's task running the instance now, if any. A terminate or a
@@ -309,19 +379,47 @@ class Engine:
                                                limit=limit, offset=offset)
         return [instance_status(r) for r in rows]
 
+    def subscribe(self, *, after: int | None = None,
+                  instance_ids: Collection[str] | None = None,
+                  agents: Collection[str] | None = None,
+                  workflows: Collection[str] | None = None,
+                  poll: float = 0.1) -> AsyncIterator[Change]:
+        """Changes to instances, in commit order, from every process on this database.
+
+        Example:
+            async for change in engine.subscribe(after=cursor):
+                print(change.instance_id, change.status)
+                cursor = change.seq          # keep it: resume with after=cursor
+
+        Args:
+            after: the ``seq`` of the last change seen (0: from the oldest kept;
+                None: from now).
+            instance_ids: only these instances.
+            agents: only instances of these agents.
+            workflows: only instances of these workflows.
+            poll: seconds between reads when nothing is new.
+
+        Returns:
+            An endless async iterator of `Change`; break out of the loop to stop.
+        """
+        return subscribe(self.store, after=after, instance_ids=instance_ids, agents=agents,
+                         workflows=workflows, poll=poll)
+
     # -- scheduling ----------------------------------------------------------------
     async def _schedule(self) -> None:
         assert self._wake is not None
         while not self._closing:
             self._wake.clear()
             capacity = self.max_concurrency - len(self._running)
-            names = list(self._workflows)
+            names = list(self._workflows) if self._claiming else []
             if capacity > 0 and names:
+                # Read before the claim is sent: the lease starts later on the database's
+                # clock, so the local deadline is on the safe (early) side.
+                asked = time.monotonic()
                 try:
                     rows = await self._store.claim_due_instances(
                         owner=self.owner, workflows=names, now=self.clock.now(),
-                        lease_now=time.time(), lease_until=time.time() + self.lease_seconds,
-                        limit=capacity)
+                        lease_seconds=self.lease_seconds, limit=capacity)
                 except Exception:
                     log.exception("claiming due instances failed; trying again")
                     rows = []
@@ -331,11 +429,13 @@ class Engine:
                         now=self.clock.now())
                     return
                 for row in rows:
+                    self._lease_deadlines[row.id] = asked + self.lease_seconds
                     stale = self._running.get(row.id)
                     if stale is not None:  # restarted while its old run was still in a
                         stale.cancel()     # step here: that run's fence is gone, end it
                     self._running[row.id] = asyncio.create_task(self._drive(row),
                                                                 name=f"agentflow:{row.id}")
+                    self._fences[row.id] = row.fence
                 if rows:
                     self.nudge()
                 if len(rows) == capacity:
@@ -352,7 +452,7 @@ class Engine:
             asyncio.create_task(self._store.wait_for_change(self.poll_interval))]
         if names:
             try:
-                due = await self._store.next_due_at(names, lease_now=time.time())
+                due = await self._store.next_due_at(names)
             except Exception:
                 due = None
             if due is not None:
@@ -364,15 +464,57 @@ class Engine:
                 w.cancel()
 
     async def _heartbeat(self) -> None:
+        """Renew the leases of the runs in flight, a third of a lease apart.
+
+        Each renewal moves a run's local deadline (monotonic clock) to a lease after the
+        moment the renewal was sent; a run whose lease was not renewed was taken over
+        (or terminated, or restarted) and is cancelled at once. A run never starts a
+        step body past its deadline (`Activation.lease_expired`), so a process that was
+        frozen, or whose loop was blocked, past its lease stops before doing anything
+        another worker may be doing already.
+        """
         while not self._closing:
             await asyncio.sleep(self.lease_seconds / 3)
-            if self._running:
-                try:
-                    await self._store.renew_leases(owner=self.owner,
-                                                   instance_ids=list(self._running),
-                                                   lease_until=time.time() + self.lease_seconds)
-                except Exception:
-                    log.exception("renewing leases failed; trying again")
+            held = dict(self._running)
+            if not held:
+                continue
+            asked = time.monotonic()
+            try:
+                renewed = set(await self._store.renew_leases(
+                    owner=self.owner, instance_ids=list(held),
+                    lease_seconds=self.lease_seconds))
+            except Exception:
+                log.exception("renewing leases failed; runs stop at their lease deadline "
+                              "unless a later renewal succeeds")
+                continue
+            for instance_id, task in held.items():
+                if instance_id in renewed:
+                    self._lease_deadlines[instance_id] = asked + self.lease_seconds
+                elif self._running.get(instance_id) is task and not task.done():
+                    log.warning("instance %s: the lease was lost; stopping its run",
+                                instance_id)
+                    task.cancel()
+
+    async def _watch_fences(self) -> None:
+        """End runs made moot elsewhere: a terminate or restart by another process (the
+        CLI, an MCP server) moves the fence; so does a takeover after a lost lease. The
+        run is cancelled, which ends its step body (the sandbox kills a worker whose
+        body does not stop) instead of letting it compute until its next commit."""
+        while not self._closing:
+            await asyncio.sleep(_FENCE_CHECK_SECONDS)
+            held = {i: f for i, f in self._fences.items() if i in self._running}
+            if not held:
+                continue
+            try:
+                current = await self._store.get_fences(list(held))
+            except Exception:
+                log.exception("reading fences failed; trying again")
+                continue
+            for instance_id, fence in held.items():
+                task = self._running.get(instance_id)
+                if (current.get(instance_id) != fence and task is not None
+                        and self._fences.get(instance_id) == fence and not task.done()):
+                    task.cancel()
 
     async def _drive(self, row: InstanceRow) -> None:
         """Run one claimed instance until it finishes or parks."""
@@ -381,16 +523,17 @@ class Engine:
             # Fence 1 means this is the instance's first claim ever, so its journal is
             # empty: only claims hand out fences (saves a read per new instance).
             journal = [] if row.fence == 1 else await self._store.load_journal(row.id)
-            activation = Activation(store=self._store, clock=self.clock, instance_id=row.id,
-                                    fence=row.fence, journal=journal,
-                                    stopping=lambda: self._closing,
-                                    journal_quota=self.max_journal_bytes)
+            activation = Activation(
+                store=self._store, clock=self.clock, instance_id=row.id, fence=row.fence,
+                journal=journal, stopping=lambda: self._closing,
+                lease_deadline=lambda: self._lease_deadlines.get(row.id, 0.0),
+                journal_quota=self.max_journal_bytes)
             finish = await self._run(row, activation)
             tail = activation.tail_rows(self.clock.now()) if finish.status in (
                 "complete", "errored") else []
             await self._store.commit(RunCommit(row.id, row.fence, tail, finish=finish))
         except LeaseLost:
-            if activation is not None and activation.stopped:
+            if activation is not None and (activation.stopped or activation.expired):
                 # Stopped at a step boundary by close(): hand the instance back, due
                 # now, in the commit that records the run's end (fenced: a claim that
                 # was lost meanwhile is left alone).
@@ -406,10 +549,14 @@ class Engine:
         finally:
             if self._running.get(row.id) is asyncio.current_task():  # not a newer run's
                 del self._running[row.id]
+                self._fences.pop(row.id, None)
+                self._lease_deadlines.pop(row.id, None)
             self.nudge()
 
     async def _run(self, row: InstanceRow, activation: Activation) -> RunFinish:
         fn = self._workflows[row.workflow]
+        for wrap in self._run_wrappers:
+            fn = wrap(row.workflow, fn)
         failure: BaseException | None
         event = Event(payload=json.loads(row.payload), timestamp=to_datetime(row.created_at),
                       instance_id=row.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -23,12 +24,13 @@ from agentflow.models import (
     StepRecord,
     WaitingOn,
 )
+from agentflow.policy import OperatorAction, default_actor, record_restart, restarts
 from agentflow.store import InstanceChange, InstanceRow, JournalRow, NewInstance
 
 if TYPE_CHECKING:
     from agentflow._engine import Engine
 
-__all__ = ["Instance", "WorkflowBinding", "instance_status", "step_record"]
+__all__ = ["Instance", "WorkflowBinding", "instance_status", "step_record", "wait_ref"]
 
 RESTING_STATUSES = TERMINAL_STATUSES | {"paused"}
 
@@ -61,6 +63,24 @@ def instance_status(row: InstanceRow) -> InstanceStatus:
 def _waiting_on(w: dict[str, Any]) -> WaitingOn:
     return WaitingOn(kind=w["kind"], step=w["step"], until=to_datetime(w["until"]),
                      type=w.get("type"), attempt=w.get("attempt"))
+
+
+def wait_ref(row: InstanceRow) -> str | None:
+    """A reference to the event wait ``row`` is in, or None if it waits for no event.
+
+    The fence moves whenever the instance is claimed, woken, paused, restarted or
+    terminated, so the reference names this very wait: an answer given to an older one
+    (same step, same second, another run) no longer matches it.
+    """
+    w = instance_status(row).waiting_on
+    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
+        return None
+    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
+    return hashlib.sha256(wait.encode()).hexdigest()[:12]
+
+
+class _StaleWait(Exception):
+    """The instance no longer waits where the sender saw it wait."""
 
 
 def step_record(row: JournalRow) -> StepRecord:
@@ -122,6 +142,25 @@ class Instance:
         """
         await self._send_event(type, payload)
 
+    async def send_event_to_wait(self, ref: str, type: str, payload: Any = None) -> bool:
+        """Send an event only if the instance still waits where ``ref`` (a `wait_ref`
+        read earlier) says, checked in the send's own transaction: no restart and no
+        other answer can come between. Returns False, having sent nothing, when it has
+        moved on (a person's answer must reach the very wait they were shown).
+
+        Raises:
+            the errors of `send_event`.
+        """
+        def still_that_wait(row: InstanceRow) -> None:
+            if wait_ref(row) != ref:
+                raise _StaleWait
+
+        try:
+            await self._send_event(type, payload, check=still_that_wait)
+        except _StaleWait:
+            return False
+        return True
+
     async def _send_event(self, type: str, payload: Any,
                           check: Callable[[InstanceRow], None] | None = None) -> None:
         """`send_event`, with ``check(row)`` run in the same transaction as the send: it
@@ -143,6 +182,7 @@ class Instance:
 
         if not await self._engine.store.add_event(self.id, type, text, now, decide):
             raise InstanceNotFoundError(f"no instance with id {self.id!r}")
+        self._engine.start_claiming()
         self._engine.nudge()
 
     async def pause(self) -> None:
@@ -173,6 +213,7 @@ class Instance:
             return None
 
         await self._transition(decide)
+        self._engine.start_claiming()
 
     async def terminate(self) -> None:
         """Stop the instance for good. A step in flight here is cancelled at once (its
@@ -190,27 +231,36 @@ class Instance:
         await self._transition(decide)
         _cancel_old_run(running)
 
-    async def restart(self, from_step: str | None = None) -> None:
+    async def restart(self, from_step: str | None = None, *, by: str | None = None) -> None:
         """Run the instance again from the top, with the same params.
 
         Events sent before the restart and not consumed yet are dropped with the old
         run: they were addressed to it (an approval must not carry over to a run nobody
         approved). Events consumed by kept steps stay; events sent after the restart
-        reach the new run.
+        reach the new run. The restart is recorded with who made it (`restarts`).
 
         Args:
             from_step: keep the journal before the first step of this name and run again
                 from it; by default the whole journal is dropped.
+            by: who restarts, as recorded (default: ``"operator <login> via python"``).
 
         Raises:
             InvalidArgumentError: no step of that name is in the journal.
         """
-        await self._restart(from_step)
+        await self._restart(from_step, by=by or default_actor("python"))
 
-    async def _restart(self, from_step: str | None, *, payload: str | None = None) -> None:
+    async def restarts(self) -> list[OperatorAction]:
+        """Every restart of this instance, oldest first, with who made it and from where."""
+        await self._row()
+        return await restarts(self._engine.store, self.id)
+
+    async def _restart(self, from_step: str | None, *, by: str, payload: str | None = None,
+                       version: str | None = None,
+                       refuse_kept: Callable[[list[JournalRow]], None] | None = None) -> None:
+        """Restart; ``refuse_kept(kept_rows)`` may raise to refuse before anything changes."""
         first = 1
+        journal = await self._engine.store.load_journal(self.id)
         if from_step is not None:
-            journal = await self._engine.store.load_journal(self.id)
             seqs = [r.seq for r in journal if r.name == from_step]
             if not seqs:
                 await self._row()
@@ -218,6 +268,8 @@ class Instance:
                 raise InvalidArgumentError(f"instance {self.id!r} has no step named "
                                            f"{from_step!r}; its steps are {names}")
             first = min(seqs)
+        if refuse_kept is not None:
+            refuse_kept([r for r in journal if r.seq < first])
         now = self._engine.clock.now()
 
         def decide(row: InstanceRow) -> InstanceChange | None:
@@ -228,6 +280,9 @@ class Instance:
         running = self._engine.running_task(self.id)
         await self._transition(decide)
         _cancel_old_run(running)
+        await record_restart(self._engine.store, self.id, from_step=from_step, at=time.time(),
+                             by=by, version=version)
+        self._engine.start_claiming()
 
     async def wait(self, timeout: Any = None, *, poll: float = 0.2) -> InstanceStatus:
         """Wait until the instance is finished, paused, or waiting on something in the
@@ -241,6 +296,7 @@ class Instance:
             TimeoutError: the instance was still busy when the timeout ran out.
         """
         engine = self._engine
+        engine.start_claiming()  # waiting for progress asks for it
         deadline = None if timeout is None else time.monotonic() + parse_duration(timeout)
         while True:
             seen = engine.changes.generation
@@ -296,10 +352,9 @@ class WorkflowBinding:
             LimitExceededError: params over 1 MiB.
         """
         row = self.prepare(params, id)
-        if not await self._engine.store.create_instances([row]):
+        if not await self._engine.insert_instances([row]):
             raise InvalidArgumentError(f"an instance with id {row.id!r} already exists; "
                                        f"choose another id, or use get({row.id!r})")
-        self._engine.nudge()
         return Instance(self._engine, row.id, self.name)
 
     async def create_batch(self, items: Iterable[Mapping[str, Any]]) -> list[Instance]:
@@ -319,8 +374,7 @@ class WorkflowBinding:
             rows.append(self.prepare(item.get("params"), item.get("id")))
         if not rows:
             return []
-        created = set(await self._engine.store.create_instances(rows))
-        self._engine.nudge()
+        created = set(await self._engine.insert_instances(rows))
         handles = []
         for r in rows:
             workflow = self.name

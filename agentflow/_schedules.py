@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict
 
 from agentflow._cron import CronExpression
-from agentflow._durations import parse_duration, parse_instant, to_datetime
+from agentflow._durations import iso_datetime, parse_duration, parse_instant, to_datetime
 from agentflow._limits import encode_value
 from agentflow.errors import (
     InvalidArgumentError,
@@ -145,12 +145,7 @@ def _zone(name: str) -> str:
 def _instant(value: Any, zone: str, what: str) -> float:
     """Epoch seconds for ``start``/``end``: a datetime or an ISO 8601 string (naive ones
     are wall-clock times in the schedule's zone), or epoch seconds."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidArgumentError(f"{what} {value!r} is not an ISO 8601 date-time "
-                                       "such as '2026-03-01T09:00'") from None
+    value = iso_datetime(value, what=what)
     if isinstance(value, datetime) and value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(zone))
     return parse_instant(value, what=what)
@@ -189,6 +184,14 @@ class Schedules:
         self._engine = engine
         self._payloads: dict[str, PayloadFn] = {}
         self.changed = asyncio.Event()
+        # Set by the engine's close() besides cancelling `run`: on Python 3.11,
+        # asyncio.wait_for (used by psycopg_pool) can swallow a cancellation that races
+        # its inner future, and the loop would then run on and hold close() forever.
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        """Make `run` return at its next turn (the engine is closing)."""
+        self._stopped.set()
 
     def payload_builder(self, workflow: str, build: PayloadFn) -> None:
         """Build the payload of instances fired for ``workflow`` (the agent layer wraps
@@ -418,7 +421,7 @@ class Schedules:
         next_beat = 0.0
         poll = min(1.0, engine.poll_interval)
         me = asyncio.current_task()
-        while True:
+        while not self._stopped.is_set():
             # A cancellation is delivered once; a database driver that swallows it
             # mid-call (seen with psycopg's pool) would leave this loop running and
             # `Engine.close` waiting for it forever. So look for it on every turn.
@@ -445,6 +448,7 @@ class Schedules:
                 due = None
             waits: builtins.list[asyncio.Task[Any]] = [
                 asyncio.create_task(self.changed.wait()),
+                asyncio.create_task(self._stopped.wait()),
                 asyncio.create_task(asyncio.sleep(poll))]
             if due is not None:
                 waits.append(asyncio.create_task(engine.clock.sleep_until(due)))

@@ -9,6 +9,15 @@ outcome, and only then returns: step n+1 never starts before step n is durable.
 A call that cannot finish now (a sleep not yet over, an event not yet here, a retry not
 yet due) records what it waits for and raises `Suspend`, which unwinds the run; the
 engine then parks the instance until the earliest of its waits falls due.
+
+Events are consumed exactly once: a wait takes a pending event only if no other wait
+of the run took it (checked with no await since the read), and the store refuses a
+commit whose event another position consumed first; under ``gather`` the run parks
+only once every branch has settled, listing every wait.
+
+(Over 400 lines, on purpose: `Activation` and `Step` are one set of replay rules, the
+journal position, its commit and the checks before a body, seen from the engine's side
+and from the plan's.)
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import dataclasses
 import inspect
 import json
 import random
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -97,6 +107,7 @@ class Activation:
 
     def __init__(self, *, store: Store, clock: Clock, instance_id: str, fence: int,
                  journal: list[JournalRow], stopping: Callable[[], bool] = lambda: False,
+                 lease_deadline: Callable[[], float] = lambda: float("inf"),
                  journal_quota: int | None = None) -> None:
         self.store = store
         self.journal_quota = journal_quota
@@ -104,6 +115,8 @@ class Activation:
         self.journal_reserved = 0  # results checked against the quota, not committed yet
         self.committed_sizes: dict[int, int] = {}  # journal bytes of rows committed here
         self.stopping = stopping
+        self.lease_deadline = lease_deadline
+        self.expired = False  # stopped before a step body: the lease may be lost
         self.clock = clock
         self.instance_id = instance_id
         self.fence = fence
@@ -180,7 +193,19 @@ class Activation:
             attempts = detail.setdefault("attempts", [])
             attempts.append(attempt)
             del attempts[:-MAX_ATTEMPT_RECORDS]
-        return dataclasses.replace(row, detail=dumps(detail) if detail else None)
+        text = dumps(detail) if detail else None
+        if text is not None and self.journal_quota is not None:
+            # Logs count against the journal quota like results do, and may fill half of
+            # it; past that they are dropped (the attempts' errors are kept): a plan
+            # cannot print its way past the quota, nor crowd out its own results.
+            old = len((prior.detail or "").encode()) if prior is not None else 0
+            grown = len(text.encode()) - old
+            if self.journal_bytes + self.journal_reserved + grown > self.journal_quota // 2:
+                for entry in [detail, *detail.get("attempts", [])]:
+                    if entry.get("logs"):
+                        entry["logs"] = ["[log dropped: the journal quota is full]"]
+                text = dumps(detail)
+        return dataclasses.replace(row, detail=text)
 
     def tail_rows(self, now: float) -> list[JournalRow]:
         """Lines logged after the last step call, as a ``log`` row after it (the run is
@@ -190,6 +215,9 @@ class Activation:
         lines: list[str] = []
         _append_capped(lines, self.pending_logs)
         self.pending_logs = []
+        if self.journal_quota is not None and (self.journal_bytes + sum(
+                len(x.encode()) for x in lines) > self.journal_quota // 2):
+            lines = ["[log dropped: the journal quota is full]"]
         seq = max([self.next_seq, *self.journal]) + 1
         return [JournalRow(seq, "print", 1, "log", "ok", 1, now, finished_at=now,
                            detail=dumps({"logs": lines}))]
@@ -233,6 +261,16 @@ class Activation:
             raise Suspend("pause requested")  # the finish commit turns this into `paused`
         return True
 
+    def check_lease(self, step: str) -> None:
+        """Raise `LeaseLost` if this run's lease may have run out (its holder froze, or
+        its loop was blocked, past the lease): another worker may be running the
+        instance, so no step body may start here. Called just before a body starts,
+        with no await in between."""
+        if time.monotonic() >= self.lease_deadline():
+            self.expired = True
+            raise LeaseLost(f"instance {self.instance_id}: the lease may have run out "
+                            f"before step {step!r}; not starting its body")
+
     def reserve_journal(self, name: str, size: int) -> int:
         """Count ``size`` bytes of a result about to be committed against the journal
         quota (steps of one ``gather`` commit concurrently: the check must include the
@@ -270,8 +308,8 @@ class Activation:
 
 
 def _row_bytes(row: JournalRow) -> int:
-    return sum(len(text.encode("utf-8", "surrogatepass")) for text in (row.result, row.error)
-               if text is not None)
+    return sum(len(text.encode("utf-8", "surrogatepass"))
+               for text in (row.result, row.error, row.detail) if text is not None)
 
 
 class Step:
@@ -355,6 +393,7 @@ class Step:
             attempt_started = a.clock.now()
             token = _ATTEMPT.set(attempt_log)
             try:
+                a.check_lease(name)
                 value = fn()
                 if inspect.isawaitable(value):
                     async with asyncio.timeout(attempt_timeout) as timer:

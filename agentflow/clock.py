@@ -4,8 +4,11 @@ Workflow time (when a sleep ends, when an event wait times out, when a retry is 
 what `step.now()` returns) is read only through a `Clock`. `SystemClock` is the real
 one; `ManualClock` lets a test jump three days ahead in microseconds.
 
-Leases between processes are not workflow time: they always use the real wall clock,
-so a test that advances a `ManualClock` does not make a live engine lose its own claims.
+Leases between processes are not workflow time, nor this process's wall clock: the
+store judges their expiry on the database's clock alone (the server's, on PostgreSQL),
+and each run times its own lease on `time.monotonic()`. So a test that advances a
+`ManualClock` does not make a live engine lose its own claims, and workers whose wall
+clocks disagree still agree on when a lease ran out.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
     │   │   ├── InstanceNotFoundError
     │   │   ├── WorkflowNotFoundError
     │   │   ├── PlanNotFoundError       no plan of that name (or version) for this agent
-    │   │   └── ScheduleNotFoundError   no schedule of that name (for this agent)
+    │   │   └── ScheduleNotFoundError   no schedule of that name (in this scope)
     │   ├── InvalidStateError           e.g. resume() on a complete instance
     │   ├── EngineNotStartedError       an API call before `async with engine`
     │   └── HumanOnlyEventError         an agent sent an event type only a person may send
@@ -22,6 +22,8 @@
     ├── CapabilityError                 a capability call was refused or failed
     ├── CommitOutcomeUnknownError       PostgreSQL lost the connection while committing a
     │                                   write not safe to repeat: read the state, decide
+    ├── StoreUnavailableError           the database could not be used (locked past the
+    │                                   store's retries, unreachable): nothing was changed
     └── NonRetryableError               raised by plan code on purpose: do not retry this step
 
     BaseException
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
     from agentflow.plans._invalid import PlanValidationError
 
 __all__ = [
+    "ENGINE_ERROR_NAMES",
+    "PLAN_ORIGIN",
     "AgentflowError",
     "CapabilityError",
     "CommitOutcomeUnknownError",
@@ -70,11 +74,13 @@ __all__ = [
     "PlanValidationError",
     "ScheduleNotFoundError",
     "StepError",
+    "StoreUnavailableError",
     "Suspend",
     "UsageError",
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
+    "describe_error",
 ]
 
 
@@ -111,7 +117,7 @@ class PlanNotFoundError(NotFoundError):
 
 
 class ScheduleNotFoundError(NotFoundError):
-    """No schedule of that name exists (in this agent's scope)."""
+    """No schedule of that name (in this agent's scope)."""
 
 
 class InvalidStateError(UsageError):
@@ -139,15 +145,17 @@ class StepError(WorkflowError):
         step: the name of the step that failed, when known.
         retryable: False when retrying cannot help (a capability's refusal): the step
             then fails at once, as with `NonRetryableError`.
+        origin: ``"plan"`` when plan code raised it (see `PLAN_ORIGIN`).
     """
 
     def __init__(self, message: str, *, error_name: str = "StepError", step: str | None = None,
-                 retryable: bool = True):
+                 retryable: bool = True, origin: str | None = None):
         super().__init__(message)
         self.error_name = error_name
         self.message = message
         self.step = step
         self.retryable = retryable
+        self.origin = origin
 
 
 class WorkflowTimeoutError(WorkflowError, TimeoutError):
@@ -179,6 +187,13 @@ class CommitOutcomeUnknownError(AgentflowError):
     to repeat: it may or may not have been applied. Read the state and decide."""
 
 
+class StoreUnavailableError(AgentflowError):
+    """The database could not be used: locked by another process past the store's
+    retries, or unreachable. The operation was rolled back: nothing was changed.
+    Try again later. (On SQLite it is also a ``sqlite3.OperationalError``, on
+    PostgreSQL a ``psycopg.OperationalError``, as before.)"""
+
+
 class NonRetryableError(AgentflowError):
     """Raise this inside a step to fail it at once, without using the remaining retries."""
 
@@ -206,13 +221,30 @@ _AGENTFLOW_ERRORS: dict[str, type[Exception]] = {
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+#: The ``origin`` of an error that plan code raised: it is the plan's own, recorded with
+#: ``"origin": "plan"`` and never under the name of one of the engine's errors.
+PLAN_ORIGIN = "plan"
+#: Names only the engine's own diagnoses carry. A plan error claiming one (a plan can
+#: raise ``StepError(..., error_name="NonDeterminismError")``) is recorded as a
+#: ``StepError`` that says which name it claimed, so an operator never mistakes a
+#: plan's error for the engine's. `NonRetryableError` and `StepError` are raised by
+#: plans on purpose and keep their names.
+ENGINE_ERROR_NAMES: frozenset[str] = frozenset({
+    "AgentflowError", "UsageError", "InvalidArgumentError", "LimitExceededError",
+    "NotFoundError", "InstanceNotFoundError", "WorkflowNotFoundError", "InvalidStateError",
+    "EngineNotStartedError", "WorkflowError", "WorkflowTimeoutError", "NonDeterminismError",
+    "MissingDispatcherMetadataError", "EngineSignal", "Suspend", "LeaseLost",
+    "HumanOnlyEventError", "CapabilityError", "PlanValidationError", "PlanNotFoundError"})
+
+
 def error_record(exc: BaseException) -> dict[str, Any]:
     """The JSON form of an error as journaled and shown in a status.
 
-    Always ``{name, message}``. An agent plan's error also says where it happened
-    (its ``plan_context``, set by the agent layer): ``step`` (the step whose error it
-    is) or ``after_step`` (the last step before an error in plan code), and ``where``
-    (``{line, function, source, traceback}``, plan frames only).
+    Always ``{name, message}``. An error plan code raised also has ``"origin":
+    "plan"``, and never carries one of `ENGINE_ERROR_NAMES`. An agent plan's error also
+    says where it happened (its ``plan_context``, set by the agent layer): ``step`` (the
+    step whose error it is) or ``after_step`` (the last step before an error in plan
+    code), and ``where`` (``{line, function, source, traceback}``, plan frames only).
     """
     name = exc.error_name if isinstance(exc, StepError) else type(exc).__name__
     try:
@@ -230,7 +262,22 @@ def error_record(exc: BaseException) -> dict[str, Any]:
                 record[key] = storable_text(context[key])
         if isinstance(context.get("where"), dict):
             record["where"] = context["where"]
+    if getattr(exc, "origin", None) == PLAN_ORIGIN:
+        record["origin"] = PLAN_ORIGIN
+        if record["name"] in ENGINE_ERROR_NAMES:
+            record["message"] = (f"{record['message']} (the plan raised this under the "
+                                 f"engine's name {record['name']})")
+            record["name"] = "StepError"
     return record
+
+
+def describe_error(record: dict[str, Any] | None) -> str:
+    """An error record as one line that says whose error it is: ``plan error ValueError:
+    ...`` for the plan's own, ``NonDeterminismError: ...`` for the engine's."""
+    if not record:
+        return ""
+    text = f"{record.get('name', 'Error')}: {record.get('message', '')}"
+    return f"plan error {text}" if record.get("origin") == PLAN_ORIGIN else text
 
 
 def storable_text(text: str) -> str:
@@ -249,7 +296,11 @@ def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Excepti
     """
     name = str(record.get("name", "StepError"))
     message = str(record.get("message", ""))
-    cls = _AGENTFLOW_ERRORS.get(name)
+    origin = PLAN_ORIGIN if record.get("origin") == PLAN_ORIGIN else None
+    # A plan's error is rebuilt as a builtin, as NonRetryableError, or as a StepError:
+    # never as one of the engine's classes, whatever name it carries.
+    cls = _AGENTFLOW_ERRORS.get(name) if origin is None else (
+        NonRetryableError if name == "NonRetryableError" else None)
     if cls is None:
         candidate = getattr(builtins, name, None)
         if isinstance(candidate, type) and issubclass(candidate, Exception):
@@ -261,8 +312,11 @@ def rebuild_error(record: dict[str, Any], *, step: str | None = None) -> Excepti
             err = None
         if err is not None:
             err.step = step  # type: ignore[attr-defined]
+            if origin is not None:
+                err.origin = origin  # type: ignore[attr-defined]
             return _with_context(err, record, step)
-    return _with_context(StepError(message, error_name=name, step=step), record, step)
+    rebuilt = StepError(message, error_name=name, step=step, origin=origin)
+    return _with_context(rebuilt, record, step)
 
 
 def _with_context(err: Exception, record: dict[str, Any], step: str | None) -> Exception:

@@ -11,6 +11,7 @@ import html
 import json
 from collections.abc import Sequence
 
+from agentflow.errors import describe_error
 from agentflow.models import InstanceStatus, StepRecord
 
 __all__ = ["Timeline", "activity_lines"]
@@ -31,7 +32,7 @@ class Timeline:
         for h in self.history:
             took = ((h.finished_at - h.started_at).total_seconds() if h.finished_at else None)
             if h.error:
-                detail = f"{h.error['name']}: {h.error['message']}"
+                detail = describe_error(h.error)
             elif h.status in ("waiting", "retrying") and h.wake_at:
                 detail = f"until {h.wake_at:%Y-%m-%d %H:%M:%S} UTC"
             else:
@@ -69,9 +70,10 @@ class Timeline:
         error = self.status.error if self.status is not None else None
         where = error.get("where") if error else None
         if error and isinstance(where, dict):
-            step = error.get("step") or error.get("after_step")
+            step, after = error.get("step"), error.get("after_step")
             lines.append(f"error at plan line {where.get('line')} in {where.get('function')}"
-                         + (f", step {step!r}" if step else "")
+                         + (f", in step {step!r}" if step else "")
+                         + (f", after step {after!r}" if after and not step else "")
                          + f": {where.get('source', '')}")
         return lines + activity_lines(self.history)
 

@@ -6,8 +6,10 @@ usage:
     python bench/pyspy_summary.py /tmp/seq.txt [--steps 6000]
 
 Only samples taken while the event loop runs are counted (stacks through
-``BaseEventLoop._run_once``), plus the aiosqlite worker threads of the store (busy
-samples only: each store has a writer and a reader thread, mostly idle). Each sample is put in the
+``BaseEventLoop._run_once``), plus the connection threads of the store
+(``_ConnectionThread._serve`` in agentflow/store/sqlite.py; aiosqlite's worker threads in
+profiles taken before the store ran sqlite3 on its own threads), busy samples only: each
+store has a writer and a reader thread, mostly idle. Each sample is put in the
 area of its innermost frame ("self" time); a second table counts, for some functions,
 the samples with that function anywhere on the stack ("inclusive"). With ``--steps``,
 samples are converted to microseconds per step (samples / rate / steps).
@@ -23,6 +25,9 @@ LEAF_AREAS = [  # (area, regex on the innermost frame), first match wins
     ("idle: epoll wait (loop has nothing to run)", r"EpollSelector\.select"),
     ("idle: worker waits for work (queue.get)",
      r"_connection_worker_thread \(aiosqlite/core\.py:59\)"),
+    ("idle: worker waits for work (queue.get)", r"SimpleQueue\.get|_serve .*get"),
+    ("worker: sqlite3 call (SQL, fsync)",
+     r"(_drive|_run) \(agentflow/store/sqlite\.py"),
     ("worker: sqlite3 call (SQL, fsync)",
      r"_connection_worker_thread \(aiosqlite/core\.py:6[0-9]\)"),
     ("worker: sqlite3 call (SQL, fsync)", r"Connection\._execute_fetchall|_execute_insert"),

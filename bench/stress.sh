@@ -5,6 +5,7 @@
 #
 #   bench/stress.sh                          # the whole suite
 #   bench/stress.sh tests/sandbox -q         # any pytest arguments
+#   bench/stress.sh -- .ci/run               # any command: here the whole CI run
 #   STRESS_HOGS=4 bench/stress.sh            # more hogs
 #
 # The hogs are this script's own children and are ended when it exits.
@@ -24,5 +25,11 @@ for _ in $(seq "${STRESS_HOGS:-2}"); do
     python3 -c 'while 1: pass' &
     hogs+=("$!")
 done
-echo "stress: ${#hogs[@]} CPU hogs running (pids ${hogs[*]}); running pytest $*" >&2
-python -m pytest -p no:cacheprovider "$@"
+if [[ "${1:-}" == "--" ]]; then
+    shift
+    echo "stress: ${#hogs[@]} CPU hogs running (pids ${hogs[*]}); running $*" >&2
+    "$@"
+else
+    echo "stress: ${#hogs[@]} CPU hogs running (pids ${hogs[*]}); running pytest $*" >&2
+    python -m pytest -p no:cacheprovider "$@"
+fi

@@ -27,6 +27,7 @@ from typing import Literal
 from agentflow import Engine
 from agentflow.errors import AgentflowError, UsageError
 from agentflow.plans import AgentFlow, adopt_apps, load_app
+from agentflow.policy import ALWAYS_HUMAN_ONLY, OperatorPolicy, default_actor
 from agentflow.store import default_url
 from mcp_server._config import ServerConfig, parse_tokens
 from mcp_server._server import build_server
@@ -51,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="process: each agent's plans run in a confined worker (default); "
                              "inline: in this process, NOT a security boundary")
     parser.add_argument("--human-only", action="append", default=[], metavar="TYPE",
-                        help="an event type only a person may send, besides 'approval' "
-                             "(repeatable)")
+                        help="make an event type human-only, besides 'approval' "
+                             "(repeatable). This WRITES the database's policy, which every "
+                             "front end on the database obeys (`agentflow policy` shows "
+                             "and changes it)")
     parser.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR",
                         help="an AgentFlow whose agents' capability grants apply here, or "
                              "an Engine whose workflows run here (repeatable)")
@@ -112,6 +115,21 @@ def options(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) ->
                    apps=tuple(load_app(spec) for spec in args.app), run=not args.no_run)
 
 
+async def write_human_only(af: AgentFlow, config: ServerConfig) -> None:
+    """``--human-only``: a flag lives in one process, so it adds its types to the
+    database's policy, where every front end on the database sees them, and says so."""
+    added = sorted(config.human_only - ALWAYS_HUMAN_ONLY)
+    if not added:
+        return
+    policy = OperatorPolicy(af.engine.store)
+    for event_type in added:
+        await policy.add_human_only(event_type, by=default_actor("agentflow-mcp --human-only"))
+    print(f"agentflow-mcp: --human-only wrote {', '.join(map(repr, added))} into the "
+          f"database's human-only policy: every front end on this database now refuses "
+          f"them to agents (`agentflow policy` shows it; `agentflow policy human-only "
+          f"remove TYPE` undoes it)", file=sys.stderr, flush=True)
+
+
 async def serve(opts: Options) -> None:
     """Run the server until stdin closes (stdio) or a signal arrives."""
     af = AgentFlow(opts.db, isolation=opts.isolation, run_scheduler=opts.run)
@@ -128,6 +146,7 @@ async def serve(opts: Options) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, on_signal, sig)
         async with af:
+            await write_human_only(af, opts.config)
             print(f"agentflow-mcp: agent {opts.config.agent_id!r} on stdio, database "
                   f"{opts.db}, isolation {opts.isolation}"
                   f"{'' if opts.run else ', steering only'}", file=sys.stderr, flush=True)
@@ -150,6 +169,7 @@ async def serve(opts: Options) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     async with af:
+        await write_human_only(af, opts.config)
         print(f"agentflow-mcp: http://{host}:{port}/mcp for agents "
               f"{sorted(set(opts.config.tokens.values()))}, database {opts.db}, isolation "
               f"{opts.isolation}", file=sys.stderr, flush=True)

@@ -8,16 +8,19 @@ state, pinned to the exact question shown, so a client cannot pre-fill or replay
 
 Two resolvers: ``lookup`` reads what the instance waits for (from the store, never from
 the agent), and ``ask_person`` turns it into the question, or into `NoPerson` when
-there is nothing to ask or the client did not declare form elicitation (asking anyway
-would be a protocol error). The body then runs the shared handler with an ``ask_human``
-that hands over the person's answer together with the request they saw; the handler
-re-reads the instance and sends nothing if it changed. Any failure on the way sends
-nothing: approval never fails open.
+there is nothing to ask, the operator set ``approvals = operator-only`` (read from the
+database), or the client did not declare form elicitation (asking anyway would be a
+protocol error). The question is `ApprovalRequest.message()`, the same record every
+surface renders, and the form is an explicit approve/reject choice. The body then runs
+the shared handler with an ``ask_human`` that hands over the person's answer together
+with the request they saw; the handler re-reads the instance and sends nothing if it
+changed. Any failure on the way sends nothing: approval never fails open.
 
 This module does not use ``from __future__ import annotations``: the SDK reads the
 resolvers' annotations with ``get_type_hints``, which cannot see closure variables.
 """
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,6 +33,7 @@ from mcp.server.mcpserver import (
     Resolve,
 )
 from mcp_types import CallToolResult
+from pydantic import ConfigDict
 
 from agentflow.errors import AgentflowError
 from agentflow.tools import (
@@ -40,6 +44,7 @@ from agentflow.tools import (
     ToolContext,
     approval_request,
     call_tool,
+    policy_of,
 )
 from mcp_server._identity import Identity
 from mcp_server._tools import set_signature, signature_parameters, to_call_tool_result
@@ -60,6 +65,22 @@ class NoPerson:
     """``ask_person``'s answer when no person can be asked."""
 
 
+@functools.lru_cache(maxsize=256)
+def decision_form(ref: str) -> type[HumanDecision]:
+    """The form for one wait: `HumanDecision`, with the wait's reference as the schema's
+    ``$comment`` (an annotation no client shows).
+
+    On 2026-07-28 the SDK reuses a recorded answer when the question is asked again
+    with the same rendering, and a restarted instance can wait at the same step with
+    the same deadline: the reference makes the new wait's question a new question, so
+    an answer about the old run is never reused for the new one. A person does not
+    read it (a meaningless "request 3b4a0caad728" in the dialog told them nothing).
+    """
+    return type("ApprovalDecision", (HumanDecision,), {"model_config": ConfigDict(
+        extra="forbid", strict=True, title="Your decision",
+        json_schema_extra={"$comment": f"agentflow wait {ref}"})})
+
+
 def client_can_elicit(ctx: Context) -> bool:
     """Whether the client declared form elicitation (a bare ``elicitation: {}`` counts)."""
     capabilities = ctx.client_capabilities
@@ -74,7 +95,11 @@ def approve_function(identity: Identity) -> Any:
     async def lookup(instance_id: str, note: str) -> Lookup:
         try:
             agent = identity.agent()
-            return Lookup(await approval_request(agent, instance_id, note, human_only))
+            policy = await policy_of(agent)
+            if policy.approvals == "operator-only":
+                return Lookup(None)  # never elicit: the handler says how a person answers
+            return Lookup(await approval_request(agent, instance_id, note,
+                                                 human_only | policy.human_only))
         except AgentflowError:
             return Lookup(None)
 
@@ -82,7 +107,7 @@ def approve_function(identity: Identity) -> Any:
                          ) -> Elicit[HumanDecision] | NoPerson:
         if found.request is None or not client_can_elicit(ctx):
             return NoPerson()
-        return Elicit(found.request.message(), HumanDecision)
+        return Elicit(found.request.message(), decision_form(found.request.ref))
 
     async def approve(ctx: Context, found: Lookup, answer: ElicitationResult[HumanDecision],
                       **arguments: Any) -> CallToolResult:

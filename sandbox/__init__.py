@@ -14,8 +14,10 @@ Layers (no single one is trusted alone)
 1. Static validation (`validate`): size and nesting limits, module shape, awaited and
    literally named ``step.*`` calls, no import/class/global/nonlocal/yield/async
    for/async with/match/with, no bare ``except`` nor catching ``BaseException`` and
-   friends, no nondeterministic or dangerous names, no underscore names or attributes.
-   Every finding has a stable code (`DIAGNOSTIC_CODES`) and a fix hint.
+   friends, no nondeterministic or dangerous names, no underscore names or attributes;
+   step-method arguments, lambdas that would read a loop variable too late, and, given
+   the agent's grants, ``env`` use. Every finding has a stable code
+   (`DIAGNOSTIC_CODES`) and a hint naming the plan-side fix.
 2. RestrictedPython 9.0 with a policy that adds ``async def`` and ``await`` only
    (`sandbox._policy`), compiling the very AST the validator checked; at run time an
    attribute allowlist stricter than ``safer_getattr``, guarded items, iteration and
@@ -33,7 +35,13 @@ Layers (no single one is trusted alone)
    (`SandboxTimeoutError`), size-capped frames both ways, and JSON only across the
    boundary: the host never unpickles or evaluates anything a worker sends, checks
    every field, refuses capability calls that were not granted and caps the calls in
-   flight (a worker that breaks the protocol is killed).
+   flight (a worker that breaks the protocol is killed) and the bytes in flight per run
+   (`Limits.max_bytes_in_flight`: past it a call or result is refused, not buffered).
+   A body or run the host cancels (a step timeout, terminate, restart) must let the
+   worker's loop turn within `Limits.cancel_grace`, or the worker is killed; its other
+   runs end with ``WorkerCrashedError.rerun`` set, for the caller to run them again.
+   Workers are slots (`WorkerPool(max_workers=...)`): a busy one is never evicted, and
+   runs past the limit wait in arrival order.
 
 What it is NOT
 --------------
@@ -48,6 +56,10 @@ What it is NOT
   what the values a plan returns mean. Granting a capability is granting its power.
 - It is Linux-only in its process layers, and its seccomp filter is x86_64-only.
 - It does not hide timing: a plan can measure how long the host takes to answer.
+
+What a plan did is reported, never its host: ``print`` output is captured per step
+body and per stretch of plan code (`sandbox._located.LogBuffer`, capped), and an error
+carries the plan frames of its traceback only (line, function, source text).
 
 Public API: `validate`, `compile_plan`, `WorkerPool`, `PlanHost`, `Limits`, `doctor`
 and the result and error types below.

@@ -71,14 +71,12 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
               "Write step and wait names in printable text: no control characters "
               "(newlines, NUL, ANSI escapes), zero-width or bidirectional marks."),
     "AF207": ("wrong arguments to a step method",
-              "Pass what the method takes, e.g. `step.do(\"x\", lambda: ...)`, "
-              "`step.wait_for_event(\"x\", type=\"reply\")`."),
+              "Pass what the method takes, e.g. `step.do(\"x\", lambda: ...)`."),
     "AF208": ("lambda run later reads a loop variable",
               "Bind it when the lambda is made: `lambda i=i: work(i)`."),
     "AF301": ("import not allowed",
-              "Remove the import: plans cannot import modules. Use the names plans "
-              "provide (json_dumps, json_loads, gather, env.*) or do the work in a "
-              "capability."),
+              "Remove the import; use what plans provide (json_dumps, json_loads, "
+              "gather, env.*)."),
     "AF302": ("class definition not allowed",
               "Use dicts and functions instead of classes."),
     "AF303": ("global or nonlocal not allowed",
@@ -112,7 +110,7 @@ DIAGNOSTIC_CODES: dict[str, tuple[str, str]] = {
               "Define the name, or use one that plans provide (event, step, env, "
               "gather, json_dumps, json_loads, the error classes and safe builtins)."),
     "AF409": ("capability or method not granted",
-              "Use a granted capability and method (`describe_capabilities`)."),
+              "Use a granted capability (`describe_capabilities`)."),
     "AF501": ("bare except",
               "Catch a specific error, e.g. `except StepError as err:` or "
               "`except Exception:`."),

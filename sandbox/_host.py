@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import re
 from types import TracebackType
 from typing import Any, Literal
@@ -24,25 +23,13 @@ from sandbox._connection import (
 from sandbox._driver import PlanHost, RunDriver
 from sandbox._errors import WorkerCrashedError
 from sandbox._limits import LAYER_NAMES, LayerStatus, Limits
+from sandbox._slots import WorkerSlots
 from sandbox._spawner import ZygoteClient
 
 __all__ = ["WorkerPool"]
 
 _CAPABILITY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 _CPU_RECYCLE_FRACTION = 0.8
-
-
-class _SlotRequest:
-    """A run waiting for a worker slot."""
-
-    __slots__ = ("agent_id", "future", "label", "since")
-
-    def __init__(self, agent_id: str, label: str | None,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self.agent_id = agent_id
-        self.label = label
-        self.since = loop.time()
-        self.future: asyncio.Future[None] = loop.create_future()
 
 
 class WorkerPool:
@@ -77,11 +64,7 @@ class WorkerPool:
         self.max_workers = max_workers
         self._workers: collections.OrderedDict[str, Connection] = collections.OrderedDict()
         self._starting: dict[str, asyncio.Future[Connection]] = {}
-        # Slots: an agent holds one while any of its runs is in progress (its worker may
-        # be starting, running or being rebuilt); `_holders` counts those runs. Runs
-        # that find every slot held queue here, oldest first.
-        self._holders: dict[str, int] = {}
-        self._queue: collections.deque[_SlotRequest] = collections.deque()
+        self._slots = WorkerSlots(max_workers, self._workers, self._stop)
         self._zygote: ZygoteClient | None = None
         self._started = False
 
@@ -99,11 +82,7 @@ class WorkerPool:
     async def close(self) -> None:
         """Kill every worker and stop the zygote."""
         self._started = False
-        while self._queue:
-            request = self._queue.popleft()
-            if not request.future.done():
-                request.future.set_exception(WorkerCrashedError("the WorkerPool was closed"))
-                request.future.exception()
+        self._slots.fail_waiters(WorkerCrashedError("the WorkerPool was closed"))
         for connection in list(self._workers.values()):
             await connection.close()
         self._workers.clear()
@@ -137,21 +116,17 @@ class WorkerPool:
     def waiting(self) -> list[tuple[str, str | None, float]]:
         """Runs waiting for a worker slot, oldest first: ``(agent_id, label, since)``
         (``label`` as passed to `run_plan`, ``since`` on the event loop's clock)."""
-        return [(r.agent_id, r.label, r.since) for r in self._queue
-                if not r.future.done()]
+        return self._slots.waiting
 
     def waiting_since(self, label: str) -> float | None:
         """When the run labelled ``label`` began to wait for a worker slot (the event
         loop's clock), or None if it does not wait."""
-        for request in self._queue:
-            if request.label == label and not request.future.done():
-                return request.since
-        return None
+        return self._slots.waiting_since(label)
 
     @property
     def busy_workers(self) -> int:
         """How many slots are held by runs in progress."""
-        return sum(1 for n in self._holders.values() if n)
+        return self._slots.busy
 
     @property
     def machine_layers(self) -> list[LayerStatus]:
@@ -164,6 +139,12 @@ class WorkerPool:
         live worker: {})."""
         connection = self._workers.get(agent_id)
         return dict(connection.layers) if connection is not None else {}
+
+    @property
+    def sandbox_pid(self) -> int | None:
+        """The pid of the zygote every worker is forked from (its children are the
+        workers and a spare), if running (diagnostics, benchmarks)."""
+        return self._zygote.pid if self._zygote is not None else None
 
     def worker_pid(self, agent_id: str) -> int | None:
         """The pid of the agent's live worker process, if any (diagnostics, benchmarks)."""
@@ -212,7 +193,7 @@ class WorkerPool:
         if bad:
             raise ValueError(f"capability names must be identifiers without a leading "
                              f"underscore, got {bad!r}")
-        await self._acquire(agent_id, label)
+        await self._slots.acquire(agent_id, label)
         try:
             connection = await self._connection(agent_id, compiled)
             run_id = connection.next_run_id()
@@ -228,14 +209,14 @@ class WorkerPool:
             finally:
                 connection.drivers.pop(run_id, None)
         finally:
-            self._release(agent_id)
+            self._slots.release(agent_id)
 
     async def evict(self, agent_id: str) -> None:
         """Stop the agent's worker now; its next run starts a fresh one."""
         connection = self._workers.pop(agent_id, None)
         if connection is not None:
             await connection.close()
-        self._pump()
+        self._slots.pump()
 
     async def _probe(self, agent_id: str, code: str) -> dict[str, Any]:
         """TESTS ONLY: run unrestricted ``code`` in the agent's confined worker.
@@ -245,73 +226,15 @@ class WorkerPool:
         """
         if not self.limits.unsafe_test_probe:
             raise RuntimeError("probes need Limits(unsafe_test_probe=True)")
-        await self._acquire(agent_id, None)
+        await self._slots.acquire(agent_id, None)
         try:
             connection = await self._connection(agent_id)
             assert isinstance(connection, ProcessConnection)
             return await connection.probe(code)
         finally:
-            self._release(agent_id)
+            self._slots.release(agent_id)
 
     # -- slots ---------------------------------------------------------------------------
-
-    async def _acquire(self, agent_id: str, label: str | None) -> None:
-        """Hold a slot for one run of ``agent_id``, waiting in line if none is free."""
-        if not self._queue and self._grantable(agent_id):
-            self._grant(agent_id)
-            return
-        request = _SlotRequest(agent_id, label, asyncio.get_running_loop())
-        self._queue.append(request)
-        try:
-            await request.future
-        except BaseException:
-            if request.future.done() and not request.future.cancelled() and (
-                    request.future.exception() is None):
-                self._release(agent_id)  # granted just as we were cancelled
-            else:
-                with contextlib.suppress(ValueError):
-                    self._queue.remove(request)
-                self._pump()
-            raise
-
-    def _grantable(self, agent_id: str) -> bool:
-        if self._holders.get(agent_id) or agent_id in self._workers:
-            return True  # it has a slot already: join it
-        held = {a for a, n in self._holders.items() if n} | set(self._workers)
-        if len(held) < self.max_workers:
-            return True
-        return any(not self._holders.get(a) for a in self._workers)  # an idle worker
-
-    def _grant(self, agent_id: str) -> None:
-        if not self._holders.get(agent_id) and agent_id not in self._workers:
-            held = {a for a, n in self._holders.items() if n} | set(self._workers)
-            if len(held) >= self.max_workers:  # make room: stop the oldest idle worker
-                idle = next(a for a in self._workers if not self._holders.get(a))
-                self._stop(idle)
-        self._holders[agent_id] = self._holders.get(agent_id, 0) + 1
-
-    def _release(self, agent_id: str) -> None:
-        left = self._holders.get(agent_id, 0) - 1
-        if left > 0:
-            self._holders[agent_id] = left
-        else:
-            self._holders.pop(agent_id, None)
-            if agent_id in self._workers:
-                self._workers.move_to_end(agent_id)  # now the most recently used idle one
-        self._pump()
-
-    def _pump(self) -> None:
-        """Grant waiting runs their slots, strictly in arrival order."""
-        while self._queue:
-            request = self._queue[0]
-            if request.future.done():
-                self._queue.popleft()
-                continue
-            if not self._grantable(request.agent_id):
-                return
-            self._queue.popleft()
-            self._grant(request.agent_id)
-            request.future.set_result(None)
 
     def _stop(self, agent_id: str) -> None:
         connection = self._workers.pop(agent_id, None)
@@ -368,14 +291,14 @@ class WorkerPool:
     def _forget(self, connection: Connection) -> None:
         if self._workers.get(connection.agent_id) is connection:
             del self._workers[connection.agent_id]
-            self._pump()  # a slot may have come free
+            self._slots.pump()  # a slot may have come free
 
     def _trim(self) -> None:
         """Stop idle workers beyond ``max_workers`` (never one that runs something)."""
         for agent_id in list(self._workers):
             if len(self._workers) <= self.max_workers:
                 return
-            if not self._holders.get(agent_id) and not self._workers[agent_id].drivers:
+            if not self._slots.holds(agent_id) and not self._workers[agent_id].drivers:
                 self._stop(agent_id)
 
     def _worn_out(self, connection: Connection) -> bool:

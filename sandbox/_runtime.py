@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox._compile import CompiledPlan, compile_plan
-from sandbox._errors import PlanValidationError
+from sandbox._errors import MessageTooLargeError, PlanValidationError
 from sandbox._located import MAX_TRACE_FRAMES, LogBuffer, describe_error, locate, read_where
 from sandbox._namespace import (
     LOG_SINK,
@@ -223,8 +223,17 @@ class PlanSide:
 
     def _finish(self, run: _Run, message: dict[str, Any]) -> None:
         try:
-            self.send({**message, "run": run.id})
-        except (TypeError, ValueError) as exc:  # not JSON, or over the size cap
+            try:
+                self.send({**message, "run": run.id})
+            except MessageTooLargeError:
+                if "logs" not in message:
+                    raise
+                message.pop("logs")  # they tipped it over the cap: the value matters more
+                self.send({**message, "run": run.id})
+        except MessageTooLargeError as exc:
+            self._fail(run, TypeError(f"the value `run` returned is too large to send "
+                                      f"({exc})"))
+        except (TypeError, ValueError) as exc:  # not JSON
             self._fail(run, TypeError(f"the value `run` returned is not JSON ({exc}); "
                                       f"return dicts, lists, str, int, float, bool or None"))
 
@@ -317,7 +326,18 @@ class PlanSide:
                 value = await value
             logs = _logs(log)
             try:
-                self.send({**reply, "t": "body_ok", **pack_value(value), **logs})
+                try:
+                    self.send({**reply, "t": "body_ok", **pack_value(value), **logs})
+                except MessageTooLargeError:
+                    if not logs:
+                        raise
+                    # the logs tipped it over the cap: the result matters more
+                    self.send({**reply, "t": "body_ok", **pack_value(value)})
+            except MessageTooLargeError as exc:
+                unsendable = TypeError(f"the step result is too large to send ({exc}); "
+                                       f"return less, or keep big data out of steps")
+                unsendable._af_final = True  # type: ignore[attr-defined]  # same each try
+                raise unsendable from None
             except (TypeError, ValueError) as exc:
                 unsendable = TypeError(f"the step result is not JSON ({exc}); return "
                                        f"dicts, lists, str, int, float, bool or None")

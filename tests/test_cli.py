@@ -88,3 +88,32 @@ def test_show_keeps_the_demos_failed_attempt_after_its_retry_succeeded(tmp_path:
     assert send["status"] == "ok" and send["attempts"] == 2
     assert [a["error"] for a in send["attempt_history"]] == [
         {"name": "ConnectionError", "message": "mail server busy"}, None]
+
+
+def test_show_names_a_plan_errors_line_and_what_it_printed(tmp_path: Path) -> None:
+    import asyncio
+
+    from agentflow import AgentFlow
+
+    plan = ('def parse(text):\n'
+            '    return int(text)\n\n\n'
+            'async def run(event, step):\n'
+            '    print("fetching")\n'
+            '    raw = await step.do("fetch", lambda: "12x")\n'
+            '    return parse(raw)\n')
+    db = f"sqlite:///{tmp_path}/plans.db"
+
+    async def make() -> str:
+        async with AgentFlow(db, isolation="inline") as af:
+            agent = af.agent("cli")
+            await agent.submit_plan("p", plan)
+            inst = await agent.start("p")
+            assert (await inst.wait(timeout=30)).status == "errored"
+            return inst.id
+
+    instance_id = asyncio.run(make())
+    shown = agentflow("show", instance_id, "--db", db, cwd=tmp_path, env={"COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "ValueError: invalid literal for int()" in shown.stdout
+    assert "at: plan line 2, in parse, after step 'fetch': return int(text)" in shown.stdout
+    assert "log before 'fetch': fetching" in shown.stdout

@@ -278,8 +278,17 @@ def test_pause_resume_terminate_restart(db: Path) -> None:
 
 
 def test_approve_and_reject_as_a_human(db: Path, worker: None) -> None:
-    assert cli("approve", "yes", db=db).stdout.strip() == "approved yes"
-    assert cli("reject", "no", "--comment", "too risky", db=db).returncode == 0
+    unconfirmed = subprocess.run(
+        [sys.executable, "-m", "agentflow.cli", "approve", "yes", "--db", f"sqlite:///{db}"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert unconfirmed.returncode == 2 and "pass --yes" in unconfirmed.stderr
+    assert unconfirmed.stdout.startswith("A plan waits for a person")  # shown first
+    with sqlite3.connect(db) as conn:  # nobody confirmed: nothing was sent
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    approved = cli("approve", "yes", "--yes", db=db)
+    assert approved.stdout.splitlines()[-1] == "approved yes"
+    assert '  instance  "yes"' in approved.stdout and "Params (JSON):" in approved.stdout
+    assert cli("reject", "no", "--comment", "too risky", "--yes", db=db).returncode == 0
     done = cli("wait", "yes", "--json", "--timeout", "30", db=db)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"] == {"status": "approved", "by": "human"}

@@ -22,7 +22,17 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from agentflow.cli import _author, _demo, _ops, _prune, _schedules, _worker
+from agentflow.cli import (
+    _approvals,
+    _author,
+    _demo,
+    _ops,
+    _prune,
+    _schedules,
+    _serve,
+    _watch,
+    _worker,
+)
 from agentflow.cli._exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_SIGPIPE, failure
 from agentflow.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 from agentflow.store import default_url
@@ -67,6 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
                              "half the lease, at most 5)")
     worker.set_defaults(handler=_worker.run)
 
+    serve = add("serve", "drive instances and serve the web console (and MCP at /mcp with "
+                         "--mcp) until stopped")
+    _serve.add_arguments(serve)
+    serve.set_defaults(handler=_serve.run)
+
+    watch = add("watch", "print changes to instances as they happen, from every process")
+    watch.add_argument("--after", "--cursor", type=int, default=None, metavar="N",
+                       help="start just after change N (0: every change kept; default: now)")
+    watch.add_argument("--instance", action="append", default=[], metavar="ID",
+                       help="only this instance (repeatable)")
+    watch.add_argument("--agent", action="append", default=[], help="only this agent's "
+                       "instances (repeatable)")
+    watch.add_argument("--workflow", action="append", default=[],
+                       help="only this workflow's instances (repeatable)")
+    watch.add_argument("--count", type=int, default=0, metavar="N",
+                       help="stop after N changes (default: run until Ctrl-C)")
+    watch.add_argument("--json", action="store_true", help="one JSON object per line")
+    watch.set_defaults(handler=_watch.run)
+
     def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
         return p
@@ -100,14 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "is paused")
     p.set_defaults(handler=_ops.wait)
 
-    for verb in ("approve", "reject"):
-        p = with_json(add(verb, f"{verb} as a human the approval an instance waits for now; "
-                                "refused (nothing is sent) if it does not wait for one"))
-        p.add_argument("id")
-        p.add_argument("--comment", default="")
-        p.add_argument("--type", default="approval",
-                       help="the event type the instance must wait for (default approval)")
-        p.set_defaults(handler=_ops.control(verb))
+    _approvals.add_parsers(add, with_json)
 
     p = with_json(add("send-event", "send an event to an instance"))
     p.add_argument("id")
@@ -120,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id")
         p.set_defaults(handler=_ops.control(verb))
 
-    p = with_json(add("restart", "run an instance again from the top or from a step"))
+    p = with_json(add("restart", "run an instance again from the top or from a step "
+                                 "(recorded with who restarted; may keep a person's decision)"))
     p.add_argument("id")
     p.add_argument("--from-step", default=None, metavar="NAME")
     p.add_argument("--upgrade", action="store_true",

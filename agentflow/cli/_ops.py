@@ -24,15 +24,17 @@ from rich.text import Text
 
 from agentflow._engine import Engine
 from agentflow._instance import Instance
+from agentflow.cli._approvals import check_decision_payload
 from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_FAILED, EXIT_NOT_FINISHED, EXIT_OK, EXIT_TIMEOUT
 from agentflow.cli._text import literal, printable
 from agentflow.cli._time import iso
 from agentflow.cli._workers import no_worker_note
-from agentflow.errors import InvalidArgumentError, InvalidStateError
+from agentflow.errors import InvalidArgumentError, InvalidStateError, describe_error
 from agentflow.models import TERMINAL_STATUSES, InstanceStatus, StepRecord, WaitingOn
 from agentflow.notebook import Timeline, activity_lines
 from agentflow.plans.dispatch import ENVELOPE_KEY
+from agentflow.policy import OperatorPolicy, default_actor
 from agentflow.store import InstanceRow
 
 UUID_LENGTH = 36  # a generated instance id
@@ -206,10 +208,12 @@ async def show(args: argparse.Namespace) -> int:
         inst = await engine.get_instance(args.id)
         status = await inst.status()
         history = await inst.history()
+        restarted = await inst.restarts()
         agent, plan = await _agent_and_plan(engine, status)
     if args.json:
         emit_json({"status": status.model_dump(mode="json"), "agent": agent or None,
-                   "plan": plan, "history": [h.model_dump(mode="json") for h in history]})
+                   "plan": plan, "history": [h.model_dump(mode="json") for h in history],
+                   "restarts": [r.model_dump(mode="json") for r in restarted]})
         return EXIT_OK
     console = out(args)
     console.print(Text.assemble(literal(status.id, "bold"), "  ", literal(plan),
@@ -222,17 +226,23 @@ async def show(args: argparse.Namespace) -> int:
     if status.output is not None:
         console.print(Text.assemble("output: ", literal(json.dumps(status.output))))
     if status.error:
-        console.print(Text.assemble("error: ", literal(
-            f"{status.error['name']}: {status.error['message']}")))
+        console.print(Text.assemble("error: ", literal(describe_error(status.error))))
         where = status.error.get("where")
         if isinstance(where, dict):
-            step = status.error.get("step") or status.error.get("after_step")
+            step, after = status.error.get("step"), status.error.get("after_step")
             console.print(Text.assemble("  at: ", literal(
                 f"plan line {where.get('line')}, in {where.get('function')}"
-                + (f", step {step!r}" if step else "") + f": {where.get('source', '')}")))
+                + (f", in step {step!r}" if step else "")
+                + (f", after step {after!r}" if after and not step else "")
+                + f": {where.get('source', '')}")))
     console.print(timeline(history) if history else "no steps yet")
     for line in activity_lines(history):
         console.print(literal(line))
+    for r in restarted:
+        from_step = r.value.get("from_step") if isinstance(r.value, dict) else None
+        console.print(Text.assemble("restarted ", literal(
+            f"{'from step ' + repr(from_step) if from_step else 'from the top'} by "
+            f"{r.actor} at {r.at.isoformat(timespec='seconds')}")))
     return EXIT_OK
 
 
@@ -280,7 +290,7 @@ async def wait(args: argparse.Namespace) -> int:
     else:
         print(printable(f"{status.id}: {status.status}" + (
             f" output={json.dumps(status.output)}" if status.output is not None else "") + (
-            f" error={status.error['name']}: {status.error['message']}" if status.error else
+            f" error={describe_error(status.error)}" if status.error else
             "")))
     return exit_code_for(status)
 
@@ -340,14 +350,12 @@ async def _act(args: argparse.Namespace, action: str) -> str | None:
     async with client(args, writes=True) as engine:
         inst = await engine.get_instance(args.id)
         if action == "send-event":
-            await inst.send_event(args.type, parse_payload(args.payload))
-        elif action in ("approve", "reject"):
-            wait = await pending_approval(inst, args.type)
-            decision = {"approved": action == "approve", "comment": args.comment or "",
-                        "by": "human"}
-            await inst.send_event(wait.type or args.type, decision)
+            payload = parse_payload(args.payload)
+            policy = await OperatorPolicy(engine.store).read()
+            check_decision_payload(args.type, payload, policy.human_only)
+            await inst.send_event(args.type, payload)
         elif action == "restart":
-            await inst.restart(args.from_step)
+            await inst.restart(args.from_step, by=default_actor("cli"))
         else:
             await getattr(inst, action)()
         if action in ("send-event", "approve", "reject", "resume", "restart"):

@@ -31,7 +31,7 @@ def without_password(url: str) -> str:
 async def run(args: argparse.Namespace) -> int:
     from agentflow.plans import AgentFlow, adopt_apps, load_app  # the sandbox: on demand
 
-    flow = AgentFlow(args.db, isolation=args.isolation, engine_options={
+    flow = AgentFlow(args.db, isolation=args.isolation, run_scheduler=True, engine_options={
         "max_concurrency": args.concurrency, "lease_seconds": args.lease,
         "poll_interval": args.poll})
     adopt_apps(flow, [load_app(spec) for spec in args.app])

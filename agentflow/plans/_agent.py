@@ -10,19 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from agentflow._durations import parse_duration, to_datetime
-from agentflow._instance import Instance, instance_status
+from agentflow._feed import Change
+from agentflow._instance import Instance, instance_status, wait_ref
 from agentflow._limits import check_statuses, encode_value, quota_error
 from agentflow.capabilities import Capability
 from agentflow.errors import InstanceNotFoundError, InvalidArgumentError, PlanNotFoundError
 from agentflow.models import ACTIVE_STATUSES, InstanceStatus, StepRecord
 from agentflow.plans._invalid import compile_checked, plan_filename
 from agentflow.plans.dispatch import unwrap, wrap_workflow_binding
+from agentflow.policy import default_actor
 from agentflow.store import InstanceRow, PlanRow
 from sandbox import ValidationReport, WorkerPool, validate
 
@@ -90,24 +93,6 @@ def _agent_status(row: InstanceRow, pool: WorkerPool | None = None) -> AgentInst
                                version=metadata["version"], waiting_for_worker=waiting)
 
 
-def wait_ref(row: InstanceRow) -> str | None:
-    """A reference to the event wait ``row`` is in, or None if it waits for no event.
-
-    The fence moves whenever the instance is claimed, woken, paused, restarted or
-    terminated, so the reference names this very wait: an answer given to an older one
-    (same step, same second, another run) no longer matches it.
-    """
-    w = instance_status(row).waiting_on
-    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
-        return None
-    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
-    return hashlib.sha256(wait.encode()).hexdigest()[:12]
-
-
-class _StaleWait(Exception):
-    """The instance no longer waits where the sender saw it wait."""
-
-
 class AgentInstance(Instance):
     """An instance of an agent's plan: the engine `Instance` plus the plan it runs."""
 
@@ -129,31 +114,13 @@ class AgentInstance(Instance):
         row = await self._row()
         return _agent_status(row, self._agent.flow.pool), wait_ref(row)
 
-    async def send_event_to_wait(self, ref: str, type: str, payload: Any = None) -> bool:
-        """Send an event only if the instance still waits where ``ref`` (from
-        `status_and_wait_ref`) says, checked in the send's own transaction: no restart
-        and no other answer can come between. Returns False, having sent nothing, when
-        it has moved on (a person's answer must reach the very wait they were shown).
-
-        Raises:
-            the errors of `send_event`.
-        """
-        def still_that_wait(row: InstanceRow) -> None:
-            if wait_ref(row) != ref:
-                raise _StaleWait
-
-        try:
-            await self._send_event(type, payload, check=still_that_wait)
-        except _StaleWait:
-            return False
-        return True
-
     async def restart(self, from_step: str | None = None, *, upgrade: bool = False,
-                      version: str | None = None) -> None:
+                      version: str | None = None, by: str | None = None) -> None:
         """Run again from the top (or from a step). ``upgrade=True`` moves the instance
         to its plan's current version first, ``version=`` to that version of its plan
         (read it with `Agent.current_version` to check a version, then move to the very
-        one checked); otherwise it keeps the version it started with.
+        one checked); otherwise it keeps the version it started with. The restart is
+        recorded with who made it (``by``, default ``"operator <login> via python"``).
 
         Raises:
             PlanNotFoundError: its plan has no such version.
@@ -172,7 +139,8 @@ class AgentInstance(Instance):
             payload = encode_value(
                 wrap_workflow_binding(self._agent.flow.binding, metadata).envelope(params),
                 what=f"params of instance {self.id!r}")
-        await self._restart(from_step, payload=payload)
+        await self._restart(from_step, payload=payload, version=version,
+                            by=by or default_actor("python"))
         if version is not None:
             self.version = version
 
@@ -372,6 +340,11 @@ class Agent:
                                                 type=w.type, step=w.step, deadline=w.until))
         return pending
 
+    def subscribe(self, *, after: int | None = None, poll: float = 0.1
+                  ) -> AsyncIterator[Change]:
+        """Changes to this agent's instances only (see `AgentFlow.subscribe`)."""
+        return self._af.subscribe(after=after, agent=self.id, poll=poll)
+
     async def pause(self, instance_id: str) -> None:
         await (await self.get(instance_id)).pause()
 
@@ -382,10 +355,11 @@ class Agent:
         await (await self.get(instance_id)).terminate()
 
     async def restart(self, instance_id: str, from_step: str | None = None, *,
-                      upgrade: bool = False, version: str | None = None) -> None:
+                      upgrade: bool = False, version: str | None = None,
+                      by: str | None = None) -> None:
         """See `AgentInstance.restart`."""
         await (await self.get(instance_id)).restart(from_step, upgrade=upgrade,
-                                                    version=version)
+                                                    version=version, by=by)
 
     @staticmethod
     def _check_plan_name(name: Any) -> None:

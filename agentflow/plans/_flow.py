@@ -27,10 +27,11 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentflow._engine import Engine
+from agentflow._feed import Change
 from agentflow._instance import WorkflowBinding
 from agentflow._limits import Quotas
 from agentflow.capabilities import Capability
@@ -71,8 +72,11 @@ class AgentFlow:
             are evicted (least recently used first, rebuilt on their next run,
             invisibly to the plan); when all are busy, further agents' runs wait for a
             slot in arrival order (``waiting_for_worker`` in `Agent.status`).
-        run_scheduler: False for a process that only authors and steers (another
-            process's worker runs the plans).
+        run_scheduler: ``"on_demand"`` (the default) runs due plans once this process
+            asks for progress (starts, sends an event to, resumes, restarts or waits
+            for an instance), so a script that only lists or reads claims nothing;
+            True runs them from the start (a worker, a server); False never (another
+            process's worker runs the plans). See `Engine`.
         quotas: what each agent may use (`Quotas`; the defaults when None): bytes in
             flight per run, journal bytes per instance, kv bytes and keys, instances,
             and a step rate. ``limits.max_bytes_in_flight`` is set from it.
@@ -81,7 +85,8 @@ class AgentFlow:
 
     def __init__(self, url: str | None = None, *, clock: Clock | None = None,
                  isolation: Literal["process", "inline"] = "process", max_workers: int = 64,
-                 run_scheduler: bool = True, limits: Limits | None = None,
+                 run_scheduler: bool | Literal["on_demand"] = "on_demand",
+                 limits: Limits | None = None,
                  quotas: Quotas | None = None,
                  engine_options: Mapping[str, Any] | None = None,
                  compiled_cache_size: int = 256) -> None:
@@ -216,6 +221,19 @@ class AgentFlow:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def subscribe(self, *, after: int | None = None, agent: str | None = None,
+                  instance_ids: Collection[str] | None = None,
+                  poll: float = 0.1) -> AsyncIterator[Change]:
+        """Changes to instances on this database, in commit order, from every process
+        (see `Engine.subscribe`); ``agent`` keeps one agent's instances only.
+
+        Example:
+            async for change in flow.subscribe(after=cursor):
+                cursor = change.seq          # resume later with after=cursor
+        """
+        return self.engine.subscribe(after=after, instance_ids=instance_ids,
+                                     agents=None if agent is None else [agent], poll=poll)
 
     def agent(self, agent_id: str, capabilities: Mapping[str, Capability] | None = None
               ) -> Agent:

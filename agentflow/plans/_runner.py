@@ -13,23 +13,30 @@ What the plan printed reaches the engine's `Step.log` in the task of the step ca
 belongs to. Errors no retry can fix fail the step at once: a capability's refusal,
 arguments a capability method rejects, a capability not granted, a result that is not
 JSON.
+
+A plan's errors are its own: whatever name one claims (``StepError(...,
+error_name="NonDeterminismError")``), it is recorded with ``"origin": "plan"`` and never
+as one of the engine's errors. An error the host raised into the plan (a step's
+timeout, a quota, a capability's refusal) that the plan let through stays the host's:
+`_PlanHost` remembers what it raised.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from agentflow._durations import iso_datetime
 from agentflow._limits import encode_value
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import (
+    PLAN_ORIGIN,
     InvalidArgumentError,
     LimitExceededError,
     NonRetryableError,
     StepError,
     Suspend,
-    WorkflowTimeoutError,
+    error_record,
     rebuild_error,
 )
 from agentflow.models import Event
@@ -56,7 +63,12 @@ class _PlanRunner:
                                                 capabilities=sorted(grants),
                                                 label=event.instance_id)
         except PlanRuntimeError as exc:
-            error = rebuild_error({"name": exc.error_name, "message": exc.message})
+            known = host.raised_into_plan(exc.error_name, exc.message)
+            if known is not None:  # the host's own error, let through: still the host's
+                _locate(known, exc)
+                raise known from None
+            error = rebuild_error({"name": exc.error_name, "message": exc.message,
+                                   "origin": PLAN_ORIGIN})
             error.plan_context = {  # type: ignore[attr-defined]
                 "where": exc.where, "step": exc.step, "after_step": exc.after_step,
                 "message": exc.message}  # KeyError('k') rebuilt would say "'k'" quoted
@@ -78,6 +90,18 @@ class _PlanRunner:
         return value
 
 
+def _locate(error: Exception, exc: PlanRuntimeError) -> None:
+    """Give the host's ``error``, which the plan let through, the place the sandbox saw
+    it leave the plan (the run's frames down to the step call, then the body's)."""
+    context = getattr(error, "plan_context", None)
+    context = dict(context) if isinstance(context, dict) else {}
+    for key, value in (("where", exc.where), ("step", exc.step),
+                       ("after_step", exc.after_step)):
+        if value is not None:
+            context[key] = value
+    error.plan_context = context  # type: ignore[attr-defined]
+
+
 class _PlanHost:
     """The host side of a plan's calls: steps go to the engine, capabilities to grants."""
 
@@ -85,10 +109,26 @@ class _PlanHost:
                  grants: Mapping[str, Capability]) -> None:
         self.af, self.agent_id, self.instance_id = af, agent_id, instance_id
         self.engine_step, self.grants = step, grants
+        # Errors the host raised into the plan, by (name, message): what comes back
+        # with one of them is the host's error passed through, not the plan's.
+        self._raised: dict[tuple[str, str], Exception] = {}
+
+    def raised_into_plan(self, name: str, message: str) -> Exception | None:
+        """The host's error of that name and message, if it raised one into the plan."""
+        return self._raised.get((name, message))
+
+    def _remember(self, exc: Exception) -> None:
+        record = error_record(exc)
+        if record.get("origin") != PLAN_ORIGIN:
+            self._raised[(record["name"], record["message"])] = exc
 
     async def step(self, op: str, args: dict[str, Any], run_body: Any) -> Any:
         """A plan's ``step.*`` call, driven by the engine's journal."""
-        return await _host_step(self, op, args, run_body)
+        try:
+            return await _host_step(self, op, args, run_body)
+        except Exception as exc:
+            self._remember(exc)
+            raise
 
     def log(self, lines: list[str]) -> None:
         """What the plan printed: kept by the engine with its step call or attempt."""
@@ -96,6 +136,14 @@ class _PlanHost:
 
     async def capability(self, name: str, method: str, args: list[Any],
                          kwargs: dict[str, Any]) -> Any:
+        try:
+            return await self._capability(name, method, args, kwargs)
+        except Exception as exc:
+            self._remember(exc)
+            raise
+
+    async def _capability(self, name: str, method: str, args: list[Any],
+                          kwargs: dict[str, Any]) -> Any:
         grant = self.grants.get(name)
         if grant is None:
             raise _final(CapabilityError(f"capability {name!r} is not granted to this "
@@ -115,23 +163,28 @@ def _final(exc: Exception) -> Exception:
     return exc
 
 
-def _step_failure(exc: RemoteError, name: Any) -> Exception:
+def _step_failure(exc: RemoteError, name: Any, host: _PlanHost) -> Exception:
     """The engine error for a step body's error, keeping where in the plan it was."""
     error: Exception
-    if exc.error_name == "LimitExceededError":  # a quota: the same on a retry
-        error = LimitExceededError(exc.message)
-    elif exc.error_name == "NonRetryableError":
+    known = host.raised_into_plan(exc.error_name, exc.message)
+    if exc.error_name == "LimitExceededError" and known is not None:
+        error = LimitExceededError(exc.message)  # a quota: the same on a retry
+    elif exc.error_name == "NonRetryableError":  # the plan's own signal to stop
         error = NonRetryableError(exc.message)
-    elif exc.error_name == "WorkflowTimeoutError":
-        error = WorkflowTimeoutError(exc.message)
-    else:
+        error.origin = PLAN_ORIGIN  # type: ignore[attr-defined]
+    elif known is not None:
         # A capability's refusal (a denied host, a reply over its cap, an HTTP 4xx) is
         # the same on every attempt; its transient failures were retried inside the
-        # capability, and end in other errors. ``final``: the sandbox saw an error no
-        # retry can fix (a result that is not JSON, a capability not granted, arguments
-        # a capability rejected).
+        # capability, and end in other errors.
         error = StepError(exc.message, error_name=exc.error_name, step=name,
                           retryable=not (exc.final or exc.error_name == "CapabilityError"))
+    else:
+        # Anything else the body raised is the plan's own error, never the engine's,
+        # whatever its name (a WorkflowTimeoutError it raises is still a failed attempt,
+        # retried). ``final``: the sandbox saw an error no retry can fix (a result that
+        # is not JSON, arguments a capability rejected).
+        error = StepError(exc.message, error_name=exc.error_name, step=name,
+                          retryable=not exc.final, origin=PLAN_ORIGIN)
     setattr(error, "plan_context", {  # noqa: B010
         "where": exc.where, "step": name, "message": exc.message})
     return error
@@ -150,7 +203,7 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
                     raise Suspend(f"re-run: {exc}") from None
                 raise
             except RemoteError as exc:
-                raise _step_failure(exc, name) from None
+                raise _step_failure(exc, name, host) from None
         try:
             return await step.do(name, body, retries=args.get("retries"),
                                  timeout=args.get("timeout"))
@@ -162,13 +215,7 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
     if op == "sleep":
         return await step.sleep(name, args.get("duration"))
     if op == "sleep_until":
-        when = args.get("when")
-        if isinstance(when, str):
-            try:
-                when = datetime.fromisoformat(when)
-            except ValueError:
-                raise InvalidArgumentError(f"sleep_until {name!r}: {when!r} is not an ISO "
-                                           "date-time") from None
+        when = iso_datetime(args.get("when"), what=f"sleep_until {name!r}:")
         return await step.sleep_until(name, when)
     if op == "wait_for_event":
         return await step.wait_for_event(name, type=args.get("type"),

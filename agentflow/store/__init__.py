@@ -6,12 +6,14 @@ import os
 
 from agentflow.errors import InvalidArgumentError
 from agentflow.store._base import (
+    ChangeRow,
     CommitResult,
     EventRow,
     InstanceChange,
     InstanceRow,
     JournalRow,
     NewInstance,
+    OperatorLogRow,
     PlanRow,
     RunCommit,
     RunFinish,
@@ -22,12 +24,14 @@ from agentflow.store._base import (
 from agentflow.store.sqlite import SQLiteStore
 
 __all__ = [
+    "ChangeRow",
     "CommitResult",
     "EventRow",
     "InstanceChange",
     "InstanceRow",
     "JournalRow",
     "NewInstance",
+    "OperatorLogRow",
     "PlanRow",
     "RunCommit",
     "RunFinish",

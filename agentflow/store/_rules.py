@@ -24,6 +24,7 @@ from agentflow.store._sql import (
     Many,
     Q,
     chunks,
+    lease_times,
     marks,
 )
 
@@ -63,16 +64,21 @@ def create_instances(rows: Sequence[base.NewInstance]) -> Body[list[str]]:
     return [i for i in fresh if i in made]
 
 
-def list_instances(workflows: Sequence[str] | None, statuses: Sequence[str] | None,
-                   scopes: Sequence[str] | None, limit: int, offset: int
-                   ) -> Body[list[base.InstanceRow]]:
+def list_instances(d: Dialect, workflows: Sequence[str] | None,
+                   statuses: Sequence[str] | None, scopes: Sequence[str] | None,
+                   limit: int, offset: int, before: tuple[float, str] | None = None,
+                   plans: Sequence[str] | None = None) -> Body[list[base.InstanceRow]]:
     where: list[str] = []
     params: list[Any] = []
     for column, values in (("workflow", workflows), ("status", statuses),
-                           ("scope", scopes)):
+                           ("scope", scopes), (d.plan_of_payload, plans)):
         if values is not None:
             where.append(f"{column} IN ({marks(values)})" if values else "1 = 0")
             params.extend(values)
+    if before is not None:  # keyset paging: the rows after this key in the order below
+        # (the first term alone bounds an index range; an OR at the top would not)
+        where.append("created_at <= ? AND (created_at < ? OR id > ?)")
+        params.extend([float(before[0]), float(before[0]), before[1]])
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = yield Q(f"SELECT {INSTANCE_COLUMNS} FROM instances {clause}"
                    " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", [*params, limit, offset])
@@ -125,7 +131,8 @@ def apply_change(row: base.InstanceRow, change: base.InstanceChange) -> Body[Non
 # -- scheduling ----------------------------------------------------------------------
 
 def claim_due_instances(d: Dialect, owner: str, workflows: Sequence[str], now: float,
-                        lease_now: float, lease_until: float, limit: int
+                        lease_now: float | None, lease_until: float | None,
+                        lease_seconds: float | None, limit: int
                         ) -> Body[list[base.InstanceRow]]:
     """One statement: pick the due, unleased rows and claim them.
 
@@ -134,38 +141,50 @@ def claim_due_instances(d: Dialect, owner: str, workflows: Sequence[str], now: f
     run again: the first one's instances then wait out their lease, which is safe.
     """
     pausing = "status = 'waiting_for_pause'"
+    now_sql, until_sql, times = lease_times(d, lease_now, lease_until, lease_seconds)
+    lease_params = times[:1] if len(times) == 2 else []
+    until_params = times[1:] if len(times) == 2 else times
     rows = yield Q(
         f"WITH due AS (SELECT id AS due_id FROM instances{d.due_index} WHERE due_at <= ?"
         f" AND workflow IN ({marks(workflows)})"
-        f" AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
+        f" AND (lease_until IS NULL OR lease_until < {now_sql}) ORDER BY due_at LIMIT ?"
         f"{d.skip_locked})"
         f" UPDATE instances SET"
         f" status = CASE WHEN {pausing} THEN 'paused' ELSE 'running' END,"
         f" lease_owner = CASE WHEN {pausing} THEN NULL ELSE ? END,"
-        f" lease_until = CASE WHEN {pausing} THEN NULL ELSE ? END,"
+        f" lease_until = CASE WHEN {pausing} THEN NULL ELSE {until_sql} END,"
         f" due_at = CASE WHEN {pausing} THEN NULL ELSE due_at END,"
         f" fence = fence + 1, updated_at = ? FROM due WHERE id = due_id"
         f" RETURNING {INSTANCE_COLUMNS}",
-        [float(now), *workflows, float(lease_now), limit, owner, float(lease_until),
-         float(now)])
+        [float(now), *workflows, *lease_params, limit, owner, *until_params, float(now)])
     claimed = [_instance(r) for r in rows if r[2] == "running"]
     claimed.sort(key=lambda r: (r.due_at if r.due_at is not None else 0.0, r.id))
     return claimed
 
 
-def next_due_at(d: Dialect, workflows: Sequence[str], lease_now: float) -> Body[float | None]:
+def next_due_at(d: Dialect, workflows: Sequence[str], lease_now: float | None
+                ) -> Body[float | None]:
+    now_sql, params = ("?", [float(lease_now)]) if lease_now is not None else (d.db_now, [])
     rows = yield Q(f"SELECT due_at FROM instances{d.due_index} WHERE due_at IS NOT NULL"
                    f" AND workflow IN ({marks(workflows)})"
-                   " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT 1",
-                   [*workflows, float(lease_now)])
+                   f" AND (lease_until IS NULL OR lease_until < {now_sql})"
+                   " ORDER BY due_at LIMIT 1", [*workflows, *params])
     return None if not rows else float(rows[0][0])
 
 
-def renew_leases(owner: str, instance_ids: Sequence[str], lease_until: float
-                 ) -> Body[None]:
+def renew_leases(d: Dialect, owner: str, instance_ids: Sequence[str],
+                 lease_until: float | None, lease_seconds: float | None) -> Body[list[str]]:
+    """Extend the leases this owner still holds; returns the ids it renewed."""
+    if lease_until is not None:
+        until_sql, params = "?", [float(lease_until)]
+    else:
+        _, until_sql, params = lease_times(d, None, None, lease_seconds)
+    renewed: list[str] = []
     for chunk in chunks(sorted(instance_ids)):
-        yield Do(f"UPDATE instances SET lease_until = ? WHERE lease_owner = ?"
-                 f" AND id IN ({marks(chunk)})", [float(lease_until), owner, *chunk])
+        rows = yield Q(f"UPDATE instances SET lease_until = {until_sql} WHERE lease_owner = ?"
+                       f" AND id IN ({marks(chunk)}) RETURNING id", [*params, owner, *chunk])
+        renewed += [r[0] for r in rows]
+    return renewed
 
 
 def release_leases(owner: str, instance_ids: Sequence[str], now: float) -> Body[None]:
@@ -351,3 +370,26 @@ def one(query: Q) -> Body[list[tuple[Any, ...]]]:
     """A body of one statement, answered with its rows."""
     rows: list[tuple[Any, ...]] = yield query
     return rows
+
+
+# -- the change feed (rows written by the triggers of migration 6) ---------------------
+
+CHANGE_COLUMNS = "seq, instance_id, scope, workflow, kind, status, step, at"
+
+
+def read_changes(after: int, limit: int) -> Body[list[base.ChangeRow]]:
+    rows = yield Q(f"SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                   (after, limit))
+    return [base.ChangeRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], float(r[7]))
+            for r in rows]
+
+
+def trim_changes(before: float) -> Body[int]:
+    rows = yield Q("DELETE FROM changes WHERE at < ? AND seq < (SELECT max(seq) FROM changes)"
+                   " RETURNING 1", (float(before),))
+    return len(rows)
+
+
+def last_change() -> Body[int]:
+    rows = yield Q("SELECT max(seq) FROM changes")
+    return int(rows[0][0] or 0) if rows else 0

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = ["INSTANCE_COLUMNS", "MAX_VARS", "NOTIFY", "STEP_COLUMNS", "Body", "Dialect", "Do",
-           "Done", "Many", "Op", "Q", "advance", "chunks", "marks"]
+           "Done", "Many", "Op", "Q", "advance", "chunks", "lease_times", "marks"]
 
 T = TypeVar("T")
 
@@ -117,11 +117,15 @@ class Dialect:
     greatest: str = "max"
     #: plan versions in the order they were submitted
     submitted_order: str = "v.rowid"
+    #: an agent plan's name, read from an instance's payload envelope
+    plan_of_payload: str = "json_extract(payload, '$.__dispatcher_metadata.plan')"
     #: the size in bytes (UTF-8) of a text column
     octets: str = "length(CAST({} AS BLOB))"
     #: a statement that serializes writers of one key until the transaction ends
     #: (SQLite's BEGIN IMMEDIATE already serializes every writer)
     scope_lock: str = ""
+    #: the database's clock as epoch seconds: leases are judged on it alone
+    db_now: str = "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 MAX_VARS = 500  # bound on placeholders per statement, well under SQLite's limit
@@ -138,3 +142,14 @@ def chunks(items: Sequence[Any], size: int = MAX_VARS) -> list[Sequence[Any]]:
 
 def marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
+
+
+def lease_times(d: Dialect, lease_now: float | None, lease_until: float | None,
+                lease_seconds: float | None) -> tuple[str, str, list[float]]:
+    """SQL for "now" and "the lease's end", with their parameters: explicit times, or
+    the database's clock (then every process judges leases on that one clock)."""
+    if lease_now is not None and lease_until is not None:
+        return "?", "?", [float(lease_now), float(lease_until)]
+    if lease_seconds is None:
+        raise ValueError("give lease_seconds, or both lease_now and lease_until")
+    return d.db_now, f"({d.db_now} + ?)", [float(lease_seconds)]

@@ -8,6 +8,7 @@ the contract's rules included, is shared.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -15,7 +16,7 @@ from agentflow.store import _base as base
 from agentflow.store import _rules as rules
 from agentflow.store import _schedule_rules as housekeeping
 from agentflow.store._group import GroupCommitter
-from agentflow.store._sql import Body, Dialect, Q
+from agentflow.store._sql import Body, Dialect, Q, chunks, marks
 
 __all__ = ["SQLStore"]
 
@@ -58,9 +59,11 @@ class SQLStore(base.Store):
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
                              statuses: Sequence[str] | None = None,
                              scopes: Sequence[str] | None = None, limit: int = 100,
-                             offset: int = 0) -> list[base.InstanceRow]:
-        return await self._read(lambda: rules.list_instances(_list(workflows), _list(statuses),
-                                                       _list(scopes), limit, offset))
+                             offset: int = 0, before: tuple[float, str] | None = None,
+                             plans: Sequence[str] | None = None) -> list[base.InstanceRow]:
+        return await self._read(lambda: rules.list_instances(
+            self.dialect, _list(workflows), _list(statuses), _list(scopes), limit, offset,
+            before, _list(plans)))
 
     async def transition(self, instance_id: str,
                          decide: Callable[[base.InstanceRow], base.InstanceChange | None]
@@ -69,24 +72,30 @@ class SQLStore(base.Store):
 
     # -- scheduling ----------------------------------------------------------------
     async def claim_due_instances(self, *, owner: str, workflows: Sequence[str], now: float,
-                                  lease_now: float, lease_until: float, limit: int
+                                  lease_now: float | None = None,
+                                  lease_until: float | None = None, limit: int,
+                                  lease_seconds: float | None = None
                                   ) -> list[base.InstanceRow]:
         if not workflows or limit <= 0:
             return []
         return await self._write(lambda: rules.claim_due_instances(
-            self.dialect, owner, list(workflows), now, lease_now, lease_until, limit),
-            idempotent=True)
+            self.dialect, owner, list(workflows), now, lease_now, lease_until, lease_seconds,
+            limit), idempotent=True)
 
-    async def next_due_at(self, workflows: Sequence[str], *, lease_now: float) -> float | None:
+    async def next_due_at(self, workflows: Sequence[str], *,
+                          lease_now: float | None = None) -> float | None:
         if not workflows:
             return None
-        return await self._read(lambda: rules.next_due_at(self.dialect, list(workflows), lease_now))
+        return await self._read(lambda: rules.next_due_at(self.dialect, list(workflows),
+                                                          lease_now))
 
     async def renew_leases(self, *, owner: str, instance_ids: Sequence[str],
-                           lease_until: float) -> None:
-        if instance_ids:
-            await self._write(lambda: rules.renew_leases(owner, instance_ids, lease_until),
-                              idempotent=True)
+                           lease_until: float | None = None,
+                           lease_seconds: float | None = None) -> list[str]:
+        if not instance_ids:
+            return []
+        return await self._write(lambda: rules.renew_leases(
+            self.dialect, owner, instance_ids, lease_until, lease_seconds), idempotent=True)
 
     async def release_leases(self, *, owner: str, instance_ids: Sequence[str],
                              now: float) -> None:
@@ -124,6 +133,23 @@ class SQLStore(base.Store):
 
     async def list_plan_versions(self, scope: str, name: str) -> list[base.PlanRow]:
         return await self._read(lambda: rules.list_plan_versions(self.dialect, scope, name))
+
+    # -- the change feed -----------------------------------------------------------
+    async def read_changes(self, after: int, limit: int = 500) -> list[base.ChangeRow]:
+        await self._number_changes()
+        return await self._read(lambda: rules.read_changes(after, limit))
+
+    async def last_change(self) -> int:
+        await self._number_changes()
+        return await self._read(rules.last_change)
+
+    async def trim_changes(self, before: float) -> int:
+        await self._number_changes()  # an unnumbered row is never trimmed unseen
+        return await self._write(lambda: rules.trim_changes(before), idempotent=True)
+
+    async def _number_changes(self) -> None:
+        """Make every committed change visible under its final number. SQLite numbers
+        them as they are written (one writer at a time); PostgreSQL overrides this."""
 
     async def kv_get(self, scope: str, key: str) -> str | None:
         rows = await self._read(lambda: rules.one(Q(
@@ -166,6 +192,15 @@ class SQLStore(base.Store):
             f"SELECT count(*), coalesce(sum({size}), 0) FROM kv WHERE scope = ?", (scope,))))
         return int(rows[0][0]), int(rows[0][1])
 
+    async def get_fences(self, instance_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in chunks(list(instance_ids)):
+            query = Q(f"SELECT id, fence FROM instances WHERE id IN ({marks(chunk)})",
+                      list(chunk))
+            rows = await self._read(functools.partial(rules.one, query))
+            found.update((str(r[0]), int(r[1])) for r in rows)
+        return found
+
     async def count_instances(self, *, scope: str, statuses: Sequence[str] | None = None
                               ) -> int:
         where, params = "scope = ?", [scope]
@@ -191,6 +226,25 @@ class SQLStore(base.Store):
             (scope, prefix, prefix, prefix, limit))))
         return [str(r[0]) for r in rows]
 
+    # -- the operator's log ---------------------------------------------------------
+    async def append_operator_log(self, kind: str, subject: str, value: str, *, at: float,
+                                  actor: str) -> None:
+        # Not idempotent: a retried append would log the decision twice.
+        await self._write(lambda: rules.one(Q(
+            "INSERT INTO operator_log (kind, subject, value, at, actor)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING 1",
+            (kind, subject, value, float(at), actor))))
+
+    async def read_operator_log(self, kind: str, subject: str | None = None
+                                ) -> list[base.OperatorLogRow]:
+        if subject is None:
+            query = Q("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                      " WHERE kind = ? ORDER BY id", (kind,))
+        else:
+            query = Q("SELECT id, kind, subject, value, at, actor FROM operator_log"
+                      " WHERE kind = ? AND subject = ? ORDER BY id", (kind, subject))
+        rows = await self._read(lambda: rules.one(query))
+        return [base.OperatorLogRow(*r) for r in rows]
     # -- schedules, live workers and retention (``_schedule_rules.py``) -------------
     async def put_schedule(self, row: base.ScheduleRow, *, replace: bool) -> bool:
         return await self._write(lambda: housekeeping.put_schedule(row, replace))

@@ -57,14 +57,18 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from agentflow.errors import CommitOutcomeUnknownError, InvalidArgumentError
+from agentflow.errors import (
+    CommitOutcomeUnknownError,
+    InvalidArgumentError,
+    StoreUnavailableError,
+)
 from agentflow.store._base import CommitResult, RunCommit
 from agentflow.store._pg_migrations import MIGRATIONS, SCHEMA_VERSION
 from agentflow.store._rules import one, write_batch
 from agentflow.store._sql import Body, Dialect, Do, Done, Many, Op, Q, advance
 from agentflow.store._sqlstore import SQLStore
 
-__all__ = ["CommitOutcomeUnknownError", "PostgresStore"]
+__all__ = ["CommitOutcomeUnknownError", "PostgresStore", "PostgresUnavailableError"]
 
 log = logging.getLogger("agentflow.store.postgres")
 
@@ -74,7 +78,16 @@ Conn = AsyncConnection[Any]
 _RETRY_SECONDS = 60.0
 POSTGRES = Dialect(for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED",
                    greatest="greatest", submitted_order="v.seq", octets="octet_length({})",
-                   scope_lock="SELECT pg_advisory_xact_lock(hashtext(?))")
+                   scope_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
+                   plan_of_payload="(payload::json -> '__dispatcher_metadata' ->> 'plan')",
+                   # the server's clock (not the transaction's start): one clock for
+                   # every worker on every machine
+                   db_now="extract(epoch from clock_timestamp())::float8")
+
+
+class PostgresUnavailableError(StoreUnavailableError, psycopg.OperationalError):
+    """PostgreSQL could not be reached (or kept failing) past the store's retries;
+    the transaction did not commit, so nothing was changed."""
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -203,16 +216,30 @@ class PostgresStore(SQLStore):
         """Run ``attempt``; only if it fails transiently, retry it with backoff."""
         try:
             return await attempt()
+        except PoolTimeout as exc:  # the pool waited connect_timeout for a connection
+            raise PostgresUnavailableError(
+                f"the database is unavailable: no connection to PostgreSQL within"
+                f" {self._connect_timeout:g} s ({exc}), so nothing was changed; try again "
+                "later") from exc
         except Exception as exc:
             if not _is_transient(exc):
                 raise
             log.info("transient PostgreSQL error, retrying: %s", exc)
-        async for retry in AsyncRetrying(retry=retry_if_exception(_is_transient),
-                                         reraise=True, stop=stop_after_delay(_RETRY_SECONDS),
-                                         wait=wait_random_exponential(multiplier=0.01,
-                                                                      max=1.0)):
-            with retry:
-                return await attempt()
+        try:
+            async for retry in AsyncRetrying(retry=retry_if_exception(_is_transient),
+                                             reraise=True,
+                                             stop=stop_after_delay(_RETRY_SECONDS),
+                                             wait=wait_random_exponential(multiplier=0.01,
+                                                                          max=1.0)):
+                with retry:
+                    return await attempt()
+        except psycopg.OperationalError as exc:
+            if isinstance(exc, StoreUnavailableError) or not _is_transient(exc):
+                raise
+            raise PostgresUnavailableError(
+                f"the database is unavailable: PostgreSQL kept failing for"
+                f" {_RETRY_SECONDS:g} s of retries ({exc}), so nothing was changed; try "
+                "again later") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _transaction(self, body: Callable[[Conn], Awaitable[T]], *,
@@ -270,6 +297,15 @@ class PostgresStore(SQLStore):
             await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return None
 
+    async def _number_changes(self) -> None:
+        """Number the committed, unnumbered changes in the order they were written,
+        under a lock that makes numbering transactions commit one after another (see
+        migration 6: a number taken by the trigger would not be commit-ordered)."""
+        if not await self._read(lambda: one(Q(
+                "SELECT 1 FROM changes WHERE seq IS NULL LIMIT 1"))):
+            return
+        await self._write(_number_changes, idempotent=True)
+
     async def _write_commits(self, commits: list[RunCommit]) -> list[CommitResult]:
         # Idempotent: written again after a lost COMMIT, the same rows come out.
         return await self._transaction(lambda conn: self._write_batch(conn, commits),
@@ -320,3 +356,12 @@ class PostgresStore(SQLStore):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
         self._changed.clear()
+
+
+def _number_changes() -> Body[None]:
+    yield Do("SELECT pg_advisory_xact_lock(hashtext(current_schema()"
+             " || '.agentflow.changes'))")
+    yield Do("WITH top AS (SELECT coalesce(max(seq), 0) AS n FROM changes),"
+             " fresh AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM changes"
+             " WHERE seq IS NULL)"
+             " UPDATE changes c SET seq = top.n + fresh.k FROM top, fresh WHERE c.id = fresh.id")

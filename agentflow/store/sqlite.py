@@ -44,12 +44,12 @@ from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from agentflow.errors import InvalidArgumentError
+from agentflow.errors import InvalidArgumentError, StoreUnavailableError
 from agentflow.store._migrations import MIGRATIONS, SCHEMA_VERSION
 from agentflow.store._sql import Body, Dialect, Do, Done, Many, Op, Q, advance
 from agentflow.store._sqlstore import SQLStore
 
-__all__ = ["SQLiteStore"]
+__all__ = ["DatabaseLockedError", "SQLiteStore"]
 
 T = TypeVar("T")
 Db = sqlite3.Connection
@@ -59,6 +59,11 @@ SQLITE = Dialect(
     # INDEXED BY: with many sleepers the planner would otherwise pick the listing
     # index on workflow and sort every row of it (seen: +75 ms per claim).
     due_index=" INDEXED BY instances_due", greatest="max", submitted_order="v.rowid")
+
+
+class DatabaseLockedError(StoreUnavailableError, sqlite3.OperationalError):
+    """Another process held the SQLite file's lock past the store's retries; nothing
+    was changed (the transaction was rolled back)."""
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -286,13 +291,29 @@ class SQLiteStore(SQLStore):
         """One write transaction, run whole in the writer's thread (one hop)."""
         if self._writer is None:
             raise RuntimeError("the store is not open")
-        return await self._writer.run(
-            lambda db: self._transaction(db, lambda: _drive(db, body())))
+        try:
+            return await self._writer.run(
+                lambda db: self._transaction(db, lambda: _drive(db, body())))
+        except sqlite3.OperationalError as exc:
+            raise self._unavailable(exc, "nothing was changed") from exc
 
     async def _read(self, body: Callable[[], Body[T]]) -> T:
         if self._reader is None:
             raise RuntimeError("the store is not open")
-        return await self._reader.run(lambda db: _retry_busy(lambda: _drive(db, body())))
+        try:
+            return await self._reader.run(lambda db: _retry_busy(lambda: _drive(db, body())))
+        except sqlite3.OperationalError as exc:
+            raise self._unavailable(exc, "nothing was read or changed") from exc
+
+    def _unavailable(self, exc: sqlite3.OperationalError, outcome: str
+                     ) -> sqlite3.OperationalError:
+        """A busy file past the retries, as an agentflow error that says so."""
+        if not _is_busy(exc) or isinstance(exc, DatabaseLockedError):
+            return exc
+        return DatabaseLockedError(
+            f"the database is unavailable: database is locked (another process held the "
+            f"lock on {self.path!r} for over {_BUSY_RETRY_SECONDS:g} s of retries), so "
+            f"{outcome}; try again when it is done")
 
     async def schema_version(self) -> int:
         if self._reader is None:

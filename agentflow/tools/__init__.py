@@ -18,6 +18,7 @@ Example:
     schema = TOOLS["validate_plan"].args_model.model_json_schema()
 """
 
+from agentflow.tools._approval import render_approval
 from agentflow.tools._author import (
     AuthoringResult,
     ToolCallRecord,
@@ -38,6 +39,8 @@ from agentflow.tools._handlers import (
     approval_request,
     how_a_person_answers,
     instance_info,
+    kept_human_decision,
+    policy_of,
 )
 from agentflow.tools._models import (
     DiagnosticInfo,
@@ -90,5 +93,8 @@ __all__ = [
     "how_a_person_answers",
     "instance_info",
     "is_human_only",
+    "kept_human_decision",
     "load_prompt",
+    "policy_of",
+    "render_approval",
 ]

@@ -1,22 +1,27 @@
 """What a front end hands the shared handlers: the operator's rules and its channels.
 
 The handlers know nothing of MCP or of a model API. A front end passes a `ToolContext`
-that says which event types are human-only, how to report progress, and, where it has
-one, how to ask a person (`ask_human`). Without ``ask_human`` the ``approve`` tool
-cannot reach a person, so it leaves the instance waiting: it never fails open.
+that says how to report progress and, where it has one, how to ask a person
+(`ask_human`). Without ``ask_human`` the ``approve`` tool cannot reach a person, so it
+leaves the instance waiting: it never fails open.
+
+Which event types are human-only, and whether ``approve`` may ask through the client
+at all, is the operator's policy in the database (`agentflow.policy`), read on every
+call: a front end can add types for its own calls (``human_only``) but never take
+one away.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow._text import printable
 from agentflow.errors import HumanOnlyEventError, UsageError
+from agentflow.policy import ALWAYS_HUMAN_ONLY, is_human_only
+from agentflow.tools._approval import ApprovalRequest
 from agentflow.tools._models import HumanDecision
 
 __all__ = [
@@ -30,45 +35,11 @@ __all__ = [
     "is_human_only",
 ]
 
-#: Event types only a person may send, unless the operator adds more.
-DEFAULT_HUMAN_ONLY: frozenset[str] = frozenset({"approval"})
+#: Event types only a person may send, unless the operator adds more (in the database:
+#: see `agentflow.policy`).
+DEFAULT_HUMAN_ONLY: frozenset[str] = ALWAYS_HUMAN_ONLY
 
 
-class ApprovalRequest(BaseModel):
-    """What a person is asked to decide: everything is read from the store, not taken
-    from the agent, except ``note``, which is shown as the agent's words."""
-
-    model_config = ConfigDict(frozen=True)
-
-    agent_id: str
-    instance_id: str
-    plan: str
-    version: str
-    type: str
-    step: str
-    deadline: datetime
-    #: Names this very wait of this run; it changes when the instance is restarted,
-    #: paused, resumed or woken, so an answer given to an older question is stale.
-    ref: str = ""
-    note: str = ""
-
-    def message(self) -> str:
-        """The text shown to the person (deterministic: a client may show it twice)."""
-        text = (f"Agent {self.agent_id!r} asks you to decide on instance "
-                f"{self.instance_id!r} of plan {self.plan!r} (version {self.version}). "
-                f"It waits at step {self.step!r} for event {self.type!r} until "
-                f"{self.deadline.isoformat(timespec='seconds')}"
-                f"{f' (request {self.ref})' if self.ref else ''}.")
-        if self.note:
-            text += ("\n\nThe agent's note (its own words, not verified):\n"
-                     + quoted(self.note))
-        return text + "\n\nApprove or reject. Closing this leaves the instance waiting."
-
-
-def quoted(note: str) -> str:
-    """The agent's note as the person sees it: every line behind "> " (so none passes
-    for the dialog's own text), with control and bidi characters shown as escapes."""
-    return "\n".join(f"> {printable(line)}" for line in note.splitlines() or [""])
 
 
 class HumanAnswer(BaseModel):
@@ -100,10 +71,10 @@ class ToolContext:
     """The operator's rules and the front end's channels for one tool call.
 
     Attributes:
-        human_only: event types that ``send_event`` refuses and only ``approve`` (a
-            person) delivers, compared case-insensitively. The operator's types are
-            added to `DEFAULT_HUMAN_ONLY`, never put in its place: ``approval`` always
-            stays a person's to send.
+        human_only: more event types that ``send_event`` refuses and only ``approve``
+            (a person) delivers, compared case-insensitively, for this front end's
+            calls. They add to the database's policy, never replace it: ``approval``
+            always stays a person's to send.
         ask_human: how to ask a person, where the front end has a way (MCP
             elicitation); None means there is no person to ask.
         report_progress: called while ``wait_for_instance`` waits.
@@ -118,10 +89,3 @@ class ToolContext:
             raise UsageError("human_only is a set of event types, not one string")
         object.__setattr__(self, "human_only",
                            DEFAULT_HUMAN_ONLY | frozenset(self.human_only))
-
-
-def is_human_only(event_type: str, human_only: Iterable[str]) -> bool:
-    """Whether ``event_type`` is one of ``human_only``, ignoring case (so that
-    ``Approval`` is not a way around ``approval``)."""
-    folded = event_type.casefold()
-    return any(folded == t.casefold() for t in human_only)

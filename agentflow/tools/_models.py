@@ -7,6 +7,11 @@ what the field is.
 
 Every result carries ``summary``: one or two plain sentences that say what happened and
 what to do next. It is also the text a client shows when it ignores structured output.
+
+The module is over 400 lines on purpose: it is the whole tool contract, each tool's
+arguments and result beside the others, mostly field descriptions written for a model
+to read. Split by subject it would hide what the tools share (`InstanceInfo`, the id
+pattern, the bases) from whoever reads one tool's schema.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ __all__ = [
     "PauseInstanceResult",
     "PendingEventInfo",
     "PlanInfo",
+    "RestartInfo",
     "RestartInstanceArgs",
     "RestartInstanceResult",
     "ResumeInstanceArgs",
@@ -154,7 +160,8 @@ class StepInfo(BaseModel):
     seq: int
     name: str
     n: int = Field(description="Counts calls with the same name in one run, from 1.")
-    kind: str = Field(description="do, sleep, event, now, random or uuid.")
+    kind: str = Field(description="do, sleep, event, now, random or uuid; log: what the "
+                                  "plan printed after its last step.")
     status: str = Field(description="ok, error, retrying or waiting.")
     attempts: int
     result: Any = None
@@ -180,12 +187,21 @@ class FailedAttempt(BaseModel):
 
 
 class HumanDecision(BaseModel):
-    """What a person answers to an approval request (the elicitation form)."""
+    """What a person answers to an approval request (the elicitation form): an explicit
+    choice, not a checkbox whose unset state differs from client to client. Strict:
+    anything but ``"approve"`` or ``"reject"`` is refused, and nothing is sent."""
 
-    approved: bool = Field(title="Approve", description="Check to approve; leave unchecked "
-                                                        "to reject.")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    decision: Literal["approve", "reject"] = Field(
+        title="Decision", description="approve: the plan goes on. reject: the plan is "
+                                      "told no.")
     comment: str = Field("", title="Comment", max_length=2000,
                          description="Optional; the plan receives it with the decision.")
+
+    @property
+    def approved(self) -> bool:
+        return self.decision == "approve"
 
 
 # --- plans ------------------------------------------------------------------------------
@@ -409,9 +425,21 @@ class GetHistoryArgs(ToolArgs):
     limit: int = Field(100, ge=1, le=500, description="At most this many entries.")
 
 
+class RestartInfo(BaseModel):
+    """One restart of an instance: who made it, when, and from where."""
+
+    at: datetime
+    by: str = Field(description="Who restarted: an operator, or an agent through a tool.")
+    from_step: str | None = Field(None, description="The step it ran again from; None "
+                                                    "from the top.")
+
+
 class GetHistoryResult(ToolResult):
     instance: InstanceInfo
     steps: list[StepInfo] = Field(description="Journal entries in the order the run "
                                               "reached them.")
     total_steps: int
     has_more: bool
+    restarts: list[RestartInfo] = Field(default_factory=list,
+                                        description="Every restart, oldest first, with "
+                                                    "who made it.")

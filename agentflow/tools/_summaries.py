@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from agentflow.errors import describe_error
 from agentflow.tools._activity import error_place
 from agentflow.tools._context import is_human_only
 from agentflow.tools._models import DiagnosticInfo, InstanceInfo
@@ -36,8 +37,7 @@ def describe_instance(info: InstanceInfo, human_only: Iterable[str]) -> str:
         return f"{head} is complete. Output: {preview(info.output)}"
     if status == "errored":
         err = info.error or {}
-        return (f"{head} errored{error_place(err)}: {err.get('name', 'Error')}: "
-                f"{err.get('message', '')}. "
+        return (f"{head} errored{error_place(err)}: {describe_error(err) or 'Error'}. "
                 "Read get_history to find the failing step; fix the plan, submit it, "
                 "then restart_instance with upgrade=true.")
     if status == "terminated":

@@ -205,3 +205,21 @@ async def test_a_gather_of_400_one_megabyte_steps_keeps_host_memory_bounded(
         assert len(stored) * 1_000_002 <= af.quotas.instance_journal_bytes
         assert all(r.error is not None and r.error["name"] == "LimitExceededError"
                    for r in history if r.status != "ok")
+
+
+def test_doctor_lists_the_quotas() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "agentflow.cli", "doctor"],
+                         capture_output=True, text=True, timeout=120,
+                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    for name, value in Quotas().as_dict().items():
+        assert name in out.stdout and f"{value:,}" in out.stdout, out.stdout
+
+
+def test_quotas_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="agent_kv_keys must be a positive number"):
+        Quotas(agent_kv_keys=0)
+    with pytest.raises(ValueError, match="run_bytes_in_flight must be at least 4 MiB"):
+        Quotas(run_bytes_in_flight=1024)

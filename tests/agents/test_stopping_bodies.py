@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,6 +116,22 @@ async def test_a_step_timeout_ends_a_spinning_sync_body_and_retries_apply(
         ("hold", "ok", 1), ("after", "ok", 1)]
 
 
+async def test_a_step_timeout_ends_an_async_body_and_retries_apply(flow: AgentFlow) -> None:
+    gate = Gate()  # the first hold never returns; the retry's returns at once
+    agent = flow.agent("async-timeout", capabilities={"gate": gate})
+    await agent.submit_plan("hold", '''
+async def run(event, step):
+    return await step.do("hold", lambda: env.gate.hold(), timeout="1 second",
+                         retries={"limit": 1, "delay": 0})
+''')
+    inst = await agent.start("hold")
+    status = await inst.wait(timeout=60)
+    assert status.status == "complete", status.error
+    assert status.output == "held 2"
+    (record,) = await inst.history()
+    assert record.status == "ok" and record.attempts == 2
+
+
 async def test_terminate_kills_a_spinning_body_and_its_cpu_stops(flow: AgentFlow) -> None:
     agent = flow.agent("terminator")
     await agent.submit_plan("spin", SPIN_FOREVER)
@@ -133,6 +150,29 @@ async def test_terminate_kills_a_spinning_body_and_its_cpu_stops(flow: AgentFlow
     status = await inst.status()
     assert status.status == "terminated"
     assert await inst.history() == []  # nothing of the terminated run was recorded
+
+
+async def test_terminate_from_another_process_kills_the_spinning_body(
+        tmp_path: Path) -> None:
+    # The runner and the terminating client share only the database (as `agentflow
+    # worker` and `agentflow terminate ID` do): the runner sees the fence move.
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    runner = AgentFlow(url, isolation="process", limits=LIMITS)
+    client = AgentFlow(url, run_scheduler=False, isolation="inline")
+    async with runner, client:
+        agent = runner.agent("far")
+        await agent.submit_plan("spin", SPIN_FOREVER)
+        inst = await agent.start("spin")
+
+        def spinning() -> int | None:
+            pid = runner.pool.worker_pid("far")
+            cpu = cpu_seconds(pid) if pid is not None else None
+            return pid if cpu is not None and cpu > 0.3 else None
+
+        pid = await eventually(spinning, timeout=60)
+        await client.agent("far").terminate(inst.id)
+        await eventually(lambda: cpu_seconds(pid) is None, timeout=30)
+        assert (await inst.status()).status == "terminated"
 
 
 async def test_restart_kills_a_spinning_body_and_runs_again(flow: AgentFlow) -> None:

@@ -3,7 +3,6 @@ lines are kept per step and per attempt, once: a replay does not log them again.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from agentflow import Engine, Event, Step
@@ -69,20 +68,22 @@ async def test_a_clean_step_has_no_detail(engine: Engine) -> None:
     assert one.logs == [] and one.attempt_history == []
 
 
-async def test_logs_and_attempts_survive_reopening_the_database(tmp_path: Path,
+async def test_logs_and_attempts_survive_reopening_the_database(db_url: str,
                                                                  clock: ManualClock) -> None:
-    url = f"sqlite:///{tmp_path}/a.db"
+    url = db_url  # a SQLite file, and a PostgreSQL schema
     calls = 0
 
-    def body() -> str:
+    def body(step: Step) -> str:
         nonlocal calls
         calls += 1
+        step.log(f"try {calls}")
         if calls == 1:
             raise RuntimeError("first try fails")
         return "ok"
 
     async def flow(event: Event, step: Step) -> Any:
-        return await step.do("x", body, retries={"limit": 1, "delay": 5})
+        step.log("starting")
+        return await step.do("x", lambda: body(step), retries={"limit": 1, "delay": 5})
 
     async with Engine(url, clock=clock) as first:
         first.register("flow", flow)
@@ -97,3 +98,5 @@ async def test_logs_and_attempts_survive_reopening_the_database(tmp_path: Path,
     assert calls == 2
     assert [a.error["message"] if a.error else None for a in x.attempt_history] == [
         "first try fails", None]
+    assert x.logs == ["starting"]  # logged by both runs, journaled once
+    assert [a.logs for a in x.attempt_history] == [["try 1"], ["try 2"]]

@@ -54,6 +54,8 @@ async def test_across_two_worker_processes_each_event_completes_one_wait(
     client = gather_app(db_url, run_scheduler=False)
     workers = [start_worker(db_url, tmp_path / "steps.log", lease=5.0) for _ in range(2)]
     try:
+        # Both workers up (their banner printed, signal handlers installed) first.
+        await wait_for(lambda: _banners(tmp_path) >= 2, 60, "both workers to start")
         async with client:
             made = await client.binding("pair").create_batch(
                 [{"id": f"x{i}"} for i in range(count)])
@@ -78,3 +80,7 @@ async def test_across_two_worker_processes_each_event_completes_one_wait(
         for w in workers:
             assert w.wait(timeout=30) == 0
 
+
+def _banners(folder: Path) -> int:
+    err = folder / "workers.err"
+    return err.read_text().count("agentflow worker ") if err.exists() else 0

@@ -104,3 +104,34 @@ async def test_an_instance_whose_holder_lease_expired_is_not_shown_running(
     async with app(db_url) as worker:  # and the next worker does take it over
         assert (await (await worker.get_instance("orphan")).wait(timeout=60)).status == (
             "complete")
+
+
+async def test_a_run_whose_lease_is_taken_over_is_cancelled_by_the_renewal(
+        db_url: str) -> None:
+    """Renewal learns which leases were lost and stops those runs at once."""
+    import asyncio
+
+
+    started, finished = asyncio.Event(), []
+    engine = Engine(db_url, lease_seconds=1.5)
+
+    @engine.workflow("long")
+    async def long(event: Event, step: Step) -> str:
+        async def body() -> str:
+            started.set()
+            await asyncio.Event().wait()  # until cancelled
+            return "never"
+        value = await step.do("long", body)
+        finished.append(value)
+        return str(value)
+
+    async with engine:
+        await engine.binding("long").create(id="stolen")
+        await asyncio.wait_for(started.wait(), 60)
+        # Another holder takes the instance over, as if this one's lease had run out.
+        await engine.store.claim_due_instances(
+            owner="thief", workflows=["long"], now=engine.clock.now() + 1,
+            lease_now=1e12, lease_until=2e12, limit=1)
+        await eventually(lambda: "stolen" not in engine._running, timeout=60,
+                         what="the renewal to cancel the run")
+        assert finished == []

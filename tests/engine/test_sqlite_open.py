@@ -58,3 +58,33 @@ async def test_a_current_database_opens_and_reads_while_another_holds_the_write_
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+async def test_a_file_locked_past_the_retries_is_an_agentflow_error_that_changed_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentflow.errors import AgentflowError, StoreUnavailableError
+    from agentflow.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_BUSY_RETRY_SECONDS", 0.3)  # not a minute
+    path = tmp_path / "af.db"
+    engine = Engine(sqlite_store.SQLiteStore(str(path), busy_timeout=0.05),
+                    run_scheduler=False)
+
+    @engine.workflow("w")
+    async def w(event: Event, step: Step) -> int:
+        return 1
+
+    async with engine:
+        inst = await engine.binding("w").create(id="one")
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN EXCLUSIVE")  # another process, mid-write, for long
+            with pytest.raises(StoreUnavailableError) as caught:
+                await inst.send_event("go", {"n": 1})
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert isinstance(caught.value, AgentflowError)
+        text = str(caught.value)
+        assert "database is locked" in text and "nothing was changed" in text
+        assert await engine.store.pending_events("one", "go") == []

@@ -326,3 +326,23 @@ async def test_an_event_consumed_through_one_process_is_refused_to_another(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_leases_on_the_database_clock_and_renewals_report_what_they_kept(
+        store: Store) -> None:
+    await store.create_instances([NewInstance("l1", "w", "null", 1.0),
+                                  NewInstance("l2", "w", "null", 1.0)])
+    # No wall times from the caller: the database's clock starts and judges the lease.
+    claimed = await store.claim_due_instances(owner="A", workflows=["w"], now=10.0,
+                                              lease_seconds=60.0, limit=10)
+    assert sorted(r.id for r in claimed) == ["l1", "l2"]
+    assert await store.claim_due_instances(owner="B", workflows=["w"], now=10.0,
+                                           lease_seconds=60.0, limit=10) == []
+    assert await store.next_due_at(["w"]) is None  # both leased
+    # B takes l2 over as if A's lease had run out; A's renewal keeps only l1.
+    assert [r.id for r in await store.claim_due_instances(
+        owner="B", workflows=["w"], now=10.0, lease_now=1e12, lease_until=2e12,
+        limit=1)] in (["l1"], ["l2"])
+    taken = "l1" if (await store.get_instance("l1")).lease_owner == "B" else "l2"  # type: ignore[union-attr]
+    kept = await store.renew_leases(owner="A", instance_ids=["l1", "l2"], lease_seconds=60.0)
+    assert kept == [i for i in ("l1", "l2") if i != taken]

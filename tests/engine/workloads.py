@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 import uuid
 
@@ -48,3 +49,32 @@ async def pair(event: Event, step: Step) -> list[object]:
         step.wait_for_event("first", type="go", timeout="1 hour"),
         step.wait_for_event("second", type="go", timeout="1 hour"))
     return [first["payload"], second["payload"]]
+
+
+@engine.workflow("freeze")
+async def freeze(event: Event, step: Step) -> str:
+    """The first process to get here freezes between two steps for longer than its
+    lease: SIGSTOP (as a VM pause would), or plan code blocking the loop. The body of
+    ``after`` appends a line to ``<log>.after`` each time it runs."""
+    log = os.environ["AGENTFLOW_TEST_LOG"]
+    await step.do("before", lambda: 1)
+    try:
+        os.close(os.open(log + ".froze", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        pass  # another process froze here already: go on
+    else:
+        if event.payload["how"] == "stop":
+            os.kill(os.getpid(), signal.SIGSTOP)
+        else:
+            time.sleep(event.payload["seconds"])  # blocks the event loop on purpose
+        os.close(os.open(log + ".resumed", os.O_CREAT | os.O_WRONLY))
+
+    def after() -> int:
+        fd = os.open(log + ".after", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+        return os.getpid()
+    await step.do("after", after)
+    return "done"

@@ -72,7 +72,7 @@ async def test_an_errored_instance_names_its_plan_line_and_step(granted: Any) ->
         assert error["where"]["source"] == "return int(text)"
         assert error["after_step"] == "fetch"
         assert ("errored at line 3 in parse (`return int(text)`), after step 'fetch': "
-                "ValueError") in text(shown)
+                "plan error ValueError") in text(shown)  # the plan's own error, so marked
         debug = await c.get_prompt("debug_instance", {"instance_id": "bad"})
         body = debug.messages[0].content.text  # type: ignore[union-attr]
         assert '"where"' in body and "return int(text)" in body

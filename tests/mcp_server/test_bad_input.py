@@ -61,6 +61,8 @@ BAD_CALLS: dict[str, list[tuple[dict[str, Any], str]]] = {
                     ({"instance_id": "w", "limit": 0}, "limit"),
                     ({"instance_id": "w", "offset": -1}, "offset")],
     "schedule_plan": [({"plan": "nope", "every": 60}, "no plan"),
+                      ({"plan": "reply", "cron": "not a cron"}, "5 fields"),
+                      ({"plan": "reply", "every": "1 hour", "extra": 1}, "extra"),
                       ({"plan": "reply"}, "cron="),  # neither cron nor every
                       ({"plan": "reply", "cron": "0 0 * * *", "every": 60}, "not both"),
                       ({"plan": "reply", "cron": "61 * * * *"}, "out of range"),
@@ -71,8 +73,9 @@ BAD_CALLS: dict[str, list[tuple[dict[str, Any], str]]] = {
                       ({"plan": "reply", "every": 60, "overlap": "queue"}, "overlap"),
                       ({"plan": "reply", "every": 60, "name": "bad name!"}, "name"),
                       ({"plan": "reply", "every": 60, "params": {"blob": HUGE}}, "1 MiB")],
-    "list_schedules": [({"plan": "reply"}, "plan")],
-    "pause_schedule": [({"name": "nope"}, "no schedule"), ({"name": "bad name!"}, "name")],
+    "list_schedules": [({"plan": "reply"}, "plan"), ({"x": 1}, "not an argument")],
+    "pause_schedule": [({"name": "nope"}, "no schedule"), ({"name": "bad name!"}, "name"),
+                       ({}, "name")],
     "resume_schedule": [({"name": "nope"}, "no schedule")],
     "delete_schedule": [({"name": "nope"}, "no schedule")],
 }

@@ -70,7 +70,7 @@ async def test_two_tokens_two_agents_neither_sees_the_other(http_server: str, mo
 
     theirs = f"alice-{mode}"
     async with as_agent(http_server, "tok-bob", mode,
-                        elicitation_callback=elicitation("accept", {"approved": True})) as bob:
+                        elicitation_callback=elicitation("accept", {"decision": "approve"})) as bob:
         bobs = structured(await bob.call_tool("list_plans", {}))["plans"]
         assert secret not in [p["name"] for p in bobs]
         assert structured(await bob.call_tool("list_instances", {}))["instances"] == []
@@ -107,7 +107,7 @@ async def test_two_tokens_two_agents_neither_sees_the_other(http_server: str, mo
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_a_person_approves_over_http(http_server: str, mode: str) -> None:
-    person = elicitation("accept", {"approved": True, "comment": "over http"})
+    person = elicitation("accept", {"decision": "approve", "comment": "over http"})
     async with as_agent(http_server, "tok-alice", mode, elicitation_callback=person) as alice:
         await alice.call_tool("submit_plan", {"name": "approved", "source": APPROVAL_PLAN})
         await alice.call_tool("start_instance", {"plan": "approved", "id": f"ok-{mode}",

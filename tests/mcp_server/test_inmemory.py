@@ -57,7 +57,7 @@ async def test_author_run_and_approve_through_elicitation(server: Any, mode: str
     async def on_progress(done: float, total: float | None, message: str | None) -> None:
         progress.append((done, total, message))
 
-    answer = elicitation("accept", {"approved": True, "comment": "ship it"}, seen)
+    answer = elicitation("accept", {"decision": "approve", "comment": "ship it"}, seen)
     async with connect(server, mode, elicitation_callback=answer) as c:
         bad = structured(await c.call_tool("validate_plan", {"source": BAD_PLAN}))
         assert not bad["ok"]
@@ -116,7 +116,7 @@ async def test_a_person_who_does_not_decide_leaves_the_instance_waiting(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_person_may_reject(server: Any, mode: str) -> None:
-    answer = elicitation("accept", {"approved": False, "comment": "not now"})
+    answer = elicitation("accept", {"decision": "reject", "comment": "not now"})
     async with connect(server, mode, elicitation_callback=answer) as c:
         await c.call_tool("submit_plan", {"name": "sum", "source": APPROVAL_PLAN})
         await c.call_tool("start_instance", {"plan": "sum", "id": "s"})
@@ -148,7 +148,7 @@ async def test_without_elicitation_approve_never_fails_open(server: Any, mode: s
 async def test_operator_human_only_types_and_other_events(af: AgentFlow) -> None:
     server = build_server(af, ServerConfig(agent_id="alice", human_only=frozenset({"reply"})))
     async with connect(server, elicitation_callback=elicitation(
-            "accept", {"approved": True})) as c:
+            "accept", {"decision": "approve"})) as c:
         await c.call_tool("submit_plan", {"name": "r", "source": REPLY_PLAN})
         await c.call_tool("start_instance", {"plan": "r", "id": "r1"})
         await c.call_tool("wait_for_instance", {"instance_id": "r1"})
@@ -316,7 +316,7 @@ async def test_an_answer_given_while_the_instance_restarts_never_reaches_the_new
             if len(seen) == 1:  # while this person reads, the agent restarts the instance
                 await agent.restart("s")
                 await eventually(lambda: waits_for_approval(agent, "s"))
-            return types.ElicitResult(action="accept", content={"approved": True})
+            return types.ElicitResult(action="accept", content={"decision": "approve"})
 
         server = build_server(af, ServerConfig(agent_id="alice"))
         async with connect(server, mode, elicitation_callback=person) as c:
@@ -330,7 +330,7 @@ async def test_an_answer_given_while_the_instance_restarts_never_reaches_the_new
             assert (await agent.status("s")).status == "waiting"
             assert await af.engine.store.pending_events("s", "approval") == []  # none sent
         else:  # asked in rounds: the changed question is asked again, about the new run
-            assert len(seen) == 2 and seen[0] != seen[1]
+            assert len(seen) == 2  # the same words: the form names the wait ($comment)
             assert result["outcome"] == "approved" and result["delivered"]
             assert (await agent.wait("s", timeout=5)).output["status"] == "approved"
         history = await agent.history("s")
@@ -341,20 +341,20 @@ async def test_an_answer_given_while_the_instance_restarts_never_reaches_the_new
 async def test_a_restart_right_after_an_approval_does_not_hand_it_to_the_new_run(
         tmp_path: Path, mode: str) -> None:
     url = f"sqlite:///{tmp_path}/af.db"
-    answer = elicitation("accept", {"approved": True})
+    answer = elicitation("accept", {"decision": "approve"})
     # The server only steers; a driver process runs the plans, and is stopped while
     # the approval is sent, so the approval is buffered, not consumed, at the restart.
     async with AgentFlow(url, isolation="inline", run_scheduler=False) as steering:
         server = build_server(steering, ServerConfig(agent_id="alice"))
         async with connect(server, mode, elicitation_callback=answer) as c:
             await c.call_tool("submit_plan", {"name": "sum", "source": APPROVAL_PLAN})
-            async with AgentFlow(url, isolation="inline"):
+            async with AgentFlow(url, isolation="inline", run_scheduler=True):
                 await c.call_tool("start_instance", {"plan": "sum", "id": "s"})
                 await eventually(lambda: waits_for_approval(steering.agent("alice"), "s"))
             approved = structured(await c.call_tool("approve", {"instance_id": "s"}))
             assert approved["delivered"]
             structured(await c.call_tool("restart_instance", {"instance_id": "s"}))
-            async with AgentFlow(url, isolation="inline"):
+            async with AgentFlow(url, isolation="inline", run_scheduler=True):
                 status = structured(await c.call_tool("wait_for_instance",
                                                       {"instance_id": "s"}))
     assert status["instance"]["status"] == "waiting"  # for a new approval, not done

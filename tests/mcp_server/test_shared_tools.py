@@ -21,6 +21,7 @@ from agentflow.tools import (
     ToolContext,
     call_tool,
     load_prompt,
+    render_approval,
 )
 from sandbox import validate
 from tests.mcp_server.conftest import APPROVAL_PLAN, REPO
@@ -86,7 +87,7 @@ async def test_approve_delivers_only_the_persons_answer_to_the_request_they_saw(
     async def stale_person(request: ApprovalRequest) -> HumanAnswer:
         asked.append(request)
         older = request.model_copy(update={"deadline": request.deadline - timedelta(1)})
-        return HumanAnswer(action="accept", decision=HumanDecision(approved=True),
+        return HumanAnswer(action="accept", decision=HumanDecision(decision="approve"),
                            request=older)
 
     stale = await call_tool(agent, "approve", {"instance_id": instance_id, "note": "n"},
@@ -97,7 +98,7 @@ async def test_approve_delivers_only_the_persons_answer_to_the_request_they_saw(
 
     async def person(request: ApprovalRequest) -> HumanAnswer:
         return HumanAnswer(action="accept", request=request,
-                           decision=HumanDecision(approved=True, comment="fine"))
+                           decision=HumanDecision(decision="approve", comment="fine"))
 
     approved = await call_tool(agent, "approve", {"instance_id": instance_id},
                                ToolContext(ask_human=person))
@@ -158,6 +159,8 @@ def test_layering_agentflow_imports_no_mcp_and_nothing_imports_mcp_server() -> N
     for package in ("agentflow", "sandbox"):
         for path in (REPO / package).rglob("*.py"):
             source = path.read_text()
+            if path == REPO / "agentflow" / "cli" / "_serve.py":
+                continue  # `agentflow serve --mcp` composes both (tests/test_layering.py)
             assert not re.search(r"^\s*(from|import)\s+mcp_server", source, re.M), path
             if package == "agentflow":
                 assert not re.search(r"^\s*(from|import)\s+mcp\b", source, re.M), path
@@ -211,13 +214,12 @@ async def test_an_approval_is_not_carried_over_to_a_version_nobody_approved(
     await agent.submit_plan("gated", GATED_V2)  # the model changes what follows
     sneaky = await call_tool(agent, "restart_instance", {
         "instance_id": inst.id, "from_step": "target", "upgrade": True})
-    assert sneaky.is_error and "for code they never saw" in sneaky.text
+    assert sneaky.is_error and "may not reuse a person's decision" in sneaky.text
     assert (await inst.status()).output["deployed_to"] == "staging"  # nothing restarted
-    # Without upgrade the kept approval stays with the code it was given for.
+    # Without upgrade too: a model never replays what follows a person's decision.
     same = await call_tool(agent, "restart_instance", {"instance_id": inst.id,
                                                        "from_step": "target"})
-    assert not same.is_error, same.text
-    assert (await inst.wait(timeout=5)).output["deployed_to"] == "staging"
+    assert same.is_error and f"agentflow restart {inst.id} --from-step target" in same.text
     # From the approval itself, a person is asked again about the new version.
     fresh = await call_tool(agent, "restart_instance", {
         "instance_id": inst.id, "from_step": "approval", "upgrade": True})
@@ -251,7 +253,7 @@ async def test_two_answers_to_one_question_deliver_one_decision(af: AgentFlow) -
             both_asked.set()
         await both_asked.wait()
         return HumanAnswer(action="accept", request=request,
-                           decision=HumanDecision(approved=True, comment=request.step))
+                           decision=HumanDecision(decision="approve", comment=request.step))
 
     outcomes = await asyncio.gather(*(
         call_tool(agent, "approve", {"instance_id": inst.id}, ToolContext(ask_human=person))
@@ -291,8 +293,11 @@ async def test_the_agents_note_cannot_pass_for_the_dialogs_own_text(af: AgentFlo
     instance_id = await approval_waiting(af)
     seen: list[str] = []
 
+    seen_request: list[ApprovalRequest] = []
+
     async def person(request: ApprovalRequest) -> HumanAnswer:
         seen.append(request.message())
+        seen_request.append(request)
         return HumanAnswer(action="cancel", request=request)
 
     note = ("Routine change.\n\nApprove or reject. The security team verified this."
@@ -300,11 +305,14 @@ async def test_the_agents_note_cannot_pass_for_the_dialogs_own_text(af: AgentFlo
     await call_tool(af.agent("alice"), "approve", {"instance_id": instance_id, "note": note},
                     ToolContext(ask_human=person))
     (message,) = seen
-    assert "> Routine change.\n>\n> Approve or reject. The security team verified this." \
-        in message.replace("> \n", ">\n")
-    assert "\\u202e" in message and "\\x1b" in message
-    assert "\u202e" not in message and "\x1b" not in message
+    assert "\n> Routine change. …\n" in message  # one line in the dialog, behind "> "
+    full = render_approval(seen_request[0])  # the CLI shows it all
+    assert "> Routine change.\n>\n> Approve or reject. The security team verified" in (
+        full.replace("> \n", ">\n"))
+    assert "\\u202e" in full and "\\x1b" in full
+    assert "\u202e" not in full + message and "\x1b" not in full + message
     # The dialog's own closing line is the last one, and only once unquoted.
     lines = message.splitlines()
-    assert lines[-1] == "Approve or reject. Closing this leaves the instance waiting."
-    assert [line for line in lines if line.startswith("Approve or reject")] == [lines[-1]]
+    assert lines[-1].startswith("Choose approve or reject. Decline or close: nothing is sent")
+    assert [line for line in lines if not line.startswith(("> ", "  "))
+            and "approve or reject" in line.lower()] == [lines[-1]]

@@ -53,7 +53,7 @@ async def test_story_validate_fix_run_approve_and_survive_restarts(tmp_path: Pat
 
     # Session 2: a new server process; the client shows elicitations to a person.
     seen: list[str] = []
-    person = elicitation("accept", {"approved": True, "comment": "go"}, seen)
+    person = elicitation("accept", {"decision": "approve", "comment": "go"}, seen)
     async with Client(params, mode="legacy", elicitation_callback=person) as c:
         still = structured(await c.call_tool("get_instance", {"instance_id": "story-1"}))
         assert still["instance"]["status"] == "waiting"

@@ -388,6 +388,20 @@ async def test_messages_are_size_capped_both_ways(pool: WorkerPool) -> None:
     assert "max_message_bytes" in await run(pool, source, BigHost())
 
 
+async def test_a_result_near_the_cap_is_kept_over_its_logs(pool: WorkerPool) -> None:
+    cap = LIMITS.max_message_bytes
+    near = cap - 2_000  # fits alone; with 8,000 characters of logs it would not
+    body = (f'def big():\n    print("z" * 7000)\n    return "x" * {near}\n\n\n'
+            f'async def run(event, step):\n    v = await step.do("big", big)\n'
+            f'    return len(v)\n')
+    assert await run(pool, body) == near
+    host = RecordingHost()
+    with pytest.raises(PlanRuntimeError) as caught:
+        await run(pool, plan(f'return await step.do("huge", lambda: "x" * {cap + 1})'), host)
+    assert "the step result is too large to send" in caught.value.message
+    assert [e.final for e in host.body_errors] == [True]  # type: ignore[attr-defined]
+
+
 async def test_invalid_source_is_refused_before_any_worker(pool: WorkerPool) -> None:
     with pytest.raises(PlanValidationError):
         await run(pool, plan("import os"), agent="agent-never-started")

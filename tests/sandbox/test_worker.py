@@ -313,8 +313,10 @@ async def test_a_worker_near_its_cpu_budget_is_replaced_before_its_next_run() ->
     async with WorkerPool(limits=limits) as cpu_pool:
         await run(cpu_pool, "worn", plan("return 1"))
         first = cpu_pool.worker_pid("worn")
-        await cpu_pool._probe("worn", "import time\nstart = time.process_time()\n"
-                                      "while time.process_time() - start < 1.7:\n    pass")
+        # Up to 1.7 CPU seconds in all (the worker's start and first run included, which
+        # take longer on a loaded machine): past the 80% mark, under the 2 s budget.
+        await cpu_pool._probe("worn", "import time\n"
+                                      "while time.process_time() < 1.7:\n    pass")
         assert await run(cpu_pool, "worn", plan("return 2")) == 2
         assert cpu_pool.worker_pid("worn") not in (None, first)
 
