@@ -194,4 +194,8 @@ async def test_a_step_body_that_ignores_its_cancellation_ends_its_worker(
     assert await process_pool.run_plan("stubborn", source, make_event(), host,
                                        capabilities=[]) == "gave up"
     await wait_until(lambda: connection.dead is not None, what="the worker's end")
-    assert "ignored its cancellation" in str(connection._fatal_reason)
+    # Either the worker ends itself, or the host's watchdog (the same call_timeout)
+    # kills it first, which a busy machine makes likely: both end the computation.
+    assert ("ignored its cancellation" in str(connection._fatal_reason)
+            or "without answering" in str(connection.dead)), (connection.dead,
+                                                              connection._fatal_reason)
