@@ -420,7 +420,13 @@ class Schedules:
         beat_every = engine.lease_seconds / 3
         next_beat = 0.0
         poll = min(1.0, engine.poll_interval)
+        me = asyncio.current_task()
         while not self._stopped.is_set():
+            # A cancellation is delivered once; a database driver that swallows it
+            # mid-call (seen with psycopg's pool) would leave this loop running and
+            # `Engine.close` waiting for it forever. So look for it on every turn.
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
             if time.monotonic() >= next_beat:
                 try:
                     wall = time.time()
