@@ -154,8 +154,9 @@ class RunDriver:
             if future is not None and not future.done():
                 call = self._body_calls.get(body, 0)
                 if not self._hold(("step", call), size):  # refused: the result is dropped
-                    message = {"t": "body_err", "body": body, "error": error_payload(
-                        self._over(size, "a step's result"))}
+                    refused = error_payload(self._over(size, "a step's result"))
+                    refused["final"] = True  # made here, by the host: a quota, not the plan's
+                    message = {"t": "body_err", "body": body, "error": refused}
                 future.set_result(message)
         elif kind == "done":
             value = unpack_value(message)
