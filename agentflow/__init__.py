@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from agentflow._durations import RetryPolicy, parse_duration
 from agentflow._engine import Engine
+from agentflow._feed import Change
 from agentflow._instance import Instance, WorkflowBinding
 from agentflow._lazy import lazy_loader
 from agentflow._limits import Quotas
@@ -87,6 +88,7 @@ __all__ = [
     "AgentFlow",
     "AgentInstance",
     "AgentflowError",
+    "Change",
     "Clock",
     "Diagnostic",
     "Engine",

@@ -29,10 +29,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from agentflow._durations import to_datetime
+from agentflow._feed import Change, subscribe
 from agentflow._instance import Instance, WorkflowBinding, instance_status
 from agentflow._limits import check_statuses, dumps, encode_value
 from agentflow._retention import Retention
@@ -49,7 +50,7 @@ from agentflow.errors import (
     error_record,
 )
 from agentflow.models import Event, InstanceStatus
-from agentflow.store import InstanceRow, RunCommit, RunFinish, Store, open_store
+from agentflow.store import InstanceRow, NewInstance, RunCommit, RunFinish, Store, open_store
 
 __all__ = ["Engine", "WorkflowFn"]
 
@@ -156,6 +157,10 @@ class Engine:
         self._changes: Changes | None = None
         self._started = False
         self._closing = False
+        self._run_wrappers: list[Callable[[str, WorkflowFn], WorkflowFn]] = []
+        #: Called with the ids of instances just created through this engine, in the
+        #: creator's context (instrumentation: `agentflow.otel` notes the caller's trace).
+        self.create_listeners: list[Callable[[list[str]], Awaitable[None]]] = []
         #: Recurring instances (cron or interval); fired by every engine that runs a
         #: scheduler. See `agentflow._schedules`.
         self.schedules = Schedules(self)
@@ -199,6 +204,12 @@ class Engine:
             raise InvalidArgumentError(f"a workflow named {name!r} is registered already")
         self._workflows[name] = fn
         self.nudge()
+
+    def wrap_runs(self, wrap: Callable[[str, WorkflowFn], WorkflowFn]) -> None:
+        """Have every run call ``wrap(workflow_name, fn)`` instead of ``fn``: a seam for
+        instrumentation (`agentflow.otel`), which may pass the run a proxy of its step.
+        Wrappers apply in the order they were added, the last outermost."""
+        self._run_wrappers.append(wrap)
 
     @property
     def workflows(self) -> list[str]:
@@ -249,9 +260,15 @@ class Engine:
         if self.run_scheduler:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
                            asyncio.create_task(self._heartbeat(), name="agentflow-leases"),
-                           asyncio.create_task(self._watch_fences(), name="agentflow-fences"),
-                           asyncio.create_task(self.schedules.run(),
-                                               name="agentflow-schedules")]
+                           asyncio.create_task(self._watch_fences(), name="agentflow-fences")]
+            if self._claiming:  # on demand: not before this process asks for progress
+                self._start_worker_duties()
+
+    def _start_worker_duties(self) -> None:
+        """Fire schedules, apply retention and say this process is a live worker: what
+        a process that runs work does, and one that only reads must not."""
+        self._tasks.append(asyncio.create_task(self.schedules.run(),
+                                               name="agentflow-schedules"))
 
     async def close(self, grace: float = 0.5) -> None:
         """Stop claiming and hand every claim back at once, then close the store.
@@ -313,6 +330,8 @@ class Engine:
         wake or wait for an instance). A no-op on a client-only engine."""
         if self.run_scheduler and not self._claiming:
             self._claiming = True
+            if self._started and not self._closing:
+                self._start_worker_duties()
             self.nudge()
 
     def nudge(self) -> None:
@@ -321,6 +340,18 @@ class Engine:
             self._wake.set()
         if self._changes is not None:
             self._changes.notify()
+
+    async def insert_instances(self, rows: Sequence[NewInstance]) -> list[str]:
+        """Write new instances (ids that exist are skipped), tell `create_listeners`
+        about those created, and wake the scheduler (which starts claiming, see
+        `start_claiming`). Returns the ids created."""
+        created = await self.store.create_instances(rows)
+        if created:
+            for listener in self.create_listeners:
+                await listener(list(created))
+        self.start_claiming()
+        self.nudge()
+        return created
 
     def running_task(self, instance_id: str) -> asyncio.Task[None] | None:
         """This process's task running the instance now, if any. A terminate or a
@@ -347,6 +378,32 @@ class Engine:
         rows = await self.store.list_instances(workflows=workflows, statuses=statuses,
                                                limit=limit, offset=offset)
         return [instance_status(r) for r in rows]
+
+    def subscribe(self, *, after: int | None = None,
+                  instance_ids: Collection[str] | None = None,
+                  agents: Collection[str] | None = None,
+                  workflows: Collection[str] | None = None,
+                  poll: float = 0.1) -> AsyncIterator[Change]:
+        """Changes to instances, in commit order, from every process on this database.
+
+        Example:
+            async for change in engine.subscribe(after=cursor):
+                print(change.instance_id, change.status)
+                cursor = change.seq          # keep it: resume with after=cursor
+
+        Args:
+            after: the ``seq`` of the last change seen (0: from the oldest kept;
+                None: from now).
+            instance_ids: only these instances.
+            agents: only instances of these agents.
+            workflows: only instances of these workflows.
+            poll: seconds between reads when nothing is new.
+
+        Returns:
+            An endless async iterator of `Change`; break out of the loop to stop.
+        """
+        return subscribe(self.store, after=after, instance_ids=instance_ids, agents=agents,
+                         workflows=workflows, poll=poll)
 
     # -- scheduling ----------------------------------------------------------------
     async def _schedule(self) -> None:
@@ -498,6 +555,8 @@ class Engine:
 
     async def _run(self, row: InstanceRow, activation: Activation) -> RunFinish:
         fn = self._workflows[row.workflow]
+        for wrap in self._run_wrappers:
+            fn = wrap(row.workflow, fn)
         failure: BaseException | None
         event = Event(payload=json.loads(row.payload), timestamp=to_datetime(row.created_at),
                       instance_id=row.id)

@@ -352,11 +352,9 @@ class WorkflowBinding:
             LimitExceededError: params over 1 MiB.
         """
         row = self.prepare(params, id)
-        if not await self._engine.store.create_instances([row]):
+        if not await self._engine.insert_instances([row]):
             raise InvalidArgumentError(f"an instance with id {row.id!r} already exists; "
                                        f"choose another id, or use get({row.id!r})")
-        self._engine.start_claiming()
-        self._engine.nudge()
         return Instance(self._engine, row.id, self.name)
 
     async def create_batch(self, items: Iterable[Mapping[str, Any]]) -> list[Instance]:
@@ -376,9 +374,7 @@ class WorkflowBinding:
             rows.append(self.prepare(item.get("params"), item.get("id")))
         if not rows:
             return []
-        created = set(await self._engine.store.create_instances(rows))
-        self._engine.start_claiming()
-        self._engine.nudge()
+        created = set(await self._engine.insert_instances(rows))
         handles = []
         for r in rows:
             workflow = self.name

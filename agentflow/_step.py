@@ -193,7 +193,19 @@ class Activation:
             attempts = detail.setdefault("attempts", [])
             attempts.append(attempt)
             del attempts[:-MAX_ATTEMPT_RECORDS]
-        return dataclasses.replace(row, detail=dumps(detail) if detail else None)
+        text = dumps(detail) if detail else None
+        if text is not None and self.journal_quota is not None:
+            # Logs count against the journal quota like results do, and may fill half of
+            # it; past that they are dropped (the attempts' errors are kept): a plan
+            # cannot print its way past the quota, nor crowd out its own results.
+            old = len((prior.detail or "").encode()) if prior is not None else 0
+            grown = len(text.encode()) - old
+            if self.journal_bytes + self.journal_reserved + grown > self.journal_quota // 2:
+                for entry in [detail, *detail.get("attempts", [])]:
+                    if entry.get("logs"):
+                        entry["logs"] = ["[log dropped: the journal quota is full]"]
+                text = dumps(detail)
+        return dataclasses.replace(row, detail=text)
 
     def tail_rows(self, now: float) -> list[JournalRow]:
         """Lines logged after the last step call, as a ``log`` row after it (the run is
@@ -203,6 +215,9 @@ class Activation:
         lines: list[str] = []
         _append_capped(lines, self.pending_logs)
         self.pending_logs = []
+        if self.journal_quota is not None and (self.journal_bytes + sum(
+                len(x.encode()) for x in lines) > self.journal_quota // 2):
+            lines = ["[log dropped: the journal quota is full]"]
         seq = max([self.next_seq, *self.journal]) + 1
         return [JournalRow(seq, "print", 1, "log", "ok", 1, now, finished_at=now,
                            detail=dumps({"logs": lines}))]
@@ -293,8 +308,8 @@ class Activation:
 
 
 def _row_bytes(row: JournalRow) -> int:
-    return sum(len(text.encode("utf-8", "surrogatepass")) for text in (row.result, row.error)
-               if text is not None)
+    return sum(len(text.encode("utf-8", "surrogatepass"))
+               for text in (row.result, row.error, row.detail) if text is not None)
 
 
 class Step:

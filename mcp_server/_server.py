@@ -27,6 +27,7 @@ from mcp_server._approve import approve_function
 from mcp_server._config import SCOPE, ServerConfig, StaticTokenVerifier
 from mcp_server._identity import Identity
 from mcp_server._tools import annotations_for, tool_function
+from mcp_server._updates import InstanceUpdates
 
 __all__ = ["INSTRUCTIONS", "build_server"]
 
@@ -66,9 +67,13 @@ def build_server(af: AgentFlow, config: ServerConfig, *, host: str = "127.0.0.1"
         tools.append(strict(Tool.from_function(fn, name=spec.name,
                                                description=spec.description,
                                                annotations=annotations_for(spec))))
+    # subscriptions/listen (2026-07-28): resource-updated notifications for the
+    # caller's own instances, from agentflow's change feed (see _updates.py).
+    updates = InstanceUpdates(af, identity)
     server: MCPServer = MCPServer("agentflow", instructions=INSTRUCTIONS, version=__version__,
                                   log_level="WARNING", token_verifier=verifier, auth=auth,
-                                  tools=tools)
+                                  tools=tools, subscriptions=updates)
+    updates.serve_legacy(server)  # resources/subscribe (2025-11-25)
     _add_resources(server, identity)
     _add_prompts(server, identity)
     return server

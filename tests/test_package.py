@@ -11,7 +11,7 @@ import agentflow
 
 def test_exported_names_are_pinned() -> None:
     assert sorted(agentflow.__all__) == sorted([
-        "AgentflowError", "Clock", "Engine", "EngineNotStartedError", "Event", "Instance",
+        "AgentflowError", "Change", "Clock", "Engine", "EngineNotStartedError", "Event", "Instance",
         "InstanceNotFoundError", "InstanceStatus", "InvalidArgumentError", "InvalidStateError",
         "LimitExceededError", "ManualClock", "NonDeterminismError", "NonRetryableError",
         "NotFoundError", "Quotas", "RetryPolicy", "Step", "StepError", "StepRecord", "SystemClock",
@@ -54,3 +54,30 @@ def test_errors_split_by_who_catches_them() -> None:
     assert issubclass(errors.WorkflowTimeoutError, errors.WorkflowError)
     assert issubclass(errors.NonDeterminismError, errors.WorkflowError)
     assert not issubclass(errors.NonRetryableError, errors.WorkflowError)
+
+
+def test_the_agent_layer_moved_and_the_old_imports_still_work() -> None:
+    """The agent layer lives in agentflow.plans; agentflow.agents, agentflow.dispatch
+    and agentflow._apps stay as faces over it, naming the very same objects."""
+    import agentflow.agents as agents
+    import agentflow.dispatch as dispatch
+    import agentflow.plans as plans
+    import agentflow.plans.dispatch as plans_dispatch
+    from agentflow import _apps
+
+    old_agents = ["PLAN_WORKFLOW", "Agent", "AgentFlow", "AgentInstance", "Diagnostic",
+                  "PendingEvent", "PlanNotFoundError", "PlanValidationError", "PlanVersion",
+                  "ValidationReport", "unwrap_row", "version_of"]
+    for name in old_agents:
+        assert getattr(agents, name) is getattr(plans._agent if name == "unwrap_row"
+                                                else plans, name), name
+    old_dispatch = ["ENVELOPE_KEY", "LoadRunner", "WrappedBinding",
+                    "create_dynamic_entrypoint", "dispatch_workflow", "scope_of", "unwrap",
+                    "wrap_workflow_binding"]
+    for name in old_dispatch:
+        assert getattr(dispatch, name) is getattr(plans_dispatch, name), name
+    assert _apps.load_app is plans.load_app and _apps.adopt_apps is plans.adopt_apps
+    assert agentflow.AgentFlow is plans.AgentFlow
+    assert plans.AgentFlow.__module__ == "agentflow.plans._flow"
+    assert set(plans.__all__) <= set(dir(plans))
+    assert set(agentflow.__all__) <= set(dir(agentflow))

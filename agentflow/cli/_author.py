@@ -20,6 +20,7 @@ from agentflow.cli._exits import EXIT_FAILED, EXIT_OK
 from agentflow.cli._text import printable
 from agentflow.cli._time import iso
 from agentflow.errors import InvalidArgumentError, NotFoundError
+from agentflow.policy import default_actor
 
 if TYPE_CHECKING:
     from agentflow.plans import Agent, AgentFlow
@@ -177,5 +178,5 @@ async def restart_upgrade(flow: AgentFlow, instance_id: str, from_step: str | No
                                    f"{row.workflow!r}, not an agent's plan: --upgrade moves "
                                    "a plan's instance to the plan's current version")
     inst = await flow.agent(row.scope).get(instance_id)
-    await inst.restart(from_step, upgrade=True)
+    await inst.restart(from_step, upgrade=True, by=default_actor("cli"))
     return inst.version

@@ -22,7 +22,17 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from agentflow.cli import _approvals, _author, _demo, _ops, _prune, _schedules, _worker
+from agentflow.cli import (
+    _approvals,
+    _author,
+    _demo,
+    _ops,
+    _prune,
+    _schedules,
+    _serve,
+    _watch,
+    _worker,
+)
 from agentflow.cli._exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_SIGPIPE, failure
 from agentflow.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 from agentflow.store import default_url
@@ -66,6 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default 0.2; on PostgreSQL, which wakes workers itself, "
                              "half the lease, at most 5)")
     worker.set_defaults(handler=_worker.run)
+
+    serve = add("serve", "drive instances and serve the web console (and MCP at /mcp with "
+                         "--mcp) until stopped")
+    _serve.add_arguments(serve)
+    serve.set_defaults(handler=_serve.run)
+
+    watch = add("watch", "print changes to instances as they happen, from every process")
+    watch.add_argument("--after", "--cursor", type=int, default=None, metavar="N",
+                       help="start just after change N (0: every change kept; default: now)")
+    watch.add_argument("--instance", action="append", default=[], metavar="ID",
+                       help="only this instance (repeatable)")
+    watch.add_argument("--agent", action="append", default=[], help="only this agent's "
+                       "instances (repeatable)")
+    watch.add_argument("--workflow", action="append", default=[],
+                       help="only this workflow's instances (repeatable)")
+    watch.add_argument("--count", type=int, default=0, metavar="N",
+                       help="stop after N changes (default: run until Ctrl-C)")
+    watch.add_argument("--json", action="store_true", help="one JSON object per line")
+    watch.set_defaults(handler=_watch.run)
 
     def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")

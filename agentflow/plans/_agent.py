@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from agentflow._durations import parse_duration, to_datetime
+from agentflow._feed import Change
 from agentflow._instance import Instance, instance_status, wait_ref
 from agentflow._limits import check_statuses, encode_value, quota_error
 from agentflow.capabilities import Capability
@@ -337,6 +339,11 @@ class Agent:
                     pending.append(PendingEvent(instance_id=row.id, plan=metadata["plan"],
                                                 type=w.type, step=w.step, deadline=w.until))
         return pending
+
+    def subscribe(self, *, after: int | None = None, poll: float = 0.1
+                  ) -> AsyncIterator[Change]:
+        """Changes to this agent's instances only (see `AgentFlow.subscribe`)."""
+        return self._af.subscribe(after=after, agent=self.id, poll=poll)
 
     async def pause(self, instance_id: str) -> None:
         await (await self.get(instance_id)).pause()

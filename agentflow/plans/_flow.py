@@ -27,10 +27,11 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentflow._engine import Engine
+from agentflow._feed import Change
 from agentflow._instance import WorkflowBinding
 from agentflow._limits import Quotas
 from agentflow.capabilities import Capability
@@ -220,6 +221,19 @@ class AgentFlow:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def subscribe(self, *, after: int | None = None, agent: str | None = None,
+                  instance_ids: Collection[str] | None = None,
+                  poll: float = 0.1) -> AsyncIterator[Change]:
+        """Changes to instances on this database, in commit order, from every process
+        (see `Engine.subscribe`); ``agent`` keeps one agent's instances only.
+
+        Example:
+            async for change in flow.subscribe(after=cursor):
+                cursor = change.seq          # resume later with after=cursor
+        """
+        return self.engine.subscribe(after=after, instance_ids=instance_ids,
+                                     agents=None if agent is None else [agent], poll=poll)
 
     def agent(self, agent_id: str, capabilities: Mapping[str, Capability] | None = None
               ) -> Agent:

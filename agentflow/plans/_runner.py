@@ -65,6 +65,7 @@ class _PlanRunner:
         except PlanRuntimeError as exc:
             known = host.raised_into_plan(exc.error_name, exc.message)
             if known is not None:  # the host's own error, let through: still the host's
+                _locate(known, exc)
                 raise known from None
             error = rebuild_error({"name": exc.error_name, "message": exc.message,
                                    "origin": PLAN_ORIGIN})
@@ -87,6 +88,18 @@ class _PlanRunner:
             error.plan_context = {}  # type: ignore[attr-defined]
             raise error from None
         return value
+
+
+def _locate(error: Exception, exc: PlanRuntimeError) -> None:
+    """Give the host's ``error``, which the plan let through, the place the sandbox saw
+    it leave the plan (the run's frames down to the step call, then the body's)."""
+    context = getattr(error, "plan_context", None)
+    context = dict(context) if isinstance(context, dict) else {}
+    for key, value in (("where", exc.where), ("step", exc.step),
+                       ("after_step", exc.after_step)):
+        if value is not None:
+            context[key] = value
+    error.plan_context = context  # type: ignore[attr-defined]
 
 
 class _PlanHost:

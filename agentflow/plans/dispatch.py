@@ -152,12 +152,10 @@ class WrappedBinding:
         if not rows:
             return []
         own = await self._refuse_foreign(explicit)
-        created = set(await engine.store.create_instances(rows))
+        created = set(await engine.insert_instances(rows))
         if must_be_new and not created:
             raise InvalidArgumentError(f"an instance with id {rows[0].id!r} already exists; "
                                        f"choose another id")
-        engine.start_claiming()
-        engine.nudge()
         # An id taken by someone else between the check and the write was skipped.
         await self._refuse_foreign([r.id for r in rows if r.id not in created | own])
         return [Instance(engine, r.id, self.binding.name) for r in rows]

@@ -6,6 +6,7 @@ import os
 
 from agentflow.errors import InvalidArgumentError
 from agentflow.store._base import (
+    ChangeRow,
     CommitResult,
     EventRow,
     InstanceChange,
@@ -23,6 +24,7 @@ from agentflow.store._base import (
 from agentflow.store.sqlite import SQLiteStore
 
 __all__ = [
+    "ChangeRow",
     "CommitResult",
     "EventRow",
     "InstanceChange",

@@ -21,11 +21,20 @@ run against every backend):
   transaction, but returns to a runner only once its own commit is durable.
 - **Atomic control.** `transition` reads an instance and applies the change the engine
   computes from it in one transaction; so do `create_instances` and `add_event`.
-- **Change feed (optional).** `wait_for_change` returns when another process may have
+- **Change feed.** `read_changes` returns what changed after a cursor, numbered in
+  commit order (triggers write it, so every writer feeds it); see `ChangeRow`.
+- **Wake-ups (optional).** `wait_for_change` returns when another process may have
   made work due (new instances, an event, a timer moved, claims handed back), or after
   its timeout. A store that cannot hear other processes (SQLite) just sleeps, and the
   engine's poll is how it sees their work; one that can (PostgreSQL's LISTEN/NOTIFY)
   sets `pushes_changes`, and the engine then polls only for leases that expired.
+- **Leases on one clock.** Given ``lease_seconds``, claims and renewals read the time
+  from the database (the server's clock on PostgreSQL), never from the caller, and a
+  renewal reports which leases it kept.
+
+(Over 400 lines, on purpose: this is the whole contract, the rows it speaks of and the
+abstract methods with their rules, read in one place by whoever writes a backend; the
+SQL that keeps it is in ``_rules.py``.)
 """
 
 from __future__ import annotations
@@ -57,6 +66,26 @@ class InstanceRow:
     lease_until: float | None = None
     fence: int = 0
     scope: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """One entry of the change feed: something a reader of an instance would see moved.
+
+    ``kind``: ``created``, ``status`` (its status, wait, output, error or params
+    changed), ``step`` (a journal entry was written or changed; ``step`` names it) or
+    ``deleted``. ``status`` is the instance's (or, for ``step``, the step's) new status.
+    ``at`` is wall time (epoch seconds) when the change was written.
+    """
+
+    seq: int
+    instance_id: str
+    scope: str | None
+    workflow: str
+    kind: str
+    status: str | None
+    step: str | None
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +282,14 @@ class Store(abc.ABC):
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
                              statuses: Sequence[str] | None = None,
                              scopes: Sequence[str] | None = None, limit: int = 100,
-                             offset: int = 0) -> list[InstanceRow]:
-        """Instances, newest first, filtered by workflow names, statuses and scopes."""
+                             offset: int = 0, before: tuple[float, str] | None = None,
+                             plans: Sequence[str] | None = None) -> list[InstanceRow]:
+        """Instances, newest first (``created_at`` descending, then ``id``), filtered by
+        workflow names, statuses, scopes and agent plan names.
+
+        ``before`` pages by key rather than by offset: pass the ``(created_at, id)`` of
+        the last row of the previous page, and the page after it comes back at the
+        same cost however deep it is (100,000 instances down as on the first page)."""
 
     @abc.abstractmethod
     async def transition(self, instance_id: str,
@@ -348,6 +383,26 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_plan_versions(self, scope: str, name: str) -> list[PlanRow]:
         """Every version of one plan, oldest first."""
+
+    # -- the change feed ------------------------------------------------------------
+    async def read_changes(self, after: int, limit: int = 500) -> list[ChangeRow]:
+        """Up to ``limit`` changes numbered above ``after``, in order.
+
+        Numbers increase in commit order and a number, once read, never has a smaller
+        one appear after it: a reader that keeps the last number it saw (a cursor)
+        misses nothing and sees nothing twice, across processes.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no change feed")
+
+    async def last_change(self) -> int:
+        """The number of the newest change (0 if none): a cursor meaning "from now"."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no change feed")
+
+    async def trim_changes(self, before: float) -> int:
+        """Delete changes written before ``before`` (epoch seconds); returns how many.
+        The newest change is always kept, so numbering carries on from it; a cursor
+        older than what is kept resumes at the oldest change left."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no change feed")
 
     @abc.abstractmethod
     async def kv_get(self, scope: str, key: str) -> str | None: ...

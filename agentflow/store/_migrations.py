@@ -140,6 +140,61 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX operator_log_subject ON operator_log (kind, subject, id)",
     ]),
+    (6, [
+        # The change feed (`Store.read_changes`): one row per visible change to an
+        # instance (created, a new status, wait, output or error) or to a step of its
+        # journal, numbered in commit order. Triggers write it, so every process that
+        # writes the file feeds it without knowing, and a reader in any other process
+        # polls it by number. SQLite has one writer at a time, so numbers appear in
+        # commit order with no gaps to wait out. A rowid is max + 1 and trimming never
+        # deletes the newest row, so no number is reused; AUTOINCREMENT would say the
+        # same at the cost of one more page written per step (sqlite_sequence).
+        """CREATE TABLE changes (
+            seq INTEGER PRIMARY KEY,
+            instance_id TEXT NOT NULL,
+            scope TEXT,
+            workflow TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT,
+            step TEXT,
+            at REAL NOT NULL
+        )""",
+        """CREATE TRIGGER changes_created AFTER INSERT ON instances BEGIN
+            INSERT INTO changes (instance_id, scope, workflow, kind, status, at)
+            VALUES (NEW.id, NEW.scope, NEW.workflow, 'created', NEW.status,
+                    (julianday('now') - 2440587.5) * 86400.0);
+        END""",
+        # Lease renewals and claims that change nothing a reader sees write no row.
+        """CREATE TRIGGER changes_status AFTER UPDATE ON instances
+        WHEN OLD.status IS NOT NEW.status OR OLD.waiting_on IS NOT NEW.waiting_on
+          OR OLD.output IS NOT NEW.output OR OLD.error IS NOT NEW.error
+          OR OLD.payload IS NOT NEW.payload BEGIN
+            INSERT INTO changes (instance_id, scope, workflow, kind, status, at)
+            VALUES (NEW.id, NEW.scope, NEW.workflow, 'status', NEW.status,
+                    (julianday('now') - 2440587.5) * 86400.0);
+        END""",
+        """CREATE TRIGGER changes_deleted AFTER DELETE ON instances BEGIN
+            INSERT INTO changes (instance_id, scope, workflow, kind, status, at)
+            VALUES (OLD.id, OLD.scope, OLD.workflow, 'deleted', NULL,
+                    (julianday('now') - 2440587.5) * 86400.0);
+        END""",
+        """CREATE TRIGGER changes_step_new AFTER INSERT ON steps BEGIN
+            INSERT INTO changes (instance_id, scope, workflow, kind, status, step, at)
+            SELECT i.id, i.scope, i.workflow, 'step', NEW.status, NEW.name,
+                   (julianday('now') - 2440587.5) * 86400.0
+            FROM instances i WHERE i.id = NEW.instance_id;
+        END""",
+        """CREATE TRIGGER changes_step_update AFTER UPDATE ON steps
+        WHEN OLD.status IS NOT NEW.status OR OLD.attempts IS NOT NEW.attempts BEGIN
+            INSERT INTO changes (instance_id, scope, workflow, kind, status, step, at)
+            SELECT i.id, i.scope, i.workflow, 'step', NEW.status, NEW.name,
+                   (julianday('now') - 2440587.5) * 86400.0
+            FROM instances i WHERE i.id = NEW.instance_id;
+        END""",
+        # The console's list, newest first, paged by (created_at, id) with no filter:
+        # without it the first page sorts every instance.
+        "CREATE INDEX instances_created ON instances (created_at, id)",
+    ]),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -139,6 +139,69 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX operator_log_subject ON operator_log (kind, subject, id)",
     ]),
+    (6, [
+        # The change feed (`Store.read_changes`), as in SQLite, but numbered in two
+        # stages. A trigger can only take a number from a sequence, and concurrent
+        # transactions commit in another order than they took numbers: a reader that
+        # saw 11 could later find 10 appear, and a cursor at 11 would lose it. So the
+        # trigger writes the row unnumbered (``id`` only orders rows of one instance,
+        # which its row lock serializes), and a reader numbers the committed rows it
+        # finds, under an advisory lock, in one transaction, before it reads: numbers
+        # become visible only in increasing order, with no gap.
+        """CREATE TABLE changes (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            seq bigint UNIQUE,
+            instance_id text COLLATE "C" NOT NULL,
+            scope text COLLATE "C",
+            workflow text COLLATE "C" NOT NULL,
+            kind text NOT NULL,
+            status text,
+            step text,
+            at double precision NOT NULL
+        )""",
+        "CREATE INDEX changes_unnumbered ON changes (id) WHERE seq IS NULL",
+        """CREATE FUNCTION agentflow_instance_change() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO changes (instance_id, scope, workflow, kind, status, at)
+                VALUES (NEW.id, NEW.scope, NEW.workflow, 'created', NEW.status,
+                        extract(epoch FROM clock_timestamp()));
+            ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO changes (instance_id, scope, workflow, kind, status, at)
+                VALUES (OLD.id, OLD.scope, OLD.workflow, 'deleted', NULL,
+                        extract(epoch FROM clock_timestamp()));
+            ELSIF OLD.status IS DISTINCT FROM NEW.status
+               OR OLD.waiting_on IS DISTINCT FROM NEW.waiting_on
+               OR OLD.output IS DISTINCT FROM NEW.output
+               OR OLD.error IS DISTINCT FROM NEW.error
+               OR OLD.payload IS DISTINCT FROM NEW.payload THEN
+                INSERT INTO changes (instance_id, scope, workflow, kind, status, at)
+                VALUES (NEW.id, NEW.scope, NEW.workflow, 'status', NEW.status,
+                        extract(epoch FROM clock_timestamp()));
+            END IF;
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER changes_instance AFTER INSERT OR UPDATE OR DELETE ON instances
+        FOR EACH ROW EXECUTE FUNCTION agentflow_instance_change()""",
+        """CREATE FUNCTION agentflow_step_change() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM NEW.status
+               OR OLD.attempts IS DISTINCT FROM NEW.attempts THEN
+                INSERT INTO changes (instance_id, scope, workflow, kind, status, step, at)
+                SELECT i.id, i.scope, i.workflow, 'step', NEW.status, NEW.name,
+                       extract(epoch FROM clock_timestamp())
+                FROM instances i WHERE i.id = NEW.instance_id;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER changes_step AFTER INSERT OR UPDATE ON steps
+        FOR EACH ROW EXECUTE FUNCTION agentflow_step_change()""",
+        # The console's list, newest first, paged by (created_at, id) with no filter:
+        # without it the first page sorts every instance.
+        "CREATE INDEX instances_created ON instances (created_at, id)",
+    ]),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

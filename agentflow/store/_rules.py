@@ -64,16 +64,21 @@ def create_instances(rows: Sequence[base.NewInstance]) -> Body[list[str]]:
     return [i for i in fresh if i in made]
 
 
-def list_instances(workflows: Sequence[str] | None, statuses: Sequence[str] | None,
-                   scopes: Sequence[str] | None, limit: int, offset: int
-                   ) -> Body[list[base.InstanceRow]]:
+def list_instances(d: Dialect, workflows: Sequence[str] | None,
+                   statuses: Sequence[str] | None, scopes: Sequence[str] | None,
+                   limit: int, offset: int, before: tuple[float, str] | None = None,
+                   plans: Sequence[str] | None = None) -> Body[list[base.InstanceRow]]:
     where: list[str] = []
     params: list[Any] = []
     for column, values in (("workflow", workflows), ("status", statuses),
-                           ("scope", scopes)):
+                           ("scope", scopes), (d.plan_of_payload, plans)):
         if values is not None:
             where.append(f"{column} IN ({marks(values)})" if values else "1 = 0")
             params.extend(values)
+    if before is not None:  # keyset paging: the rows after this key in the order below
+        # (the first term alone bounds an index range; an OR at the top would not)
+        where.append("created_at <= ? AND (created_at < ? OR id > ?)")
+        params.extend([float(before[0]), float(before[0]), before[1]])
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = yield Q(f"SELECT {INSTANCE_COLUMNS} FROM instances {clause}"
                    " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", [*params, limit, offset])
@@ -365,3 +370,26 @@ def one(query: Q) -> Body[list[tuple[Any, ...]]]:
     """A body of one statement, answered with its rows."""
     rows: list[tuple[Any, ...]] = yield query
     return rows
+
+
+# -- the change feed (rows written by the triggers of migration 6) ---------------------
+
+CHANGE_COLUMNS = "seq, instance_id, scope, workflow, kind, status, step, at"
+
+
+def read_changes(after: int, limit: int) -> Body[list[base.ChangeRow]]:
+    rows = yield Q(f"SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                   (after, limit))
+    return [base.ChangeRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], float(r[7]))
+            for r in rows]
+
+
+def trim_changes(before: float) -> Body[int]:
+    rows = yield Q("DELETE FROM changes WHERE at < ? AND seq < (SELECT max(seq) FROM changes)"
+                   " RETURNING 1", (float(before),))
+    return len(rows)
+
+
+def last_change() -> Body[int]:
+    rows = yield Q("SELECT max(seq) FROM changes")
+    return int(rows[0][0] or 0) if rows else 0

@@ -117,6 +117,8 @@ class Dialect:
     greatest: str = "max"
     #: plan versions in the order they were submitted
     submitted_order: str = "v.rowid"
+    #: an agent plan's name, read from an instance's payload envelope
+    plan_of_payload: str = "json_extract(payload, '$.__dispatcher_metadata.plan')"
     #: the size in bytes (UTF-8) of a text column
     octets: str = "length(CAST({} AS BLOB))"
     #: a statement that serializes writers of one key until the transaction ends

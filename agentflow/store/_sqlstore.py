@@ -59,9 +59,11 @@ class SQLStore(base.Store):
     async def list_instances(self, *, workflows: Sequence[str] | None = None,
                              statuses: Sequence[str] | None = None,
                              scopes: Sequence[str] | None = None, limit: int = 100,
-                             offset: int = 0) -> list[base.InstanceRow]:
-        return await self._read(lambda: rules.list_instances(_list(workflows), _list(statuses),
-                                                       _list(scopes), limit, offset))
+                             offset: int = 0, before: tuple[float, str] | None = None,
+                             plans: Sequence[str] | None = None) -> list[base.InstanceRow]:
+        return await self._read(lambda: rules.list_instances(
+            self.dialect, _list(workflows), _list(statuses), _list(scopes), limit, offset,
+            before, _list(plans)))
 
     async def transition(self, instance_id: str,
                          decide: Callable[[base.InstanceRow], base.InstanceChange | None]
@@ -131,6 +133,23 @@ class SQLStore(base.Store):
 
     async def list_plan_versions(self, scope: str, name: str) -> list[base.PlanRow]:
         return await self._read(lambda: rules.list_plan_versions(self.dialect, scope, name))
+
+    # -- the change feed -----------------------------------------------------------
+    async def read_changes(self, after: int, limit: int = 500) -> list[base.ChangeRow]:
+        await self._number_changes()
+        return await self._read(lambda: rules.read_changes(after, limit))
+
+    async def last_change(self) -> int:
+        await self._number_changes()
+        return await self._read(rules.last_change)
+
+    async def trim_changes(self, before: float) -> int:
+        await self._number_changes()  # an unnumbered row is never trimmed unseen
+        return await self._write(lambda: rules.trim_changes(before), idempotent=True)
+
+    async def _number_changes(self) -> None:
+        """Make every committed change visible under its final number. SQLite numbers
+        them as they are written (one writer at a time); PostgreSQL overrides this."""
 
     async def kv_get(self, scope: str, key: str) -> str | None:
         rows = await self._read(lambda: rules.one(Q(

@@ -79,6 +79,7 @@ _RETRY_SECONDS = 60.0
 POSTGRES = Dialect(for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED",
                    greatest="greatest", submitted_order="v.seq", octets="octet_length({})",
                    scope_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
+                   plan_of_payload="(payload::json -> '__dispatcher_metadata' ->> 'plan')",
                    # the server's clock (not the transaction's start): one clock for
                    # every worker on every machine
                    db_now="extract(epoch from clock_timestamp())::float8")
@@ -296,6 +297,15 @@ class PostgresStore(SQLStore):
             await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return None
 
+    async def _number_changes(self) -> None:
+        """Number the committed, unnumbered changes in the order they were written,
+        under a lock that makes numbering transactions commit one after another (see
+        migration 6: a number taken by the trigger would not be commit-ordered)."""
+        if not await self._read(lambda: one(Q(
+                "SELECT 1 FROM changes WHERE seq IS NULL LIMIT 1"))):
+            return
+        await self._write(_number_changes, idempotent=True)
+
     async def _write_commits(self, commits: list[RunCommit]) -> list[CommitResult]:
         # Idempotent: written again after a lost COMMIT, the same rows come out.
         return await self._transaction(lambda conn: self._write_batch(conn, commits),
@@ -346,3 +356,12 @@ class PostgresStore(SQLStore):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
         self._changed.clear()
+
+
+def _number_changes() -> Body[None]:
+    yield Do("SELECT pg_advisory_xact_lock(hashtext(current_schema()"
+             " || '.agentflow.changes'))")
+    yield Do("WITH top AS (SELECT coalesce(max(seq), 0) AS n FROM changes),"
+             " fresh AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM changes"
+             " WHERE seq IS NULL)"
+             " UPDATE changes c SET seq = top.n + fresh.k FROM top, fresh WHERE c.id = fresh.id")

@@ -7,6 +7,11 @@ what the field is.
 
 Every result carries ``summary``: one or two plain sentences that say what happened and
 what to do next. It is also the text a client shows when it ignores structured output.
+
+The module is over 400 lines on purpose: it is the whole tool contract, each tool's
+arguments and result beside the others, mostly field descriptions written for a model
+to read. Split by subject it would hide what the tools share (`InstanceInfo`, the id
+pattern, the bases) from whoever reads one tool's schema.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ event completes exactly one of them (the approval that satisfied two approvers).
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from agentflow import AgentFlow
 
 TWO_APPROVERS = '''
@@ -51,7 +54,8 @@ async def test_a_facade_opened_only_to_read_claims_nothing(tmp_path: object) -> 
         agent = author.agent("a1")
         await agent.submit_plan("p", PLAN)
         inst = await agent.start("p")  # due now; no worker runs anywhere
-    for _ in range(3):
+        await agent.schedule("p", every="1 second")  # and a schedule that falls due
+    for n in range(3):
         async with AgentFlow(url, isolation="inline") as reader:
             agent = reader.agent("a1")
             assert [s.status for s in await agent.instances()] == ["queued"]
@@ -60,6 +64,14 @@ async def test_a_facade_opened_only_to_read_claims_nothing(tmp_path: object) -> 
             assert await agent.pending_events() == []
             row = await reader.engine.store.get_instance(inst.id)
             assert row is not None and (row.fence, row.lease_owner) == (0, None)
+            if n == 2:  # a reader fires no schedule either, however long it stays open
+                await asyncio.sleep(1.5)
+        assert [s.id for s in await _all_instances(url)] == [inst.id]
     async with AgentFlow(url, isolation="inline") as runner:  # waiting asks for progress
         st = await runner.agent("a1").wait(inst.id, timeout=60)
         assert (st.status, st.output) == ("complete", 42)
+
+
+async def _all_instances(url: str) -> list[Any]:
+    async with AgentFlow(url, isolation="inline", run_scheduler=False) as flow:
+        return list(await flow.engine.list_instances())

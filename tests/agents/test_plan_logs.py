@@ -121,3 +121,36 @@ async def test_get_instance_and_get_history_show_the_logs_and_attempts(
         assert send["logs"] == ["after nap"]
         assert send["attempt_history"][0]["error"]["message"] == "mail server busy"
         assert "1 failed attempt" in history["summary"]
+
+
+async def test_printing_cannot_go_past_the_journal_quota() -> None:
+    """Logs count against Quotas.instance_journal_bytes and may fill half of it; past
+    that they are dropped, and the steps still run (printing never fails a step)."""
+    from agentflow import Quotas
+
+    clock = ManualClock(start=1_800_000_000.0)
+    async with AgentFlow("memory://", clock=clock, isolation="inline",
+                         quotas=Quotas(instance_journal_bytes=40_000)) as af:
+        inst, status = await run_to_end(af, clock, '''
+def noisy(i):
+    print("b" * 7000)
+    return i
+
+
+async def run(event, step):
+    out = []
+    for i in range(6):
+        print("p" * 7000)
+        out.append(await step.do(f"step {i}", lambda: noisy(i)))
+    print("done")
+    return out
+''')
+        assert status.status == "complete" and status.output == list(range(6))
+        history = await inst.history()
+        dropped = "[log dropped: the journal quota is full]"
+        assert history[0].logs == ["p" * 7000]  # the first fit
+        assert history[-2].logs == [dropped]  # the last step's: past the quota
+        assert history[-2].attempt_history[0].logs == [dropped]
+        kept = sum(len(line) for r in history for line in r.logs) + sum(
+            len(line) for r in history for a in r.attempt_history for line in a.logs)
+        assert kept <= 20_000
