@@ -154,10 +154,13 @@ class RunDriver:
             if future is not None and not future.done():
                 call = self._body_calls.get(body, 0)
                 if not self._hold(("step", call), size):  # refused: the result is dropped
-                    refused = error_payload(self._over(size, "a step's result"))
-                    refused["final"] = True  # made here, by the host: a quota, not the plan's
-                    message = {"t": "body_err", "body": body, "error": refused}
-                future.set_result(message)
+                    refusal = RemoteError("LimitExceededError",
+                                          str(self._over(size, "a step's result")),
+                                          final=True)
+                    refusal.quota = True  # the host's, not the plan's: no worker can forge it
+                    future.set_exception(refusal)
+                else:
+                    future.set_result(message)
         elif kind == "done":
             value = unpack_value(message)
             self._log(read_logs(message.get("logs")))

@@ -100,7 +100,12 @@ class RemoteError(_NamedRemoteError):
         where: where in the plan's step body it was raised (plan frames only), or None.
         final: True when retrying cannot help (a capability refused the call, or the
             result is not JSON): the step should fail at once.
+        quota: True when the host itself refused the body's result (bytes in flight
+            per run, `Limits.max_bytes_in_flight`), not the plan: ``error_name`` is
+            then ``"LimitExceededError"``, and ``final`` is true.
     """
+
+    quota: bool = False
 
 
 class WorkerCrashedError(SandboxError):

@@ -164,7 +164,8 @@ def _serve(loop: asyncio.AbstractEventLoop, config: dict[str, Any], read_fd: int
         os._exit(3)
 
     signal.signal(signal.SIGXCPU, on_cpu_limit)
-    side = PlanSide(writer.send, on_fatal=stop_soon, cancel_grace=config["cancel_grace"])
+    side = PlanSide(writer.send, on_fatal=stop_soon, cancel_grace=min(config["cancel_grace"],
+                                                                config["call_timeout"]))
     frames = FrameBuffer(config["max_message_bytes"])
     probe_enabled = bool(config.get("unsafe_test_probe"))
 

@@ -167,10 +167,8 @@ def _step_failure(exc: RemoteError, name: Any, host: _PlanHost) -> Exception:
     """The engine error for a step body's error, keeping where in the plan it was."""
     error: Exception
     known = host.raised_into_plan(exc.error_name, exc.message)
-    if exc.error_name == "LimitExceededError" and (known is not None or exc.final):
-        # a quota (refused by a capability, or by the driver: a result over the bytes in
-        # flight, marked final there): the same on a retry
-        error = LimitExceededError(exc.message)
+    if exc.error_name == "LimitExceededError" and (known is not None or exc.quota):
+        error = LimitExceededError(exc.message)  # a quota: the same on a retry
     elif exc.error_name == "NonRetryableError":  # the plan's own signal to stop
         error = NonRetryableError(exc.message)
         error.origin = PLAN_ORIGIN  # type: ignore[attr-defined]
