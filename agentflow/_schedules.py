@@ -270,6 +270,7 @@ class Schedules:
         if not await self._engine.store.put_schedule(row, replace=replace):
             raise InvalidArgumentError(f"a schedule named {name!r} exists already; delete it "
                                        "first or pass replace=True")
+        self._engine.start_claiming()  # asks for progress: an on-demand engine fires too
         self._wake()
         return await self.get(name, scope=scope)
 
@@ -300,6 +301,7 @@ class Schedules:
         await self._engine.store.set_schedule_paused(
             scope, name, False, now=now,
             next_fire_at=_Spec(json.loads(row.spec)).next_after(now - 1e-6))
+        self._engine.start_claiming()
         self._wake()
         return await self.get(name, scope=scope)
 
