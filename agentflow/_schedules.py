@@ -325,9 +325,6 @@ class Schedules:
         return row
 
     def _wake(self) -> None:
-        # A schedule made or resumed here is work this process asked for: an on-demand
-        # engine starts its worker duties (firing schedules among them) now.
-        self._engine.start_claiming()
         self.changed.set()
 
     # -- firing --------------------------------------------------------------------
