@@ -1,4 +1,9 @@
-"""Handles users hold: `WorkflowBinding` (create, get) and `Instance` (status, controls)."""
+"""Handles users hold: `WorkflowBinding` (create, get) and `Instance` (status, controls).
+
+(Over 400 lines, on purpose: every control is a transition checked and written in
+one store transaction, and the transitions (pause, resume, terminate, restart, send)
+share their rules for what each status allows; they read best side by side.)
+"""
 
 from __future__ import annotations
 

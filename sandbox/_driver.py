@@ -10,6 +10,10 @@ Suspension: when ``host.step`` raises a `BaseException` that is not an `Exceptio
 (the engine's suspension signal), the driver abandons the run (cancels its other host
 calls, tells the worker to cancel the plan, waits for the acknowledgement) and
 re-raises that same object from `wait`.
+
+(Over 400 lines, on purpose: the driver is one state machine over untrusted
+messages; splitting the message kinds across modules would hide which state each may
+arrive in, which is what a reviewer of the boundary must check.)
 """
 
 from __future__ import annotations

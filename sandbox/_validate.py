@@ -9,6 +9,10 @@ It never raises: garbage, binary, NUL bytes, surrogates and deep nesting all bec
 diagnostics. Parsing is linear in the (capped) size, and the walks below are bounded by
 `MAX_NODES` and `MAX_DEPTH`, which also keeps RestrictedPython's recursive transformer
 and CPython's compiler well inside their recursion limits.
+
+(Over 400 lines, on purpose: one walk of the tree applies every rule, so that a
+node is judged once and the bounds above hold; the hints and the step-call checks
+already live in `_hints.py` and `_stepcheck.py`.)
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@
 They open the database as a client (no scheduler): reading and steering never runs a
 plan. Operators act on any instance, whichever agent it belongs to: this is the
 operator's side, where a human approves what an agent may not approve itself.
+
+(Over 400 lines, on purpose: each command is a short function over the same two
+helpers, opening the database as a client and printing a record; splitting them by
+verb would scatter those rules, not shorten any command.)
 """
 
 from __future__ import annotations
