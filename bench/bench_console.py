@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -141,7 +142,11 @@ async def paging(count: int, rounds: int = 20) -> dict[str, float]:
     try:
         await _listening(port)
         async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            await http.post("/login", data={"token": TOKEN, "next": "/instances"})
+            form = await http.get("/login")
+            found = re.search(r'name="login_token" value="([^"]+)"', form.text)
+            assert found is not None
+            await http.post("/login", data={"token": TOKEN, "next": "/instances",
+                                            "login_token": found.group(1)})
             first_ms, last_ms = [], []
             for _ in range(rounds):
                 for url, into in (("/instances", first_ms),

@@ -10,7 +10,9 @@ their token in the URL). Plumbing is in ``_web.py``, decisions and links in
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -49,19 +51,42 @@ async def login(request: Request) -> Response:
     console: Console = request.app.state.console
     next_url = request.query_params.get("next", "/instances")
     if request.method == "GET":
-        return console.page(request, "login.html", None, next=_local(next_url), error=None)
+        return _login_form(console, request, _local(next_url), error=None)
     form = await request.form()
-    operator = console.operator(field_of(form, "token"))
     target = _local(field_of(form, "next"))
+    # Sign-in is an action too: without this, another site could post its own operator
+    # token here and have a person act, unknowingly, as that operator (login CSRF). The
+    # form carries a value that only a page of this site set in a cookie.
+    sent, expected = field_of(form, "login_token"), request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        return _login_form(console, request, target, status_code=403,
+                           error="This sign-in form did not come from this page or has "
+                                 "expired; sign in again here.")
+    operator = console.operator(field_of(form, "token"))
     if operator is None:
-        return console.page(request, "login.html", None, status_code=401, next=target,
-                            error="That token is not an operator's token.")
+        return _login_form(console, request, target, status_code=401,
+                           error="That token is not an operator's token.")
     _, cookie = (await console.signer()).new_session(
         operator, lifetime=console.config.session_seconds)
     response = RedirectResponse(target, 303)
     response.set_cookie(COOKIE, cookie, max_age=int(console.config.session_seconds),
                         httponly=True, samesite="strict",
                         secure=console.config.secure_cookies, path="/")
+    return response
+
+
+LOGIN_COOKIE = "agentflow_login"
+
+
+def _login_form(console: Console, request: Request, target: str, *, error: str | None,
+                status_code: int = 200) -> Response:
+    """The sign-in page, with a fresh anti-forgery value in its form and in a cookie."""
+    token = secrets.token_urlsafe(24)
+    response = console.page(request, "login.html", None, status_code=status_code,
+                            next=target, error=error, login_token=token)
+    response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True,
+                        samesite="strict", secure=console.config.secure_cookies,
+                        path="/login")
     return response
 
 

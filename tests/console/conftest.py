@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -122,5 +123,12 @@ async def sign_in(browser: Any, served: Served, token: str = ALICE) -> Any:
 
 
 def screenshot_path(name: str) -> str:
-    DOCS.mkdir(exist_ok=True)
-    return str(DOCS / name)
+    """Where a browser test saves its screenshot: docs/ (the README's pictures) when
+    ``AGENTFLOW_SCREENSHOTS=docs`` is set, else a temporary folder, so that an ordinary
+    run of the suite leaves the working tree as it found it."""
+    if os.environ.get("AGENTFLOW_SCREENSHOTS") == "docs":
+        DOCS.mkdir(exist_ok=True)
+        return str(DOCS / name)
+    folder = Path(tempfile.gettempdir()) / "agentflow-screenshots"
+    folder.mkdir(exist_ok=True)
+    return str(folder / name)

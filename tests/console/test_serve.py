@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,16 @@ async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 6
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def sign_in(http: Any, token: str) -> Any:
+    """Sign in as a browser does: open the form (which sets its anti-forgery cookie),
+    then post it with the form's hidden value."""
+    form = await http.get("/login")
+    login_token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+    assert login_token is not None, form.text
+    return await http.post("/login", data={"token": token, "next": "/instances",
+                                           "login_token": login_token.group(1)})
 
 
 async def test_serve_refuses_to_start_with_nobody_to_sign_in(tmp_path: Path) -> None:
@@ -169,7 +181,7 @@ async def test_the_instances_list_pages_by_key_through_every_instance(tmp_path: 
         await _wait_listening(port, proc)
         base = f"http://127.0.0.1:{port}"
         async with httpx2.AsyncClient(base_url=base) as http:
-            signed = await http.post("/login", data={"token": ALICE, "next": "/instances"})
+            signed = await sign_in(http, ALICE)
             assert signed.status_code == 303
             seen: list[str] = []
             url: str | None = "/instances?status=queued"
@@ -220,7 +232,7 @@ async def test_the_event_stream_resumes_after_the_last_event_id(tmp_path: Path) 
     try:
         await _wait_listening(port, proc)
         async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            await http.post("/login", data={"token": ALICE, "next": "/instances"})
+            await sign_in(http, ALICE)
             async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as anon:
                 refused = await anon.get("/events", follow_redirects=False)
             assert refused.status_code == 303  # not signed in: sent to sign in
@@ -252,3 +264,31 @@ async def test_serve_human_only_writes_the_databases_policy(tmp_path: Path) -> N
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
+
+
+async def test_a_sign_in_posted_from_another_site_is_refused(tmp_path: Path) -> None:
+    """Login CSRF: a page elsewhere posting an operator token to /login (so that the
+    person then acts as that operator) gets no session; the form from this site works."""
+    import httpx2
+
+    db = f"sqlite:///{tmp_path}/a.db"
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--no-run",
+        "--operator", f"alice={ALICE}", "--listen", f"127.0.0.1:{port}", cwd=ROOT)
+    try:
+        await _wait_listening(port, proc)
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            forged = await http.post("/login", data={"token": ALICE, "next": "/instances"})
+            assert forged.status_code == 403 and "did not come from this page" in forged.text
+            other = await http.post("/login", data={"token": ALICE, "next": "/instances",
+                                                    "login_token": "guessed"})
+            assert other.status_code == 403
+            assert "agentflow_session" not in http.cookies
+            assert (await http.get("/instances")).status_code in (302, 303)
+            signed = await sign_in(http, ALICE)
+            assert signed.status_code == 303
+            assert (await http.get("/instances")).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 60)
