@@ -61,7 +61,7 @@ async def synchronous_mode(engine: Engine) -> str:
     writer = getattr(engine.store, "_writer", None)
     if writer is None:
         return "unknown"
-    (value,), = list(await writer.execute_fetchall("PRAGMA synchronous"))
+    value = await writer.run(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
     return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(value, str(value))
 
 
