@@ -110,7 +110,10 @@ async def test_a_step_timeout_ends_a_spinning_sync_body_and_retries_apply(
     # and the step it was in was not counted as a failed attempt.
     done = await bystander.wait(timeout=60)
     assert done.status == "complete", done.error
-    assert done.output == ["held 2", "after"]
+    # Re-run once per kill that caught it in flight: each of the spinner's two attempts
+    # kills the worker, and on a busy machine the re-run may still be inside its step
+    # when the second one does.
+    assert done.output in (["held 2", "after"], ["held 3", "after"])
     history = await bystander.history()
     assert [(r.name, r.status, r.attempts) for r in history] == [
         ("hold", "ok", 1), ("after", "ok", 1)]
