@@ -30,6 +30,9 @@ EXPECTED_TOOLS = {
     "list_instances", "wait_for_instance", "send_event", "list_pending_events", "approve",
     "pause_instance", "resume_instance", "terminate_instance", "restart_instance",
     "get_history",
+    # what a model reads its grants with, and the schedules (this wave's additions)
+    "describe_capabilities", "schedule_plan", "list_schedules", "pause_schedule",
+    "resume_schedule", "delete_schedule",
 }
 INVALID_PLAN = "async def run(event, step):\n    step.sleep('nap', 1)\n    return time.time()\n"
 PLAN = '''async def run(event, step):
