@@ -29,7 +29,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from typing import Any, Literal, TypeVar, overload
 
 from agentflow._durations import to_datetime
@@ -64,23 +72,43 @@ F = TypeVar("F", bound=WorkflowFn)
 
 
 class Changes:
-    """A broadcast that something changed in this process (a run ended or parked, an
-    event arrived): `Instance.wait` re-reads at once instead of at its next poll."""
+    """Tells `Instance.wait` that something changed in this process (a run ended or
+    parked, an event arrived), so it re-reads at once instead of at its next poll.
+
+    A change names the instances it touched and wakes only their waiters: with a
+    thousand instances waited on at once, waking every waiter on every change made each
+    change cost a thousand store reads. A change that names none wakes every waiter.
+    """
 
     def __init__(self) -> None:
-        self.generation = 0
-        self._event = asyncio.Event()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
 
-    def notify(self) -> None:
-        self.generation += 1
-        self._event.set()
-        self._event = asyncio.Event()
+    @contextlib.contextmanager
+    def watch(self, instance_id: str) -> Iterator[asyncio.Event]:
+        """An event set by the next change to ``instance_id`` (or to all instances).
 
-    async def wait(self, seen: int, timeout: float) -> None:
-        if self.generation != seen:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+        Enter it before reading the instance, so a change made between the read and
+        the wait is not missed.
+        """
+        changed = asyncio.Event()
+        watchers = self._watchers.setdefault(instance_id, set())
+        watchers.add(changed)
+        try:
+            yield changed
+        finally:
+            watchers.discard(changed)
+            if not watchers and self._watchers.get(instance_id) is watchers:
+                del self._watchers[instance_id]
+
+    def notify(self, instance_ids: Iterable[str] | None = None) -> None:
+        """Wake the waiters of ``instance_ids``; of every instance when None."""
+        if instance_ids is None:
+            groups: Iterable[set[asyncio.Event]] = list(self._watchers.values())
+        else:
+            groups = [w for w in map(self._watchers.get, instance_ids) if w]
+        for watchers in groups:
+            for changed in watchers:
+                changed.set()
 
 
 class Engine:
@@ -334,12 +362,13 @@ class Engine:
                 self._start_worker_duties()
             self.nudge()
 
-    def nudge(self) -> None:
-        """Tell the scheduler and waiters that something changed in this process."""
+    def nudge(self, *instance_ids: str) -> None:
+        """Tell the scheduler, and the waiters of ``instance_ids`` (of every instance
+        when none are named), that something changed in this process."""
         if self._wake is not None:
             self._wake.set()
         if self._changes is not None:
-            self._changes.notify()
+            self._changes.notify(instance_ids or None)
 
     async def insert_instances(self, rows: Sequence[NewInstance]) -> list[str]:
         """Write new instances (ids that exist are skipped), tell `create_listeners`
@@ -437,7 +466,7 @@ class Engine:
                                                                 name=f"agentflow:{row.id}")
                     self._fences[row.id] = row.fence
                 if rows:
-                    self.nudge()
+                    self.nudge(*(r.id for r in rows))
                 if len(rows) == capacity:
                     await asyncio.sleep(0)
                     continue
@@ -551,7 +580,7 @@ class Engine:
                 del self._running[row.id]
                 self._fences.pop(row.id, None)
                 self._lease_deadlines.pop(row.id, None)
-            self.nudge()
+            self.nudge(row.id)
 
     async def _run(self, row: InstanceRow, activation: Activation) -> RunFinish:
         fn = self._workflows[row.workflow]

@@ -8,6 +8,7 @@ share their rules for what each status allows; they read best side by side.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -188,7 +189,7 @@ class Instance:
         if not await self._engine.store.add_event(self.id, type, text, now, decide):
             raise InstanceNotFoundError(f"no instance with id {self.id!r}")
         self._engine.start_claiming()
-        self._engine.nudge()
+        self._engine.nudge(self.id)
 
     async def pause(self) -> None:
         """Pause the instance. A running one pauses after its current step
@@ -304,17 +305,22 @@ class Instance:
         engine.start_claiming()  # waiting for progress asks for it
         deadline = None if timeout is None else time.monotonic() + parse_duration(timeout)
         while True:
-            seen = engine.changes.generation
-            row = await self._row()
-            if row.status in RESTING_STATUSES or (
-                    row.status == "waiting" and row.due_at is not None
-                    and row.due_at > engine.clock.now()):
-                return instance_status(row)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"instance {self.id!r} was still {row.status} after "
-                                   f"{timeout!r}")
-            await engine.changes.wait(seen, poll if remaining is None else min(poll, remaining))
+            with engine.changes.watch(self.id) as changed:
+                row = await self._row()
+                if row.status in RESTING_STATUSES or (
+                        row.status == "waiting" and row.due_at is not None
+                        and row.due_at > engine.clock.now()):
+                    return instance_status(row)
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"instance {self.id!r} was still {row.status} after "
+                                       f"{timeout!r}")
+                # A run of this process tells its waiters when it ends or parks; only
+                # work done elsewhere needs the store polled.
+                every = max(poll, _LOCAL_RUN_POLL) if engine.running_task(self.id) else poll
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), every if remaining is None
+                                           else min(every, remaining))
 
     @staticmethod
     def _refuse_if_finished(row: InstanceRow, action: str) -> None:
@@ -325,7 +331,10 @@ class Instance:
     async def _transition(self, decide: Any) -> None:
         if await self._engine.store.transition(self.id, decide) is None:
             raise InstanceNotFoundError(f"no instance with id {self.id!r}")
-        self._engine.nudge()
+        self._engine.nudge(self.id)
+
+
+_LOCAL_RUN_POLL = 5.0
 
 
 def _cancel_old_run(task: asyncio.Task[None] | None) -> None:

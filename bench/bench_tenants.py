@@ -12,7 +12,13 @@ next to the same workload as trusted workflows, in the same run. Prints JSON lin
   peak of the summed PSS of the zygote and all live workers (``smaps_rollup``; the
   host's RSS every 20 ms, the workers' PSS every 250 ms in a thread, since reading
   ``smaps_rollup`` of 65 processes costs milliseconds of the host's CPU).
-- ``ratio``: plans' throughput over trusted throughput (instances per second).
+- ``trusted_each``: the same trusted workload, but each instance created by its own
+  ``create`` call (as each agent starts its own plan), all at once.
+- ``floor``: the sandbox alone: fork N confined workers from the zygote (at most
+  ``max_workers`` alive), wait for each one's ``ready``, kill it. No engine, no plan:
+  the least any design with one confined process per agent pays on this machine.
+- ``ratio``: trusted throughput over plans' throughput (instances per second), against
+  both trusted variants, and the same ratio for the floor.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -94,6 +101,55 @@ async def trusted(n: int, directory: str) -> float:
     return n / elapsed
 
 
+async def trusted_each(n: int, directory: str) -> float:
+    engine = Engine(f"sqlite:///{directory}/trusted_each.db")
+    engine.register("three", three_steps)
+    async with engine:
+        binding = engine.binding("three")
+        started = time.perf_counter()
+        instances = await asyncio.gather(*(binding.create(params=i) for i in range(n)))
+        statuses = await asyncio.gather(*(inst.wait(timeout=600) for inst in instances))
+        elapsed = time.perf_counter() - started
+    errored = sum(s.status != "complete" for s in statuses)
+    emit({"bench": "trusted_each", "instances": n, "seconds": round(elapsed, 3),
+          "per_second": round(n / elapsed, 1), "errored": errored})
+    return n / elapsed
+
+
+async def floor(n: int, max_workers: int) -> float:
+    from sandbox._limits import Limits
+    from sandbox._spawner import ZygoteClient
+
+    zygote = ZygoteClient(Limits())
+    await zygote.start()
+    slots = asyncio.Semaphore(max_workers)
+    loop = asyncio.get_running_loop()
+
+    async def one(uid: int) -> None:
+        async with slots:
+            worker = await zygote.spawn(uid)
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(worker.from_worker,
+                            lambda: ready.done() or ready.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(worker.from_worker)
+                signal.pidfd_send_signal(worker.pidfd, signal.SIGKILL)
+                for fd in (worker.pidfd, worker.to_worker, worker.from_worker):
+                    os.close(fd)
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(one(Limits().uid_base + i) for i in range(n)))
+        elapsed = time.perf_counter() - started
+    finally:
+        await zygote.close()
+    emit({"bench": "floor", "workers": n, "max_workers": max_workers,
+          "seconds": round(elapsed, 3), "per_second": round(n / elapsed, 1)})
+    return n / elapsed
+
+
 async def plans(n: int, max_workers: int, directory: str) -> float:
     af = AgentFlow(f"sqlite:///{directory}/plans.db", isolation="process",
                    max_workers=max_workers)
@@ -152,8 +208,13 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         base = await trusted(args.agents, directory)
+        each = await trusted_each(args.agents, directory)
+        least = await floor(args.agents, args.max_workers)
         dynamic = await plans(args.agents, args.max_workers, directory)
-    emit({"bench": "ratio", "trusted_over_plans": round(base / dynamic, 2)})
+    emit({"bench": "ratio", "trusted_over_plans": round(base / dynamic, 2),
+          "trusted_each_over_plans": round(each / dynamic, 2),
+          "trusted_over_floor": round(base / least, 2),
+          "trusted_each_over_floor": round(each / least, 2)})
 
 
 if __name__ == "__main__":

@@ -387,3 +387,26 @@ async def test_seccomp_kills_the_x32_abi() -> None:
     async with confined() as pool:
         with pytest.raises(WorkerCrashedError):
             await attack(pool, X32)
+
+
+def test_a_spare_finds_its_event_loop_descriptors_exactly() -> None:
+    # The spare keeps the descriptors its event loop opened through close_fds; it finds
+    # them by listing /proc/self/fd (probing 1,024 numbers cost ~0.7 ms per worker).
+    from sandbox._worker import _open_fds
+
+    before = _open_fds()
+    read, write = os.pipe()
+    try:
+        assert _open_fds() - before == {read, write}
+        assert _open_fds() == {fd for fd in range(4096) if _is_open(fd)}
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
