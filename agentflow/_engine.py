@@ -58,7 +58,15 @@ from agentflow.errors import (
     error_record,
 )
 from agentflow.models import Event, InstanceStatus
-from agentflow.store import InstanceRow, NewInstance, RunCommit, RunFinish, Store, open_store
+from agentflow.store import (
+    InstanceRow,
+    NewInstance,
+    RunCommit,
+    RunFinish,
+    ScopeQuota,
+    Store,
+    open_store,
+)
 
 __all__ = ["Engine", "WorkflowFn"]
 
@@ -370,16 +378,23 @@ class Engine:
         if self._changes is not None:
             self._changes.notify(instance_ids or None)
 
-    async def insert_instances(self, rows: Sequence[NewInstance]) -> list[str]:
+    async def insert_instances(self, rows: Sequence[NewInstance],
+                               quota: ScopeQuota | None = None) -> list[str]:
         """Write new instances (ids that exist are skipped), tell `create_listeners`
         about those created, and wake the scheduler (which starts claiming, see
-        `start_claiming`). Returns the ids created."""
-        created = await self.store.create_instances(rows)
+        `start_claiming`). Returns the ids created.
+
+        Raises:
+            ScopeQuotaRefused: ``quota`` would be exceeded; nothing was written.
+        """
+        created = await self.store.create_instances(rows, quota)
         if created:
             for listener in self.create_listeners:
                 await listener(list(created))
-        self.start_claiming()
-        self.nudge()
+            self.start_claiming()
+            self.nudge(*created)
+        else:
+            self.start_claiming()
         return created
 
     def running_task(self, instance_id: str) -> asyncio.Task[None] | None:

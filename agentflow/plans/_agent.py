@@ -21,12 +21,17 @@ from agentflow._feed import Change
 from agentflow._instance import Instance, instance_status, wait_ref
 from agentflow._limits import check_statuses, encode_value, quota_error
 from agentflow.capabilities import Capability
-from agentflow.errors import InstanceNotFoundError, InvalidArgumentError, PlanNotFoundError
+from agentflow.errors import (
+    InstanceNotFoundError,
+    InvalidArgumentError,
+    LimitExceededError,
+    PlanNotFoundError,
+)
 from agentflow.models import ACTIVE_STATUSES, InstanceStatus, StepRecord
 from agentflow.plans._invalid import compile_checked, plan_filename
 from agentflow.plans.dispatch import unwrap, wrap_workflow_binding
 from agentflow.policy import default_actor
-from agentflow.store import InstanceRow, PlanRow
+from agentflow.store import InstanceRow, PlanRow, ScopeQuota, ScopeQuotaRefused
 from sandbox import ValidationReport, WorkerPool, validate
 
 if TYPE_CHECKING:
@@ -268,9 +273,15 @@ class Agent:
         plan = await self.current_version(name)
         binding = wrap_workflow_binding(self._af.binding, {
             "agent_id": self.id, "plan": name, "version": plan.version})
-        async with self._af.start_lock(self.id):
-            await self._check_instance_quotas()
-            inst = await binding.create(params=params, id=id)
+        quotas = self._af.quotas
+        try:
+            # Counted in the transaction that writes the instance: two processes
+            # starting this agent's instances at once cannot both pass the check.
+            inst = await binding.create(params=params, id=id, quota=ScopeQuota(
+                self.id, quotas.agent_active_instances, quotas.agent_total_instances,
+                tuple(sorted(ACTIVE_STATUSES | {"paused"}))))
+        except ScopeQuotaRefused as refused:
+            raise self._quota_refusal(refused.which, refused.count - 1) from None
         return await self.get(inst.id)
 
     async def check_instance_quotas(self, pending: int = 0) -> None:
@@ -284,15 +295,21 @@ class Agent:
         active = await store.count_instances(scope=self.id, statuses=sorted(
             ACTIVE_STATUSES | {"paused"})) + pending
         if active >= quotas.agent_active_instances:
-            raise quota_error("agent_active_instances", quotas.agent_active_instances,
-                              f"agent {self.id!r} has {active:,} unfinished instances",
-                              "Wait for some to finish, or terminate ones you no longer "
-                              "need.")
+            raise self._quota_refusal("active", active)
         total = await store.count_instances(scope=self.id) + pending
         if total >= quotas.agent_total_instances:
-            raise quota_error("agent_total_instances", quotas.agent_total_instances,
-                              f"agent {self.id!r} has {total:,} instances in the store",
-                              "Delete finished instances you no longer need.")
+            raise self._quota_refusal("total", total)
+
+    def _quota_refusal(self, which: str, held: int) -> LimitExceededError:
+        quotas = self._af.quotas
+        if which == "active":
+            return quota_error("agent_active_instances", quotas.agent_active_instances,
+                               f"agent {self.id!r} has {held:,} unfinished instances",
+                               "Wait for some to finish, or terminate ones you no longer "
+                               "need.")
+        return quota_error("agent_total_instances", quotas.agent_total_instances,
+                           f"agent {self.id!r} has {held:,} instances in the store",
+                           "Delete finished instances you no longer need.")
 
     async def get(self, instance_id: str) -> AgentInstance:
         """This agent's instance with that id; another agent's is not found."""

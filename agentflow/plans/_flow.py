@@ -100,7 +100,6 @@ class AgentFlow:
                                      max_bytes_in_flight=self.quotas.run_bytes_in_flight)
         self.pool = WorkerPool(isolation=isolation, max_workers=max_workers, limits=limits)
         self._step_rates: dict[str, StepRate] = {}
-        self._starting: dict[str, asyncio.Lock] = {}
         self._grants: dict[str, dict[str, Capability]] = {}
         self._compiled: OrderedDict[tuple[str, str, str], CompiledPlan] = OrderedDict()
         self._compiled_cache_size = compiled_cache_size
@@ -137,14 +136,6 @@ class AgentFlow:
             rate = self._step_rates[agent_id] = StepRate(self.quotas.agent_steps_per_second,
                                                          self.quotas.agent_step_burst)
         return rate
-
-    def start_lock(self, agent_id: str) -> asyncio.Lock:
-        """Held while one of the agent's instances is counted and created, so starts in
-        this process cannot pass the instance quotas together."""
-        lock = self._starting.get(agent_id)
-        if lock is None:
-            lock = self._starting[agent_id] = asyncio.Lock()
-        return lock
 
     async def usage(self, agent_id: str) -> dict[str, dict[str, float]]:
         """What the agent uses of each quota it has a count for: ``{quota: {"used": n,

@@ -39,6 +39,7 @@ from agentflow.errors import (
     MissingDispatcherMetadataError,
 )
 from agentflow.models import Event
+from agentflow.store import ScopeQuota
 
 __all__ = [
     "ENVELOPE_KEY",
@@ -121,22 +122,31 @@ class WrappedBinding:
         return {ENVELOPE_KEY: dict(metadata or self.metadata), "params": params}
 
     async def create(self, params: Any = None, id: str | None = None, *,
-                     metadata: Mapping[str, Any] | None = None) -> Instance:
+                     metadata: Mapping[str, Any] | None = None,
+                     quota: ScopeQuota | None = None) -> Instance:
         """Create an instance whose payload is the envelope around ``params``.
-        ``metadata`` replaces the wrapper's for this instance (same scope required)."""
+        ``metadata`` replaces the wrapper's for this instance (same scope required);
+        ``quota`` as in `create_batch`."""
         return (await self.create_batch([{"params": params, "id": id}], metadata=metadata,
-                                        must_be_new=True))[0]
+                                        must_be_new=True, quota=quota))[0]
 
     async def create_batch(self, items: Iterable[Mapping[str, Any]], *,
                            metadata: Mapping[str, Any] | None = None,
-                           must_be_new: bool = False) -> list[Instance]:
+                           must_be_new: bool = False,
+                           quota: ScopeQuota | None = None) -> list[Instance]:
         """Like `WorkflowBinding.create_batch`, each payload wrapped in the envelope.
 
         An explicit id this tenant holds already is skipped (idempotent, as Cloudflare
         does). Ids are unique in the whole store, so an id another tenant (or another
         workflow) holds is refused before anything is written, with the error a taken
         id gets in `create`: no handle to someone else's instance is ever returned.
+
+        With ``quota`` (whose scope must be the wrapper's), the store counts the
+        tenant's instances in the transaction that writes the new ones, and raises
+        `agentflow.store.ScopeQuotaRefused` (writing nothing) past it.
         """
+        if quota is not None and quota.scope != self.scope:
+            raise InvalidArgumentError("a quota must be for the wrapper's scope")
         if metadata is not None and scope_of(metadata) != self.scope:
             raise InvalidArgumentError("per-instance metadata must keep the wrapper's scope")
         engine = self.binding.engine
@@ -152,7 +162,7 @@ class WrappedBinding:
         if not rows:
             return []
         own = await self._refuse_foreign(explicit)
-        created = set(await engine.insert_instances(rows))
+        created = set(await engine.insert_instances(rows, quota))
         if must_be_new and not created:
             raise InvalidArgumentError(f"an instance with id {rows[0].id!r} already exists; "
                                        f"choose another id")

@@ -19,6 +19,8 @@ from agentflow.store._base import (
     RunFinish,
     ScheduleFire,
     ScheduleRow,
+    ScopeQuota,
+    ScopeQuotaRefused,
     Store,
 )
 from agentflow.store.sqlite import SQLiteStore
@@ -38,6 +40,8 @@ __all__ = [
     "SQLiteStore",
     "ScheduleFire",
     "ScheduleRow",
+    "ScopeQuota",
+    "ScopeQuotaRefused",
     "Store",
     "default_url",
     "open_store",

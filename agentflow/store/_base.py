@@ -97,6 +97,28 @@ class NewInstance:
     scope: str | None = None  # who it belongs to (an agent); listings can filter on it
 
 
+@dataclass(frozen=True, slots=True)
+class ScopeQuota:
+    """How many instances one scope may hold, checked by `Store.create_instances` in
+    its own transaction (so two processes starting instances at once cannot both pass
+    the check): at most ``max_active`` of ``active_statuses`` and ``max_total`` in all,
+    counting the new ones."""
+
+    scope: str
+    max_active: int
+    max_total: int
+    active_statuses: tuple[str, ...]
+
+
+class ScopeQuotaRefused(Exception):
+    """`Store.create_instances` wrote nothing: the scope would hold ``count`` instances
+    against ``limit`` (``which``: ``active`` or ``total``)."""
+
+    def __init__(self, which: str, count: int, limit: int) -> None:
+        super().__init__(f"{which} instances: {count} > {limit}")
+        self.which, self.count, self.limit = which, count, limit
+
+
 @dataclass(slots=True)
 class JournalRow:
     """One step position. ``status``: ok | error | retrying | waiting."""
@@ -271,9 +293,13 @@ class Store(abc.ABC):
 
     # -- instances -----------------------------------------------------------------
     @abc.abstractmethod
-    async def create_instances(self, rows: Sequence[NewInstance]) -> list[str]:
+    async def create_instances(self, rows: Sequence[NewInstance],
+                               quota: ScopeQuota | None = None) -> list[str]:
         """Insert new instances as ``queued`` and due at ``created_at``, in one transaction.
-        Ids that exist already are skipped; returns the ids that were created."""
+        Ids that exist already are skipped; returns the ids that were created.
+
+        With ``quota``, the transaction first counts the scope's instances and raises
+        `ScopeQuotaRefused` (writing nothing) if the new ones would exceed it."""
 
     @abc.abstractmethod
     async def get_instance(self, instance_id: str) -> InstanceRow | None: ...

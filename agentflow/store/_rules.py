@@ -64,6 +64,19 @@ def create_instances(rows: Sequence[base.NewInstance]) -> Body[list[str]]:
     return [i for i in fresh if i in made]
 
 
+def check_scope_quota(quota: base.ScopeQuota, adding: int) -> Body[None]:
+    """Raise `ScopeQuotaRefused` if ``adding`` more instances would exceed ``quota``."""
+    statuses = list(quota.active_statuses)
+    rows = yield Q(f"SELECT count(*), coalesce(sum(CASE WHEN status IN ({marks(statuses)})"
+                   f" THEN 1 ELSE 0 END), 0) FROM instances WHERE scope = ?",
+                   [*statuses, quota.scope])
+    total, active = int(rows[0][0]) + adding, int(rows[0][1]) + adding
+    if active > quota.max_active:
+        raise base.ScopeQuotaRefused("active", active, quota.max_active)
+    if total > quota.max_total:
+        raise base.ScopeQuotaRefused("total", total, quota.max_total)
+
+
 def list_instances(d: Dialect, workflows: Sequence[str] | None,
                    statuses: Sequence[str] | None, scopes: Sequence[str] | None,
                    limit: int, offset: int, before: tuple[float, str] | None = None,

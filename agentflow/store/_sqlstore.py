@@ -48,10 +48,20 @@ class SQLStore(base.Store):
         return await self._write(lambda: rules.write_batch(self.dialect, commits), idempotent=True)
 
     # -- instances -----------------------------------------------------------------
-    async def create_instances(self, rows: Sequence[base.NewInstance]) -> list[str]:
+    async def create_instances(self, rows: Sequence[base.NewInstance],
+                               quota: base.ScopeQuota | None = None) -> list[str]:
         if not rows:
             return []
-        return await self._write(lambda: rules.create_instances(rows))
+        if quota is None:
+            return await self._write(lambda: rules.create_instances(rows))
+
+        def body() -> Body[list[str]]:
+            if self.dialect.scope_lock:  # two writers must not both pass the check
+                yield Q(self.dialect.scope_lock, (f"instances:{quota.scope}",))
+            yield from rules.check_scope_quota(quota, len(rows))
+            return (yield from rules.create_instances(rows))
+
+        return await self._write(body)
 
     async def get_instance(self, instance_id: str) -> base.InstanceRow | None:
         return await self._read(lambda: rules.get_instance(instance_id))

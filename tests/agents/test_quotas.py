@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -223,3 +224,67 @@ def test_quotas_refuse_nonsense() -> None:
         Quotas(agent_kv_keys=0)
     with pytest.raises(ValueError, match="run_bytes_in_flight must be at least 4 MiB"):
         Quotas(run_bytes_in_flight=1024)
+
+
+RACER = '''
+import asyncio, os, sys, time
+from agentflow import AgentFlow, LimitExceededError, Quotas
+
+async def main(url, go):
+    flow = AgentFlow(url, isolation="inline", quotas=Quotas(agent_active_instances=5))
+    async with flow:
+        agent = flow.agent("racer")
+        await agent.submit_plan("wait", PLAN)
+        print("ready", flush=True)
+        while not os.path.exists(go):
+            await asyncio.sleep(0.001)
+        results = await asyncio.gather(*(agent.start("wait") for _ in range(20)),
+                                       return_exceptions=True)
+        for r in results:
+            if not isinstance(r, LimitExceededError) and isinstance(r, BaseException):
+                raise r
+        print("started", sum(not isinstance(r, BaseException) for r in results), flush=True)
+
+PLAN = """
+async def run(event, step):
+    return await step.wait_for_event("go", type="go")
+"""
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+'''
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+async def test_two_processes_starting_at_once_cannot_pass_the_instance_quota_together(
+        store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The instance quotas are counted in the transaction that writes the instance: a
+    count taken before it let two processes both pass (four racers on a quota of 5 made 8
+    active instances)."""
+    url = (str(request.getfixturevalue("postgres_url")) if store == "postgresql"
+           else f"sqlite:///{tmp_path}/race.db")
+    go = tmp_path / "go"
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    racers = [await asyncio.create_subprocess_exec(
+        sys.executable, str(script), url, str(go), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=str(Path(__file__).parents[2]))
+        for _ in range(4)]
+    try:
+        for racer in racers:
+            assert racer.stdout is not None
+            line = await asyncio.wait_for(racer.stdout.readline(), 120)
+            assert line.strip() == b"ready", line
+        go.touch()
+        outputs = [await asyncio.wait_for(racer.communicate(), 120) for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.returncode is None:
+                racer.kill()
+                await racer.wait()
+    started = 0
+    for (out, err), racer in zip(outputs, racers, strict=True):
+        assert racer.returncode == 0, err.decode()
+        started += int(out.decode().split()[-1])
+    flow = AgentFlow(url, isolation="inline")
+    async with flow:
+        held = await flow.engine.store.count_instances(scope="racer")
+    assert started == held == 5
