@@ -30,7 +30,7 @@ from agentflow.models import (
     StepRecord,
     WaitingOn,
 )
-from agentflow.policy import OperatorAction, default_actor, record_restart, restarts
+from agentflow.policy import OperatorAction, default_actor, restart_entry, restarts
 from agentflow.store import InstanceChange, InstanceRow, JournalRow, NewInstance
 
 if TYPE_CHECKING:
@@ -277,17 +277,19 @@ class Instance:
         if refuse_kept is not None:
             refuse_kept([r for r in journal if r.seq < first])
         now = self._engine.clock.now()
+        # Recorded in the restart's own transaction: a crash cannot leave a restart
+        # with no record of who made it.
+        log = restart_entry(self.id, from_step=from_step, at=time.time(), by=by,
+                            version=version)
 
         def decide(row: InstanceRow) -> InstanceChange | None:
             return InstanceChange(at=now, status="queued", due_at=now, output=None, error=None,
                                   waiting_on=None, bump_fence=True, clear_lease=True,
-                                  delete_steps_from=first, payload=payload)
+                                  delete_steps_from=first, payload=payload, log=log)
 
         running = self._engine.running_task(self.id)
         await self._transition(decide)
         _cancel_old_run(running)
-        await record_restart(self._engine.store, self.id, from_step=from_step, at=time.time(),
-                             by=by, version=version)
         self._engine.start_claiming()
 
     async def wait(self, timeout: Any = None, *, poll: float = 0.2) -> InstanceStatus:

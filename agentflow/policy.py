@@ -36,7 +36,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict
 
 from agentflow.errors import InvalidArgumentError
-from agentflow.store import OperatorLogRow, Store
+from agentflow.store import OperatorLogEntry, OperatorLogRow, Store
 
 __all__ = [
     "ALWAYS_HUMAN_ONLY",
@@ -176,11 +176,12 @@ class OperatorPolicy:
                                              at=time.time(), actor=by or default_actor("python"))
 
 
-async def record_restart(store: Store, instance_id: str, *, from_step: str | None,
-                         at: float, by: str, version: str | None = None) -> None:
-    """Add a restart to the operator log of ``instance_id``."""
-    await store.append_operator_log("restart", instance_id, json.dumps(
-        {"from_step": from_step, **({"version": version} if version else {})}), at=at, actor=by)
+def restart_entry(instance_id: str, *, from_step: str | None, at: float, by: str,
+                  version: str | None = None) -> OperatorLogEntry:
+    """The operator-log entry of a restart of ``instance_id``: the store writes it in the
+    restart's own transaction (`InstanceChange.log`), so no restart goes unrecorded."""
+    return OperatorLogEntry("restart", instance_id, json.dumps(
+        {"from_step": from_step, **({"version": version} if version else {})}), at, by)
 
 
 async def restarts(store: Store, instance_id: str) -> list[OperatorAction]:

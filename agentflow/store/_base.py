@@ -151,6 +151,17 @@ class PlanRow:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorLogEntry:
+    """An operator-log entry to write (see `OperatorLogRow`, which is one as stored)."""
+
+    kind: str
+    subject: str
+    value: str
+    at: float
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorLogRow:
     """One decision an operator made: ``kind`` ``policy`` (``subject`` a setting) or
     ``restart`` (``subject`` an instance id); ``value`` is JSON text."""
@@ -218,7 +229,9 @@ class InstanceChange:
     holder's claim; ``clear_lease`` hands the instance back; ``delete_steps_from``
     drops journal rows at and after that position, with the events a dropped wait had
     consumed and every event not consumed yet (they were sent to the run being
-    replaced; a restart must not hand an old approval to the new run).
+    replaced; a restart must not hand an old approval to the new run). ``log`` is an
+    operator-log entry written in the same transaction as the change (a restart and
+    the record of who made it: both or neither).
     """
 
     at: float
@@ -231,6 +244,7 @@ class InstanceChange:
     bump_fence: bool = False
     clear_lease: bool = False
     delete_steps_from: int | None = None
+    log: OperatorLogEntry | None = None
 
 
 @dataclass(slots=True)

@@ -137,6 +137,10 @@ def apply_change(row: base.InstanceRow, change: base.InstanceChange) -> Body[Non
                  " OR consumed_seq IS NULL)", (row.id, change.delete_steps_from))
         yield Do("DELETE FROM steps WHERE instance_id = ? AND seq >= ?",
                  (row.id, change.delete_steps_from))
+    if change.log is not None:  # who made the change: in its transaction, both or neither
+        e = change.log
+        yield Do("INSERT INTO operator_log (kind, subject, value, at, actor)"
+                 " VALUES (?, ?, ?, ?, ?)", (e.kind, e.subject, e.value, float(e.at), e.actor))
     if change.due_at is not ... and change.due_at is not None:
         yield NOTIFY  # it is due (now or later): someone must look
 
