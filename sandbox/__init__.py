@@ -59,10 +59,12 @@ What it is NOT
 
 What a plan did is reported, never its host: ``print`` output is captured per step
 body and per stretch of plan code (`sandbox._located.LogBuffer`, capped), and an error
-carries the plan frames of its traceback only (line, function, source text).
+carries the plan frames of its traceback only (line, function, source text), and
+`place_words` says where in the run it happened (in a step, after one, before the
+first, in the value ``run`` returned).
 
-Public API: `validate`, `compile_plan`, `WorkerPool`, `PlanHost`, `Limits`, `doctor`
-and the result and error types below.
+Public API: `validate`, `compile_plan`, `WorkerPool`, `PlanHost`, `Limits`, `doctor`,
+`place_words` and the result and error types below.
 """
 
 from sandbox._codes import DIAGNOSTIC_CODES, render_codes_markdown
@@ -80,6 +82,7 @@ from sandbox._errors import (
 )
 from sandbox._host import WorkerPool
 from sandbox._limits import LayerStatus, Limits
+from sandbox._located import place_words
 from sandbox._namespace import NonRetryableError, StepError, WorkflowTimeoutError
 from sandbox._report import Diagnostic, ValidationReport
 
@@ -104,6 +107,7 @@ __all__ = [
     "WorkflowTimeoutError",
     "compile_plan",
     "doctor",
+    "place_words",
     "render_codes_markdown",
     "validate",
 ]

@@ -178,7 +178,8 @@ class RunDriver:
             self._settle(error=PlanRuntimeError(
                 name, text, where=read_where(error.get("where")),
                 step=step[:256] if isinstance(step, str) else None,
-                after_step=after[:256] if isinstance(after, str) else None))
+                after_step=after[:256] if isinstance(after, str) else None,
+                returned=error.get("returned") is True))
         elif kind == "cancelled":
             self._settle(error=PlanRuntimeError("CancelledError", "the run was abandoned"))
         else:

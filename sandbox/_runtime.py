@@ -126,6 +126,12 @@ def _logs(log: LogBuffer) -> dict[str, Any]:
     return {"logs": lines} if lines else {}
 
 
+def _returned(exc: Exception) -> Exception:
+    """Mark ``exc`` as an error in the value ``run`` returned (it has no plan line)."""
+    exc._af_returned = True  # type: ignore[attr-defined]  # plans cannot read _x
+    return exc
+
+
 def _reply_value(reply: dict[str, Any]) -> Any:
     if reply["t"].endswith("_err"):
         raise rebuild_error(reply.get("error"))
@@ -231,11 +237,12 @@ class PlanSide:
                 message.pop("logs")  # they tipped it over the cap: the value matters more
                 self.send({**message, "run": run.id})
         except MessageTooLargeError as exc:
-            self._fail(run, TypeError(f"the value `run` returned is too large to send "
-                                      f"({exc})"))
+            self._fail(run, _returned(TypeError(f"the value `run` returned is too large to "
+                                                f"send ({exc})")))
         except (TypeError, ValueError) as exc:  # not JSON
-            self._fail(run, TypeError(f"the value `run` returned is not JSON ({exc}); "
-                                      f"return dicts, lists, str, int, float, bool or None"))
+            self._fail(run, _returned(TypeError(
+                f"the value `run` returned is not JSON ({exc}); return dicts, lists, str, "
+                f"int, float, bool or None")))
 
     def _fail(self, run: _Run, exc: BaseException) -> None:
         self._send_error({"t": "fail", "run": run.id, **_logs(run.log)}, exc, run)
@@ -267,6 +274,8 @@ class PlanSide:
                     payload["where"] = where
                 if message["t"] == "fail":
                     step = getattr(exc, "_af_step", None)
+                    if getattr(exc, "_af_returned", False) is True:
+                        payload["returned"] = True  # no plan line: what `run` returned
                     if isinstance(step, str):
                         payload["step"] = step
                     elif run.last_step is not None:
