@@ -70,7 +70,6 @@ Public API: `validate`, `compile_plan`, `WorkerPool`, `PlanHost`, `Limits`, `doc
 from sandbox._codes import DIAGNOSTIC_CODES, render_codes_markdown
 from sandbox._compile import CompiledPlan, compile_plan, validate
 from sandbox._doctor import doctor
-from sandbox._driver import PlanHost
 from sandbox._errors import (
     MessageTooLargeError,
     PlanRuntimeError,
@@ -81,6 +80,7 @@ from sandbox._errors import (
     WorkerCrashedError,
 )
 from sandbox._host import WorkerPool
+from sandbox._hostapi import PlanHost
 from sandbox._limits import LayerStatus, Limits
 from sandbox._located import place_words
 from sandbox._namespace import NonRetryableError, StepError, WorkflowTimeoutError

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import itertools
 from collections.abc import Callable
@@ -320,8 +321,16 @@ class PlanSide:
         context.run(_BODY_RUN.set, run)
         context.run(_BODY_ID.set, body)
         context.run(LOG_SINK.set, log.write)
-        run.body_tasks[body] = asyncio.get_running_loop().create_task(
+        task = asyncio.get_running_loop().create_task(
             self._run_body(run, call, body, fn, log), context=context)
+        task.add_done_callback(functools.partial(self._body_ended, run.id, call, body))
+        run.body_tasks[body] = task
+
+    def _body_ended(self, run_id: int, call: int, body: int, task: asyncio.Task[None]
+                    ) -> None:
+        if task.cancelled():  # before it started, so it could not say so itself
+            self._send_quietly({"t": "body_cancelled", "run": run_id, "call": call,
+                                "body": body})
 
     async def _run_body(self, run: _Run, call: int, body: int,
                         fn: Callable[[], Any] | None, log: LogBuffer) -> None:
@@ -353,7 +362,10 @@ class PlanSide:
                 unsendable._af_final = True  # type: ignore[attr-defined]  # same each try
                 raise unsendable from None
         except asyncio.CancelledError:
-            return  # the host gave up on this attempt (timeout) or the run
+            # The host gave up on this attempt (a timeout) or the run: what the body
+            # printed until now stays with its attempt.
+            self._send_quietly({**reply, "t": "body_cancelled", **(logs or _logs(log))})
+            return
         except BaseException as exc:  # plan code
             if isinstance(exc, MemoryError):
                 self._fatal(f"{type(exc).__name__} in plan code")
