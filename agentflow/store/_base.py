@@ -253,6 +253,11 @@ class ScheduleRow:
     revision: int
     created_at: float
     updated_at: float
+    #: Fires it could not start (the agent's instance quota, its plan gone), the last
+    #: reason and when (workflow time).
+    skipped_fires: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -271,6 +276,10 @@ class ScheduleFire:
     buffered_fire_at: float | None
     instances: list[NewInstance] = field(default_factory=list)
     at: float = 0.0
+    #: Fires of this pass that could not start, and why the last of them could not:
+    #: added to the schedule's count and kept as its last error.
+    skipped: int = 0
+    error: str | None = None
 
 
 class Store(abc.ABC):
