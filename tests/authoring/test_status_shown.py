@@ -143,3 +143,17 @@ async def test_get_instance_gives_every_wait_and_the_note(db: str) -> None:
     assert got["instance"]["status"] == "queued"
     assert "stopped renewing" in got["instance"]["note"]
     assert "Note: " in summary and "gone:1" in summary
+
+
+async def test_the_notebook_timeline_says_where_the_error_was(db: str) -> None:
+    from agentflow.notebook import Timeline
+
+    async with AgentFlow(db, isolation="inline", run_scheduler=False) as af:
+        agent = af.agent("model")
+        notes = {}
+        for iid in ("first-line", "returned"):
+            inst = await agent.get(iid)
+            notes[iid] = Timeline(await inst.history(), await inst.status()).notes()
+    assert notes["first-line"][0] == (
+        "error at plan line 3 in run, before the first step: ratio = 1 / 0")
+    assert notes["returned"][0] == "error in the return value of run, after step 'load'"
