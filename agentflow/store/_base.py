@@ -448,6 +448,18 @@ class Store(abc.ABC):
     async def kv_usage(self, scope: str) -> tuple[int, int]:
         """The keys and bytes (UTF-8 of keys and values) a scope holds."""
 
+    async def instance_marks(self, instance_ids: Sequence[str]
+                             ) -> dict[str, tuple[Any, ...]]:
+        """``(status, due_at, fence, updated_at)`` of each of these instances (missing
+        ones are left out): what a waiter compares to see that an instance moved.
+        Stores answer in one query per chunk; this default reads row by row."""
+        found: dict[str, tuple[Any, ...]] = {}
+        for instance_id in instance_ids:
+            row = await self.get_instance(instance_id)
+            if row is not None:
+                found[instance_id] = (row.status, row.due_at, row.fence, row.updated_at)
+        return found
+
     @abc.abstractmethod
     async def get_fences(self, instance_ids: Sequence[str]) -> dict[str, int]:
         """The current fence of each of these instances (missing ones are left out):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agentflow.store import _base as base
 from agentflow.store import _rules as rules
@@ -201,6 +201,16 @@ class SQLStore(base.Store):
         rows = await self._read(lambda: rules.one(Q(
             f"SELECT count(*), coalesce(sum({size}), 0) FROM kv WHERE scope = ?", (scope,))))
         return int(rows[0][0]), int(rows[0][1])
+
+    async def instance_marks(self, instance_ids: Sequence[str]
+                             ) -> dict[str, tuple[Any, ...]]:
+        found: dict[str, tuple[Any, ...]] = {}
+        for chunk in chunks(list(instance_ids)):
+            query = Q(f"SELECT id, status, due_at, fence, updated_at FROM instances"
+                      f" WHERE id IN ({marks(chunk)})", list(chunk))
+            rows = await self._read(functools.partial(rules.one, query))
+            found.update((str(r[0]), tuple(r[1:])) for r in rows)
+        return found
 
     async def get_fences(self, instance_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
