@@ -86,32 +86,23 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-async def trusted(n: int, directory: str) -> float:
-    engine = Engine(f"sqlite:///{directory}/trusted.db")
-    engine.register("three", three_steps)
-    async with engine:
-        started = time.perf_counter()
-        instances = await engine.binding("three").create_batch(
-            [{"params": i} for i in range(n)])
-        statuses = await asyncio.gather(*(inst.wait(timeout=600) for inst in instances))
-        elapsed = time.perf_counter() - started
-    errored = sum(s.status != "complete" for s in statuses)
-    emit({"bench": "trusted", "instances": n, "seconds": round(elapsed, 3),
-          "per_second": round(n / elapsed, 1), "errored": errored})
-    return n / elapsed
-
-
-async def trusted_each(n: int, directory: str) -> float:
-    engine = Engine(f"sqlite:///{directory}/trusted_each.db")
+async def trusted(n: int, directory: str, *, each: bool = False) -> float:
+    """The trusted workload: one ``create_batch``, or with ``each`` one ``create`` per
+    instance, all at once."""
+    label = "trusted_each" if each else "trusted"
+    engine = Engine(f"sqlite:///{directory}/{label}.db")
     engine.register("three", three_steps)
     async with engine:
         binding = engine.binding("three")
         started = time.perf_counter()
-        instances = await asyncio.gather(*(binding.create(params=i) for i in range(n)))
+        if each:
+            instances = await asyncio.gather(*(binding.create(params=i) for i in range(n)))
+        else:
+            instances = await binding.create_batch([{"params": i} for i in range(n)])
         statuses = await asyncio.gather(*(inst.wait(timeout=600) for inst in instances))
         elapsed = time.perf_counter() - started
     errored = sum(s.status != "complete" for s in statuses)
-    emit({"bench": "trusted_each", "instances": n, "seconds": round(elapsed, 3),
+    emit({"bench": label, "instances": n, "seconds": round(elapsed, 3),
           "per_second": round(n / elapsed, 1), "errored": errored})
     return n / elapsed
 
@@ -208,7 +199,7 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         base = await trusted(args.agents, directory)
-        each = await trusted_each(args.agents, directory)
+        each = await trusted(args.agents, directory, each=True)
         least = await floor(args.agents, args.max_workers)
         dynamic = await plans(args.agents, args.max_workers, directory)
     emit({"bench": "ratio", "trusted_over_plans": round(base / dynamic, 2),

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentflow._durations import iso_datetime
 from agentflow._limits import encode_value
+from agentflow._step import untimed
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import (
     PLAN_ORIGIN,
@@ -211,7 +212,8 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
     name = args.get("name")
     if op == "do":
         async def body() -> Any:
-            await host.af.step_rate(host.agent_id).take()  # delays, never fails
+            # Delays, never fails: the wait is not the attempt's, so it cannot time out.
+            await untimed(host.af.step_rate(host.agent_id).take())
             try:
                 return await run_body()
             except WorkerCrashedError as exc:
