@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentflow._durations import parse_duration, to_datetime
@@ -36,7 +37,8 @@ from agentflow.store import InstanceChange, InstanceRow, JournalRow, NewInstance
 if TYPE_CHECKING:
     from agentflow._engine import Engine
 
-__all__ = ["Instance", "WorkflowBinding", "instance_status", "step_record", "wait_ref"]
+__all__ = ["Instance", "OpenWait", "WorkflowBinding", "instance_status", "open_waits",
+           "step_record", "wait_ref"]
 
 RESTING_STATUSES = TERMINAL_STATUSES | {"paused"}
 
@@ -71,18 +73,53 @@ def _waiting_on(w: dict[str, Any]) -> WaitingOn:
                      type=w.get("type"), attempt=w.get("attempt"))
 
 
-def wait_ref(row: InstanceRow) -> str | None:
-    """A reference to the event wait ``row`` is in, or None if it waits for no event.
+@dataclass(frozen=True)
+class OpenWait:
+    """One event wait an instance is parked on now (a ``gather`` parks on several).
+
+    Attributes:
+        wait: the wait, as `InstanceStatus.waits` lists it.
+        ref: names this very wait of this run (see `wait_ref`).
+        seq: its journal position, which an event addressed to it carries (None for a
+            wait parked by an older version, which cannot be addressed).
+    """
+
+    wait: WaitingOn
+    ref: str
+    seq: int | None
+
+
+def open_waits(row: InstanceRow) -> list[OpenWait]:
+    """Every event wait ``row`` is parked on, earliest deadline first, each with its
+    reference.
 
     The fence moves whenever the instance is claimed, woken, paused, restarted or
-    terminated, so the reference names this very wait: an answer given to an older one
+    terminated, so a reference names this very wait: an answer given to an older one
     (same step, same second, another run) no longer matches it.
     """
+    if row.status != "waiting" or not row.waiting_on:
+        return []
+    w = json.loads(row.waiting_on)
+    found = []
+    for raw in sorted(w.get("waits") or [w], key=lambda x: x["until"]):
+        wait = _waiting_on(raw)
+        if wait.kind != "event" or not wait.type:
+            continue
+        seq = raw.get("seq")
+        text = (f"{row.id}\0{row.fence}\0{wait.step}\0{wait.type}\0{wait.until.isoformat()}"
+                + (f"\0{seq}" if seq is not None else ""))
+        found.append(OpenWait(wait, hashlib.sha256(text.encode()).hexdigest()[:12],
+                              seq if isinstance(seq, int) else None))
+    return found
+
+
+def wait_ref(row: InstanceRow) -> str | None:
+    """A reference to the (first) event wait ``row`` is in, or None if it waits for no
+    event; `open_waits` gives every wait's."""
     w = instance_status(row).waiting_on
-    if row.status != "waiting" or w is None or w.kind != "event" or not w.type:
+    if w is None or w.kind != "event":
         return None
-    wait = f"{row.id}\0{row.fence}\0{w.step}\0{w.type}\0{w.until.isoformat()}"
-    return hashlib.sha256(wait.encode()).hexdigest()[:12]
+    return next((o.ref for o in open_waits(row) if o.wait == w), None)
 
 
 class _StaleWait(Exception):
@@ -137,47 +174,78 @@ class Instance:
         await self._row()
         return [step_record(r) for r in await self._engine.store.load_journal(self.id)]
 
-    async def send_event(self, type: str, payload: Any = None) -> None:
+    async def send_event(self, type: str, payload: Any = None, *,
+                         step: str | None = None) -> None:
         """Send an event to the instance. It wakes a wait for that type, or is buffered
         (first in, first out, per type) until the run waits for it.
+
+        Args:
+            step: address the event to the open wait of this name (when a ``gather``
+                waits on several of one type, e.g. two approvers): only that wait
+                consumes it. The instance must wait there now (`InstanceStatus.waits`
+                lists the open waits).
 
         Raises:
             InvalidArgumentError: the type is malformed or the payload is not JSON.
             LimitExceededError: the payload is over 1 MiB.
-            InvalidStateError: the instance has finished.
+            InvalidStateError: the instance has finished, or ``step`` is given and the
+                instance has no open wait of that name and type (or several).
         """
-        await self._send_event(type, payload)
+        if step is None:
+            await self._send_event(type, payload)
+            return
+
+        def that_wait(row: InstanceRow) -> OpenWait:
+            found = [o for o in open_waits(row)
+                     if o.wait.step == step and o.wait.type == type]
+            if len(found) != 1 or found[0].seq is None:
+                waits = [(o.wait.step, o.wait.type) for o in open_waits(row)]
+                raise InvalidStateError(
+                    f"instance {self.id!r} has {'several open waits' if found else 'no open wait'}"
+                    f" named {step!r} for a {type!r} event; nothing was sent. Its open event "
+                    f"waits (step, type): {waits}")
+            return found[0]
+
+        await self._send_event(type, payload, address=that_wait)
 
     async def send_event_to_wait(self, ref: str, type: str, payload: Any = None) -> bool:
-        """Send an event only if the instance still waits where ``ref`` (a `wait_ref`
-        read earlier) says, checked in the send's own transaction: no restart and no
-        other answer can come between. Returns False, having sent nothing, when it has
-        moved on (a person's answer must reach the very wait they were shown).
+        """Send an event to the very wait ``ref`` names (one of `open_waits`, read
+        earlier), checked in the send's own transaction: no restart and no other answer
+        can come between, and only that wait consumes it (under ``gather`` another
+        wait of the same type does not). Returns False, having sent nothing, when that
+        wait is no longer open (a person's answer must reach the very wait they were
+        shown).
 
         Raises:
             the errors of `send_event`.
         """
-        def still_that_wait(row: InstanceRow) -> None:
-            if wait_ref(row) != ref:
-                raise _StaleWait
+        def that_wait(row: InstanceRow) -> OpenWait:
+            for o in open_waits(row):
+                if o.ref == ref:
+                    return o
+            raise _StaleWait
 
         try:
-            await self._send_event(type, payload, check=still_that_wait)
+            await self._send_event(type, payload, address=that_wait)
         except _StaleWait:
             return False
         return True
 
     async def _send_event(self, type: str, payload: Any,
-                          check: Callable[[InstanceRow], None] | None = None) -> None:
-        """`send_event`, with ``check(row)`` run in the same transaction as the send: it
-        raises to send nothing (an approval must reach the very wait a person saw)."""
+                          address: Callable[[InstanceRow], OpenWait] | None = None) -> None:
+        """`send_event`, addressed to the wait ``address(row)`` picks in the same
+        transaction as the send; it raises to send nothing (an approval must reach the
+        very wait a person saw)."""
         check_event_type(type)
         text = encode_value(payload, what=f"the payload of event {type!r}")
         now = self._engine.clock.now()
 
+        def wait_seq(row: InstanceRow) -> int | None:
+            return address(row).seq if address is not None else None
+
         def decide(row: InstanceRow) -> InstanceChange | None:
-            if check is not None:
-                check(row)
+            if address is not None:
+                address(row)
             if row.status in TERMINAL_STATUSES:
                 raise InvalidStateError(f"instance {self.id!r} is {row.status}; an event can "
                                         f"only be sent to an instance that has not finished")
@@ -186,7 +254,7 @@ class Instance:
                 return InstanceChange(at=now, status="queued", due_at=now, waiting_on=None)
             return None
 
-        if not await self._engine.store.add_event(self.id, type, text, now, decide):
+        if not await self._engine.store.add_event(self.id, type, text, now, decide, wait_seq):
             raise InstanceNotFoundError(f"no instance with id {self.id!r}")
         self._engine.start_claiming()
         self._engine.nudge(self.id)

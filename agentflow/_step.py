@@ -147,6 +147,8 @@ class Activation:
         self.counts: dict[str, int] = {}
         self.waits: list[dict[str, Any]] = []
         self.taken_events: set[int] = set()
+        #: seq -> set once the event wait at that position has looked for its event here.
+        self.looked: dict[int, asyncio.Event] = {}
         self.fatal: BaseException | None = None  # an error no plan may catch
         self.tasks: set[asyncio.Task[Any]] = set()  # every task that made a step call
         self.stopped = False  # the engine stopped this run at a step boundary
@@ -326,7 +328,8 @@ class Activation:
         return RunFinish(status="waiting", at=now, due_at=first["until"],
                          waiting_on=dumps({**first, "types": list(types),
                                            "waits": self.waits}),
-                         wake_types=types)
+                         wake_types=types,
+                         wake_seqs=tuple(w["seq"] for w in self.waits if "seq" in w))
 
 
 def _row_bytes(row: JournalRow) -> int:
@@ -539,7 +542,8 @@ class Step:
         now = a.clock.now()
         started = row.started_at if row is not None else now
         deadline = row.wake_at if row is not None and row.wake_at is not None else now + seconds
-        wait = {"kind": "event", "step": name, "until": deadline, "type": type}
+        # "seq" lets a sender address this very wait (a person answers one of several).
+        wait = {"kind": "event", "step": name, "until": deadline, "type": type, "seq": seq}
         # Listed from the start: if a gathered sibling suspends the run and this call is
         # cancelled before it parks (the sandbox ends the run's other calls), the finish
         # still lists it, and its type still wakes the instance.
@@ -565,7 +569,17 @@ class Step:
         """Consume the oldest pending event of ``type`` for this wait and return it;
         None if there is none yet (the waiting position is then journaled)."""
         a = self._a
-        while found := await a.store.pending_events(a.instance_id, type,
+        looked = a.looked.setdefault(seq, asyncio.Event())
+        try:
+            return await self._take_or_park(seq, n, row, name, type, started, deadline, now)
+        finally:
+            looked.set()
+
+    async def _take_or_park(self, seq: int, n: int, row: JournalRow | None, name: str,
+                            type: str, started: float, deadline: float, now: float
+                            ) -> dict[str, Any] | None:
+        a = self._a
+        while found := await a.store.pending_events(a.instance_id, type, wait_seq=seq,
                                                     exclude=list(a.taken_events)):
             ev = found[0]
             if ev.id in a.taken_events:
@@ -578,6 +592,8 @@ class Step:
                                          wake_at=deadline), consumed=[(ev.id, seq)]):
                 return value
             # Consumed elsewhere first (the store keeps each event to one wait): next one.
+        if now < deadline and row is not None:
+            await self._let_addressed_siblings_look(seq, type)
         if now >= deadline:
             record = {"name": "WorkflowTimeoutError",
                       "message": f"no {type!r} event arrived for wait {name!r} within "
@@ -589,6 +605,22 @@ class Step:
             await a.commit(JournalRow(seq, name, n, "event", "waiting", 1, started,
                                       wake_at=deadline))
         return None
+
+    async def _let_addressed_siblings_look(self, seq: int, type: str) -> None:
+        """Before this wait parks the run, let the waits that an event is addressed to
+        take it. A person answered one of several gathered waits (`Instance.send_event`
+        with ``step``); this wait, found nothing for itself, would end the run (a
+        sandboxed plan's run ends at its first suspension), and the addressed one would
+        never see its event: woken again and again for it, the run would never move.
+        Only waits parked together with this one are waited for, and a gather reaches
+        each of them in the same activation, so each looks (and sets its flag)."""
+        a = self._a
+        pending = await a.store.pending_events(a.instance_id, type, limit=100,
+                                               exclude=list(a.taken_events))
+        parked = {s for s, r in a.journal.items() if r.kind == "event" and r.status == "waiting"}
+        for other in sorted({e.wait_seq for e in pending if e.wait_seq is not None
+                             and e.wait_seq != seq and e.wait_seq in parked}):
+            await a.looked.setdefault(other, asyncio.Event()).wait()
 
     async def now(self) -> datetime:
         """The current time (UTC), journaled: every replay sees the same value."""

@@ -92,14 +92,14 @@ def approve_function(identity: Identity) -> Any:
     """The MCP tool function of ``approve`` for one server."""
     human_only = identity.config.human_only
 
-    async def lookup(instance_id: str, note: str) -> Lookup:
+    async def lookup(instance_id: str, note: str, step: str | None = None) -> Lookup:
         try:
             agent = identity.agent()
             policy = await policy_of(agent)
             if policy.approvals == "operator-only":
                 return Lookup(None)  # never elicit: the handler says how a person answers
             return Lookup(await approval_request(agent, instance_id, note,
-                                                 human_only | policy.human_only))
+                                                 human_only | policy.human_only, step))
         except AgentflowError:
             return Lookup(None)
 

@@ -4,7 +4,9 @@
 renderer, as the MCP dialog: who waits, the params, the plan source from the wait on)
 and asks before it sends; ``--yes`` skips the question, for scripts. The decision is
 sent only to the very wait that was shown: if the instance moved on, was restarted or
-answered meanwhile, nothing is sent.
+answered meanwhile, nothing is sent. When a plan waits for several decisions at once
+(a ``gather`` of two approvers), ``--step NAME`` chooses the one answered; without it
+the command lists them and sends nothing, so it never guesses (``--yes`` included).
 
 ``agentflow policy`` reads and sets the database's approval policy, which every front
 end on that database obeys (see `agentflow.policy`).
@@ -14,16 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from typing import Any
 
+from agentflow._text import printable
 from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_OK
 from agentflow.cli._workers import no_worker_note
 from agentflow.errors import InvalidArgumentError, InvalidStateError, UsageError
 from agentflow.policy import OperatorPolicy, default_actor, is_human_only
-from agentflow.tools._approval import approval_record, render_approval
+from agentflow.tools._approval import ApprovalRequest, approval_records, render_approval
 
 __all__ = ["answer", "check_decision_payload", "policy"]
 
@@ -54,11 +58,13 @@ def answer(verb: str) -> Any:
             inst = await engine.get_instance(args.id)
             row = await engine.store.get_instance(inst.id)
             assert row is not None  # get_instance found it
-            record = await approval_record(engine.store, row)
-            if record is None or record.type.casefold() != args.type.casefold():
+            records = [r for r in await approval_records(engine.store, row)
+                       if r.type.casefold() == args.type.casefold()]
+            if not records:
                 from agentflow.cli._ops import pending_approval
                 await pending_approval(inst, args.type)  # raises, saying what it waits on
                 raise InvalidStateError(f"instance {args.id!r} does not wait for an approval")
+            record = _choose(args, records)
             width = min(shutil.get_terminal_size((80, 24)).columns, 120)
             if args.json:
                 shown = record.model_dump(mode="json", exclude={"ref"})
@@ -86,6 +92,32 @@ def answer(verb: str) -> Any:
             print(f"agentflow: {note}", file=sys.stderr)
         return EXIT_OK
     return run
+
+
+def _choose(args: argparse.Namespace, records: list[ApprovalRequest]) -> ApprovalRequest:
+    """The open wait this command answers: the one ``--step`` names, or the only one.
+    With several open and no ``--step`` it lists them and sends nothing: a person
+    chooses, the command never guesses."""
+    if args.step is not None:
+        chosen = [r for r in records if r.step == args.step]
+        if len(chosen) == 1:
+            return chosen[0]
+        raise InvalidStateError(
+            f"instance {args.id!r} has {'several' if chosen else 'no'} open {args.type!r} "
+            f"waits at step {json.dumps(printable(args.step))}; nothing was sent. "
+            f"{_listed(args, records)}")
+    if len(records) == 1:
+        return records[0]
+    raise InvalidStateError(
+        f"instance {args.id!r} waits for {len(records)} {args.type!r} decisions at once; "
+        f"nothing was sent. Choose the one you answer with --step. {_listed(args, records)}")
+
+
+def _listed(args: argparse.Namespace, records: list[ApprovalRequest]) -> str:
+    return "Its open waits:\n" + "\n".join(
+        f"  --step {json.dumps(printable(r.step), ensure_ascii=False)}  (until "
+        f"{r.deadline.isoformat(timespec='seconds')}): agentflow {args.verb} {args.id} "
+        f"--step {shlex.quote(r.step)}" for r in records)
 
 
 def check_decision_payload(event_type: str, payload: Any, human_only: frozenset[str]) -> None:
@@ -144,10 +176,13 @@ def add_parsers(add: Any, with_json: Any) -> None:
         p.add_argument("--comment", default="")
         p.add_argument("--type", default="approval",
                        help="the event type the instance must wait for (default approval)")
+        p.add_argument("--step", default=None, metavar="NAME",
+                       help="the wait step to answer, when the instance waits for several "
+                            "decisions at once (they are listed when it does)")
         p.add_argument("--yes", action="store_true",
                        help=f"{verb} without asking (for scripts; the request is still "
                             "printed)")
-        p.set_defaults(handler=answer(verb))
+        p.set_defaults(handler=answer(verb), verb=verb)
 
     p = with_json(add("policy", "show or set the approval policy every front end on this "
                                 "database obeys"))

@@ -232,7 +232,10 @@ async def approval_view(flow: AgentFlow, row: InstanceRow, human_only: frozenset
     if row.workflow != PLAN_WORKFLOW or not row.scope or row.status != "waiting":
         return None
     try:
-        request = await approval_request(flow.agent(row.scope), row.id, "", human_only)
+        # Several at once (a gather): the earliest is shown and answered (by its ref,
+        # so the decision reaches that wait only), then the next.
+        request = await approval_request(flow.agent(row.scope), row.id, "", human_only,
+                                         first=True)
     except AgentflowError:
         return None
     try:

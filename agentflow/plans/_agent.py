@@ -343,9 +343,11 @@ class Agent:
     async def history(self, instance_id: str) -> list[StepRecord]:
         return await (await self.get(instance_id)).history()
 
-    async def send_event(self, instance_id: str, type: str, payload: Any = None) -> None:
-        """Send an event to one of this agent's instances (host code: any type)."""
-        await (await self.get(instance_id)).send_event(type, payload)
+    async def send_event(self, instance_id: str, type: str, payload: Any = None, *,
+                         step: str | None = None) -> None:
+        """Send an event to one of this agent's instances (host code: any type);
+        ``step`` addresses it to that open wait only (see `Instance.send_event`)."""
+        await (await self.get(instance_id)).send_event(type, payload, step=step)
 
     async def pending_events(self) -> list[PendingEvent]:
         """This agent's instances that wait for an event, with its type and step: one

@@ -86,8 +86,8 @@ class SyncInstance:
     def history(self) -> builtins.list[StepRecord]:
         return _call(self._loop, self.aio.history())
 
-    def send_event(self, type: str, payload: Any = None) -> None:
-        _call(self._loop, self.aio.send_event(type, payload))
+    def send_event(self, type: str, payload: Any = None, *, step: str | None = None) -> None:
+        _call(self._loop, self.aio.send_event(type, payload, step=step))
 
     def pause(self) -> None:
         _call(self._loop, self.aio.pause())
@@ -192,8 +192,9 @@ class SyncAgent:
     def history(self, instance_id: str) -> list[StepRecord]:
         return _call(self._loop, self.aio.history(instance_id))
 
-    def send_event(self, instance_id: str, type: str, payload: Any = None) -> None:
-        _call(self._loop, self.aio.send_event(instance_id, type, payload))
+    def send_event(self, instance_id: str, type: str, payload: Any = None, *,
+                   step: str | None = None) -> None:
+        _call(self._loop, self.aio.send_event(instance_id, type, payload, step=step))
 
     def pending_events(self) -> list[PendingEvent]:
         return _call(self._loop, self.aio.pending_events())

@@ -184,6 +184,8 @@ class EventRow:
     type: str
     payload: str
     created_at: float
+    #: The journal position of the wait it is addressed to (None: any wait of its type).
+    wait_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,9 @@ class RunFinish:
     error: str | None = None
     waiting_on: str | None = None
     wake_types: tuple[str, ...] = ()
+    #: The journal positions of the event waits: an event addressed to one of them
+    #: (``add_event(wait_seq=...)``) wakes the run too.
+    wake_seqs: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -408,14 +413,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def add_event(self, instance_id: str, type: str, payload: str, now: float,
-                        decide: Callable[[InstanceRow], InstanceChange | None]) -> bool:
+                        decide: Callable[[InstanceRow], InstanceChange | None],
+                        wait_seq: Callable[[InstanceRow], int | None] | None = None) -> bool:
         """Buffer an event for an instance and apply ``decide(row)`` (which may wake it
-        or raise to refuse), atomically. Returns False if the instance does not exist."""
+        or raise to refuse), atomically. Returns False if the instance does not exist.
+
+        ``wait_seq(row)``, read in the same transaction, addresses the event to the wait
+        at that journal position: only that wait consumes it (None: any wait of its
+        type, first come)."""
 
     @abc.abstractmethod
     async def pending_events(self, instance_id: str, type: str, *, exclude: Sequence[int] = (),
-                             limit: int = 1) -> list[EventRow]:
-        """The oldest events of that type not yet consumed, FIFO."""
+                             limit: int = 1, wait_seq: int | None = None) -> list[EventRow]:
+        """The oldest events of that type not yet consumed, FIFO, that the wait at journal
+        position ``wait_seq`` may take: those addressed to no wait, and those addressed
+        to it (without ``wait_seq``: every one, whatever it is addressed to)."""
 
     # -- plan versions and per-scope key-value (the agent layer) --------------------
     @abc.abstractmethod

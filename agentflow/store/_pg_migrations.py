@@ -215,6 +215,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "ALTER TABLE schedules ADD COLUMN last_error text",
         "ALTER TABLE schedules ADD COLUMN last_error_at double precision",
     ]),
+    (9, [
+        # The journal position of the wait an event is addressed to (a person answers
+        # one of several open waits): only that wait consumes it. NULL: any wait of its
+        # type, first come.
+        "ALTER TABLE events ADD COLUMN wait_seq integer",
+    ]),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -276,19 +276,22 @@ def write_batch(d: Dialect, commits: list[base.RunCommit]) -> Body[list[base.Com
     if consumed:
         yield Many("UPDATE events SET consumed_seq = ? WHERE id = ?", consumed)
     finishing = [c for c in accepted if c.finish is not None]
-    buffered: set[tuple[str, str]] = set()
+    buffered: set[tuple[str, str, int | None]] = set()
     waiters = sorted({c.instance_id for c in finishing if c.finish and c.finish.wake_types})
     for chunk in chunks(waiters):  # read after this batch's consumptions are applied
-        rows = yield Q("SELECT DISTINCT instance_id, type FROM events WHERE consumed_seq"
-                       f" IS NULL AND instance_id IN ({marks(chunk)})", chunk)
-        buffered.update((r[0], r[1]) for r in rows)
+        rows = yield Q("SELECT DISTINCT instance_id, type, wait_seq FROM events WHERE"
+                       f" consumed_seq IS NULL AND instance_id IN ({marks(chunk)})", chunk)
+        buffered.update((r[0], r[1], r[2]) for r in rows)
     updates = []
     wakes_someone = False
     for c in finishing:
         f = c.finish
         assert f is not None
         status, due_at = f.status, f.due_at
-        if any((c.instance_id, t) in buffered for t in f.wake_types):
+        # An event addressed to a wait wakes only that wait (else a run would be woken
+        # for an event none of its waits may take, and park again, for ever).
+        if any((c.instance_id, t, s) in buffered
+               for t in f.wake_types for s in (None, *f.wake_seqs)):
             status, due_at = "queued", f.at  # an awaited event is already here: run again
         if current[c.instance_id][1] == "waiting_for_pause" and status in ("waiting",
                                                                              "queued"):
@@ -311,24 +314,31 @@ def write_batch(d: Dialect, commits: list[base.RunCommit]) -> Body[list[base.Com
 
 
 def add_event(d: Dialect, instance_id: str, type: str, payload: str, now: float,
-              decide: Callable[[base.InstanceRow], base.InstanceChange | None]) -> Body[bool]:
+              decide: Callable[[base.InstanceRow], base.InstanceChange | None],
+              wait_seq: Callable[[base.InstanceRow], int | None] | None = None
+              ) -> Body[bool]:
     row = yield from get_instance(instance_id, lock=d.for_update)
     if row is None:
         return False
     change = decide(row)
-    yield Do("INSERT INTO events (instance_id, type, payload, created_at)"
-             " VALUES (?, ?, ?, ?)", (instance_id, type, payload, float(now)))
+    seq = wait_seq(row) if wait_seq is not None else None
+    yield Do("INSERT INTO events (instance_id, type, payload, created_at, wait_seq)"
+             " VALUES (?, ?, ?, ?, ?)", (instance_id, type, payload, float(now), seq))
     if change is not None:
         yield from apply_change(row, change)
     return True
 
 
-def pending_events(instance_id: str, type: str, exclude: Sequence[int], limit: int
-                   ) -> Body[list[base.EventRow]]:
+def pending_events(instance_id: str, type: str, exclude: Sequence[int], limit: int,
+                   wait_seq: int | None = None) -> Body[list[base.EventRow]]:
     skip = f" AND id NOT IN ({marks(exclude)})" if exclude else ""
-    rows = yield Q("SELECT id, instance_id, type, payload, created_at FROM events"
-                   f" WHERE instance_id = ? AND type = ? AND consumed_seq IS NULL{skip}"
-                   " ORDER BY id LIMIT ?", [instance_id, type, *exclude, limit])
+    # An event addressed to a wait is that wait's alone; the others take any of the type.
+    mine = " AND (wait_seq IS NULL OR wait_seq = ?)" if wait_seq is not None else ""
+    rows = yield Q("SELECT id, instance_id, type, payload, created_at, wait_seq FROM events"
+                   f" WHERE instance_id = ? AND type = ? AND consumed_seq IS NULL{skip}{mine}"
+                   " ORDER BY id LIMIT ?",
+                   [instance_id, type, *exclude,
+                    *([wait_seq] if wait_seq is not None else []), limit])
     return [base.EventRow(*r) for r in rows]
 
 

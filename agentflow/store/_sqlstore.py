@@ -121,14 +121,17 @@ class SQLStore(base.Store):
         return await self._committer.submit(commit)
 
     async def add_event(self, instance_id: str, type: str, payload: str, now: float,
-                        decide: Callable[[base.InstanceRow], base.InstanceChange | None]) -> bool:
+                        decide: Callable[[base.InstanceRow], base.InstanceChange | None],
+                        wait_seq: Callable[[base.InstanceRow], int | None] | None = None
+                        ) -> bool:
         return await self._write(lambda: rules.add_event(self.dialect, instance_id, type, payload,
-                                                   now, decide))
+                                                   now, decide, wait_seq))
 
     async def pending_events(self, instance_id: str, type: str, *, exclude: Sequence[int] = (),
-                             limit: int = 1) -> list[base.EventRow]:
+                             limit: int = 1, wait_seq: int | None = None
+                             ) -> list[base.EventRow]:
         return await self._read(lambda: rules.pending_events(instance_id, type, list(exclude),
-                                                       limit))
+                                                       limit, wait_seq))
 
     # -- plan versions and key-value -----------------------------------------------
     async def put_plan_version(self, plan: base.PlanRow) -> base.PlanRow:

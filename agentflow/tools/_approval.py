@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow._instance import instance_status, wait_ref
+from agentflow._instance import OpenWait, instance_status, open_waits, wait_ref
 from agentflow._text import printable
 from agentflow.plans.dispatch import ENVELOPE_KEY
 from agentflow.store import InstanceRow, Store
@@ -40,6 +40,7 @@ __all__ = [
     "MAX_SOURCE_LINES",
     "ApprovalRequest",
     "approval_record",
+    "approval_records",
     "render_approval",
     "source_from_wait",
 ]
@@ -101,15 +102,21 @@ class ApprovalRequest(BaseModel):
         return render_approval(self, width=DIALOG_WIDTH, compact=True)
 
 
-async def approval_record(store: Store, row: InstanceRow, note: str = ""
-                          ) -> ApprovalRequest | None:
-    """The record of what ``row`` waits for, read from the store, or None when it does
-    not wait for an event. An agent's plan shows its agent, plan, version, params and
+async def approval_record(store: Store, row: InstanceRow, note: str = "",
+                          wait: OpenWait | None = None) -> ApprovalRequest | None:
+    """The record of what ``row`` waits for (``wait``, one of `approval_records`'s, or
+    by default its first event wait), read from the store, or None when it does not
+    wait for an event. An agent's plan shows its agent, plan, version, params and
     source; a trusted workflow (registered in code) shows its workflow name and params.
     """
-    w = instance_status(row).waiting_on
-    ref = wait_ref(row)
-    if ref is None or w is None or w.type is None:
+    if wait is None:
+        first = instance_status(row).waiting_on
+        ref = wait_ref(row)
+        wait = next((o for o in open_waits(row) if o.ref == ref), None)
+        if first is None or wait is None:
+            return None
+    w, ref = wait.wait, wait.ref
+    if w.type is None:
         return None
     payload = json.loads(row.payload)
     meta = payload.get(ENVELOPE_KEY) if isinstance(payload, dict) else None
@@ -125,6 +132,18 @@ async def approval_record(store: Store, row: InstanceRow, note: str = ""
                            version=version, type=w.type, step=w.step, deadline=w.until,
                            params=params_text(params), source=source, source_line=line,
                            ref=ref, note=note)
+
+
+async def approval_records(store: Store, row: InstanceRow, note: str = ""
+                           ) -> list[ApprovalRequest]:
+    """A record for every event wait ``row`` is parked on (a ``gather`` of two approvals
+    parks on both), earliest deadline first; a person chooses which one they answer."""
+    records = []
+    for wait in open_waits(row):
+        record = await approval_record(store, row, note, wait)
+        if record is not None:
+            records.append(record)
+    return records
 
 
 def source_from_wait(source: str, step: str) -> tuple[str, int]:

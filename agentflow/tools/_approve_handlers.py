@@ -9,13 +9,19 @@ from typing import Any
 from agentflow.errors import InvalidStateError
 from agentflow.models import StepRecord
 from agentflow.plans import Agent, AgentInstance
-from agentflow.tools._approval import ApprovalRequest, approval_record
+from agentflow.tools._approval import ApprovalRequest, approval_records
 from agentflow.tools._context import ToolContext, is_human_only
 from agentflow.tools._models import ApproveArgs, ApproveResult
 from agentflow.tools._views import instance_info, policy_of, tool_context
 
-__all__ = ["approval_request", "handle_approve", "how_a_person_answers",
-           "kept_human_decision", "refuse_replaying_a_human_decision"]
+__all__ = [
+    "approval_request",
+    "handle_approve",
+    "how_a_person_answers",
+    "kept_human_decision",
+    "open_approvals",
+    "refuse_replaying_a_human_decision",
+]
 
 
 def how_a_person_answers(instance_id: str) -> str:
@@ -27,19 +33,42 @@ def how_a_person_answers(instance_id: str) -> str:
 
 
 async def approval_request(agent: Agent, instance_id: str, note: str,
-                           human_only: frozenset[str]) -> ApprovalRequest:
+                           human_only: frozenset[str], step: str | None = None, *,
+                           first: bool = False) -> ApprovalRequest:
     """What a person would be asked about this instance, read from the store: the wait,
     the params and the plan source from the wait onward (see `ApprovalRequest`).
 
+    Args:
+        step: the wait to ask about, when the instance waits for several human-only
+            events at once (a ``gather`` of two approvals).
+        first: without ``step``, take the earliest of several (a surface that shows one
+            at a time and answers exactly the one it showed) instead of refusing.
+
     Raises:
         InstanceNotFoundError: not this agent's instance.
-        InvalidStateError: it does not wait for a human-only event.
+        InvalidStateError: it does not wait for a human-only event (at ``step``), or
+            waits for several and neither ``step`` nor ``first`` chooses one.
     """
     inst = await agent.get(instance_id)
     row = await agent.flow.engine.store.get_instance(inst.id)  # one read for all of it
-    record = None if row is None else await approval_record(agent.flow.engine.store, row,
-                                                             note)
-    if record is None or not is_human_only(record.type, human_only):
+    records = [] if row is None else [
+        r for r in await approval_records(agent.flow.engine.store, row, note)
+        if is_human_only(r.type, human_only)]
+    if step is not None:
+        chosen = [r for r in records if r.step == step]
+        if len(chosen) != 1:
+            raise InvalidStateError(
+                f"instance {instance_id!r} has {'several' if chosen else 'no'} open "
+                f"approval waits at step {step!r}; nothing was asked or sent. "
+                f"{open_approvals(records)}")
+        return chosen[0]
+    if len(records) > 1 and not first:
+        raise InvalidStateError(
+            f"instance {instance_id!r} waits for {len(records)} approvals at once; say "
+            f"which one this is about with step (nothing was asked or sent). "
+            f"{open_approvals(records)}")
+    record = records[0] if records else None
+    if record is None:
         status = await inst.status()
         w = status.waiting_on
         if w is not None and w.kind == "event":
@@ -54,6 +83,15 @@ async def approval_request(agent: Agent, instance_id: str, note: str,
             f"applies to an instance that waits for one of the human-only event types "
             f"{sorted(human_only)}; list_pending_events shows which do.")
     return record
+
+
+def open_approvals(records: list[ApprovalRequest]) -> str:
+    """The open approval waits, for a refusal that asks to choose one."""
+    if not records:
+        return "It has no open approval wait now."
+    return "Its open approval waits: " + ", ".join(
+        f"step {r.step!r} ({r.type!r}, until {r.deadline.isoformat(timespec='seconds')})"
+        for r in records) + "."
 
 
 def _not_answered(action: str, instance_id: str) -> str:
@@ -72,7 +110,8 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
     """
     ctx = await tool_context(agent, context)
     policy = await policy_of(agent)
-    request = await approval_request(agent, args.instance_id, args.note, ctx.human_only)
+    request = await approval_request(agent, args.instance_id, args.note, ctx.human_only,
+                                     args.step)
     operator_only = policy.approvals == "operator-only"
     answer = (await ctx.ask_human(request)
               if ctx.ask_human is not None and not operator_only else None)
@@ -95,7 +134,8 @@ async def handle_approve(agent: Agent, args: ApproveArgs,
     if answer.action != "accept" or answer.decision is None:
         action = "cancelled" if answer.action == "cancel" else "declined"
         return await result(action, _not_answered(action, request.instance_id))
-    current = await approval_request(agent, args.instance_id, args.note, ctx.human_only)
+    current = await approval_request(agent, args.instance_id, args.note, ctx.human_only,
+                                     args.step)
     if current != answer.request:
         return await result("stale", (
             "The instance changed while the person was asked; nothing was sent. Call "

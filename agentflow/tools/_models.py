@@ -357,6 +357,11 @@ class ApproveArgs(ToolArgs):
                       description="Optional context for the person who decides (what the "
                                   "plan will do once approved). Shown to them as written "
                                   "by you.")
+    step: str | None = Field(None, max_length=256,
+                             description="The wait step to ask about, when the instance "
+                                         "waits for several approvals at once (a gather): "
+                                         "list_pending_events shows each step. Required "
+                                         "then; the decision reaches only that wait.")
 
 
 class ApproveResult(ToolResult):
