@@ -13,8 +13,12 @@ Anthropic and pydantic-ai adapters, a `Toolbox`):
 
 Why the database and not a flag: a flag lives in one process. A second front end on the
 same database (a plain stdio server, ``OpenAITools(agent)``) would not know it, and
-would let the agent send the type. A per-process ``--human-only`` therefore *writes* the
-policy. Every change is appended to the store's operator log with who made it; nothing
+would let the agent send the type. A per-process setting therefore *writes* the policy
+(`adopt_human_only`): the ``--human-only`` flag when its server starts, and, set from
+Python, ``ServerConfig.human_only`` when its server starts and ``ToolContext.human_only``
+at the first tool call that uses it, each recorded as made by ``operator <login> via
+python ...``. Such a setting only adds types; ``agentflow policy human-only remove TYPE``
+takes one away. Every change is appended to the store's operator log with who made it; nothing
 is updated in place.
 
 What this is not: elicitation is answered by whatever the client runs, its hooks
@@ -44,6 +48,7 @@ __all__ = [
     "ApprovalsMode",
     "OperatorAction",
     "OperatorPolicy",
+    "adopt_human_only",
     "default_actor",
     "is_human_only",
 ]
@@ -174,6 +179,20 @@ class OperatorPolicy:
     async def _set(self, subject: str, value: object, by: str | None) -> None:
         await self.store.append_operator_log("policy", subject, json.dumps(value),
                                              at=time.time(), actor=by or default_actor("python"))
+
+
+async def adopt_human_only(store: Store, types: Iterable[str], *, by: str) -> list[str]:
+    """Write into the database's policy each of ``types`` it does not hold yet, recorded
+    as made by ``by``, and return those (folded, sorted). A human-only type set for one
+    process (``ServerConfig.human_only``, ``ToolContext.human_only``, a ``--human-only``
+    flag) must hold for every front end on the database, so it is written, never kept
+    in the process alone; it only ever adds types."""
+    policy = OperatorPolicy(store)
+    held = {t.casefold() for t in (await policy.read()).human_only}
+    added = sorted({check_event_type(t).casefold() for t in types} - held)
+    for event_type in added:
+        await policy.add_human_only(event_type, by=by)
+    return added
 
 
 def restart_entry(instance_id: str, *, from_step: str | None, at: float, by: str,

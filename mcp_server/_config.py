@@ -31,7 +31,11 @@ class ServerConfig:
         tokens: bearer token -> agent id, for HTTP. When set, every request must carry
             one of them and there is no fallback to ``agent_id``.
         human_only: event types that ``send_event`` refuses and ``approve`` delivers
-            only with a person's decision. Always includes ``approval``.
+            only with a person's decision. Always includes ``approval``. The server
+            writes the ones the database's policy lacks into it when it starts (and
+            at the latest at its first tool call), recorded as ``operator <login> via
+            python ServerConfig.human_only``, so that every front end on the database
+            refuses them, not this server alone (see `agentflow.policy`).
     """
 
     agent_id: str | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agentflow import __version__
 from agentflow.errors import AgentflowError, NotFoundError
 from agentflow.plans import AgentFlow
+from agentflow.policy import adopt_human_only, default_actor
 from agentflow.tools import (
     TOOLS,
     ToolContext,
@@ -70,9 +73,17 @@ def build_server(af: AgentFlow, config: ServerConfig, *, host: str = "127.0.0.1"
     # subscriptions/listen (2026-07-28): resource-updated notifications for the
     # caller's own instances, from agentflow's change feed (see _updates.py).
     updates = InstanceUpdates(af, identity)
+    @contextlib.asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[dict[str, Any]]:
+        # ServerConfig.human_only holds for every front end on the database, not this
+        # server alone: written into its policy when the server starts.
+        await adopt_human_only(af.engine.store, config.human_only,
+                               by=default_actor("python ServerConfig.human_only"))
+        yield {}
+
     server: MCPServer = MCPServer("agentflow", instructions=INSTRUCTIONS, version=__version__,
                                   log_level="WARNING", token_verifier=verifier, auth=auth,
-                                  tools=tools, subscriptions=updates)
+                                  tools=tools, subscriptions=updates, lifespan=lifespan)
     updates.serve_legacy(server)  # resources/subscribe (2025-11-25)
     _add_resources(server, identity)
     _add_prompts(server, identity)

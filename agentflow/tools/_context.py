@@ -7,8 +7,8 @@ leaves the instance waiting: it never fails open.
 
 Which event types are human-only, and whether ``approve`` may ask through the client
 at all, is the operator's policy in the database (`agentflow.policy`), read on every
-call: a front end can add types for its own calls (``human_only``) but never take
-one away.
+call: a front end can add types (``human_only``, which it writes into that policy)
+but never take one away.
 """
 
 from __future__ import annotations
@@ -72,9 +72,11 @@ class ToolContext:
 
     Attributes:
         human_only: more event types that ``send_event`` refuses and only ``approve``
-            (a person) delivers, compared case-insensitively, for this front end's
-            calls. They add to the database's policy, never replace it: ``approval``
-            always stays a person's to send.
+            (a person) delivers, compared case-insensitively. The first tool call
+            that uses this context writes the ones the database's policy lacks into
+            it (recorded as ``operator <login> via python ToolContext.human_only``), so
+            every front end on the database refuses them from then on; they add to
+            the policy, never replace it, and ``approval`` always stays a person's.
         ask_human: how to ask a person, where the front end has a way (MCP
             elicitation); None means there is no person to ask.
         report_progress: called while ``wait_for_instance`` waits.

@@ -8,7 +8,7 @@ import json
 
 from agentflow.models import InstanceStatus, StepRecord
 from agentflow.plans import Agent, AgentInstance, AgentInstanceStatus, PlanVersion
-from agentflow.policy import ApprovalPolicy, OperatorPolicy
+from agentflow.policy import ApprovalPolicy, OperatorPolicy, adopt_human_only, default_actor
 from agentflow.tools._context import ToolContext
 from agentflow.tools._models import DiagnosticInfo, InstanceInfo, PlanInfo, StepInfo
 from sandbox import ValidationReport
@@ -31,6 +31,12 @@ async def tool_context(agent: Agent, context: ToolContext | None) -> ToolContext
     end may add types, never take the operator's away."""
     ctx = context or DEFAULT_CONTEXT
     policy = await policy_of(agent)
+    if not {t.casefold() for t in ctx.human_only} <= {t.casefold() for t in policy.human_only}:
+        # Set for this process only, it would not hold for another front end on the
+        # same database: it is written into the database's policy, with who set it.
+        await adopt_human_only(agent.flow.engine.store, ctx.human_only,
+                               by=default_actor("python ToolContext.human_only"))
+        policy = await policy_of(agent)
     return dataclasses.replace(ctx, human_only=ctx.human_only | policy.human_only)
 
 
