@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow import Engine
+from agentflow._instance import open_waits
 from agentflow.testing import ManualClock
 from tests.engine.harness import query, start_worker, statuses, wait_for
 from tests.engine.workloads import pair
@@ -84,3 +85,21 @@ async def test_across_two_worker_processes_each_event_completes_one_wait(
 def _banners(folder: Path) -> int:
     err = folder / "workers.err"
     return err.read_text().count("agentflow worker ") if err.exists() else 0
+
+
+async def test_an_event_addressed_to_a_wait_is_consumed_by_that_wait_only(db_url: str
+                                                                          ) -> None:
+    async with gather_app(db_url, ManualClock(start=1_800_000_000.0)) as engine:
+        inst = await engine.binding("pair").create(id="g2")
+        assert (await inst.wait(timeout=60)).status == "waiting"
+        row = await engine.store.get_instance("g2")
+        assert row is not None
+        second = next(o for o in open_waits(row) if o.wait.step == "second")
+        assert await inst.send_event_to_wait(second.ref, "go", "for the second")
+        assert not await inst.send_event_to_wait(second.ref, "go", "again")  # answered
+        st = await inst.wait(timeout=60)
+        [left] = st.waits  # the first still waits: it did not take the second's event
+        assert left.step == "first"
+        await inst.send_event("go", "for the first", step="first")
+        st = await inst.wait(timeout=60)
+        assert st.output == ["for the first", "for the second"], st
