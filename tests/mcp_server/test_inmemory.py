@@ -11,6 +11,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from agentflow import AgentFlow
+from agentflow.policy import OperatorPolicy
 from agentflow.testing import ManualClock
 from agentflow.tools import TOOLS
 from mcp_server import ServerConfig, build_server
@@ -46,7 +47,7 @@ async def test_protocol_versions_and_schemas(server: Any, mode: str) -> None:
     assert tools["get_instance"].annotations.read_only_hint is True
     assert tools["terminate_instance"].annotations.destructive_hint is True
     # Resolver-filled parameters are not arguments a model could pass.
-    assert set(tools["approve"].input_schema["properties"]) == {"instance_id", "note"}
+    assert set(tools["approve"].input_schema["properties"]) == {"instance_id", "note", "step"}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -161,6 +162,10 @@ async def test_operator_human_only_types_and_other_events(af: AgentFlow) -> None
     async with connect(build_server(af, ServerConfig(agent_id="alice"))) as c:
         await c.call_tool("start_instance", {"plan": "r", "id": "r2"})
         await c.call_tool("wait_for_instance", {"instance_id": "r2"})
+        # The first server's human-only type was written into the database's policy:
+        # this server, not given it, refuses it all the same, until an operator lifts it.
+        assert (await c.call_tool("send_event", {"instance_id": "r2", "type": "reply"})).is_error
+        await OperatorPolicy(af.engine.store).remove_human_only("reply", by="ops")
         not_human = await c.call_tool("approve", {"instance_id": "r2"})
         assert not_human.is_error and "send_event" in text(not_human)
         sent = structured(await c.call_tool("send_event", {"instance_id": "r2", "type": "reply",
