@@ -13,7 +13,8 @@ engine then parks the instance until the earliest of its waits falls due.
 Events are consumed exactly once: a wait takes a pending event only if no other wait
 of the run took it (checked with no await since the read), and the store refuses a
 commit whose event another position consumed first; under ``gather`` the run parks
-only once every branch has settled, listing every wait.
+only once every branch has settled, listing every wait. An event addressed to one wait
+(a person answering one of several gathered approvals) is that wait's alone.
 
 (Over 400 lines, on purpose: `Activation` and `Step` are one set of replay rules, the
 journal position, its commit and the checks before a body, seen from the engine's side
@@ -332,6 +333,11 @@ class Activation:
                          wake_seqs=tuple(w["seq"] for w in self.waits if "seq" in w))
 
 
+#: How long a wait that found nothing lets a gathered sibling look for the event
+#: addressed to it before the run parks.
+_SIBLING_LOOK_SECONDS = 30.0
+
+
 def _row_bytes(row: JournalRow) -> int:
     return sum(len(text.encode("utf-8", "surrogatepass"))
                for text in (row.result, row.error, row.detail) if text is not None)
@@ -620,7 +626,11 @@ class Step:
         parked = {s for s, r in a.journal.items() if r.kind == "event" and r.status == "waiting"}
         for other in sorted({e.wait_seq for e in pending if e.wait_seq is not None
                              and e.wait_seq != seq and e.wait_seq in parked}):
-            await a.looked.setdefault(other, asyncio.Event()).wait()
+            # Bounded: a run whose code changed under it may never reach that wait; it
+            # then parks as before rather than hold its claim for ever.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(a.looked.setdefault(other, asyncio.Event()).wait(),
+                                       _SIBLING_LOOK_SECONDS)
 
     async def now(self) -> datetime:
         """The current time (UTC), journaled: every replay sees the same value."""
