@@ -263,3 +263,31 @@ async def test_schedules_are_listed(browser: Any, served: Served) -> None:
     await page.goto(f"{served.url}/schedules")
     text = await page.inner_text("main")
     assert "release-notes" in text and "0 7 * * *" in text and "active" in text
+
+
+TWO_APPROVERS = '''async def run(event, step):
+    first, second = await gather(
+        step.wait_for_event("first approver", type="approval", timeout="7 days"),
+        step.wait_for_event("second approver", type="approval", timeout="1 day"))
+    return {"first": first["payload"]["comment"], "second": second["payload"]["comment"]}
+'''
+
+
+async def test_two_open_approvals_are_answered_one_at_a_time_each_by_its_own_wait(
+        browser: Any, served: Served) -> None:
+    # The second approver's wait ends first, so the console shows it first; the run
+    # gathers the first approver's wait first, which took an unaddressed answer.
+    instance_id = await start_waiting(served.flow, TWO_APPROVERS, {}, plan="two")
+    page = await sign_in(browser, served)
+    for step, comment in (("second approver", "grace"), ("first approver", "ada")):
+        await page.goto(f"{served.url}/approvals")
+        card = page.locator(f"section.approval[data-instance='{instance_id}']")
+        await card.wait_for()
+        assert step in await card.inner_text(), step
+        await card.locator("textarea[name=comment]").fill(comment)
+        await card.locator("button.approve").click()
+        await page.wait_for_url(re.compile(f"/instances/{instance_id}"))
+        if step == "second approver":
+            await served.flow.agent("release-bot").wait(instance_id, timeout=60)
+    status = await served.flow.agent("release-bot").wait(instance_id, timeout=60)
+    assert status.output == {"first": "ada", "second": "grace"}, status
