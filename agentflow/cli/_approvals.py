@@ -6,7 +6,8 @@ and asks before it sends; ``--yes`` skips the question, for scripts. The decisio
 sent only to the very wait that was shown: if the instance moved on, was restarted or
 answered meanwhile, nothing is sent. When a plan waits for several decisions at once
 (a ``gather`` of two approvers), ``--step NAME`` chooses the one answered; without it
-the command lists them and sends nothing, so it never guesses (``--yes`` included).
+the person at the terminal picks one from the list, and a script (``--yes``, or no
+terminal) gets the list and nothing is sent: the command never guesses.
 
 ``agentflow policy`` reads and sets the database's approval policy, which every front
 end on that database obeys (see `agentflow.policy`).
@@ -64,7 +65,16 @@ def answer(verb: str) -> Any:
                 from agentflow.cli._ops import pending_approval
                 await pending_approval(inst, args.type)  # raises, saying what it waits on
                 raise InvalidStateError(f"instance {args.id!r} does not wait for an approval")
-            record = _choose(args, records)
+            if (args.step is None and len(records) > 1 and not args.yes and not args.json
+                    and sys.stdin.isatty()):
+                picked = _pick(args, records)  # a person at the terminal chooses
+                if picked is None:
+                    print(f"nothing was sent; instance {args.id} keeps waiting",
+                          file=sys.stderr)
+                    return EXIT_OK
+                record = picked
+            else:
+                record = _choose(args, records)
             width = min(shutil.get_terminal_size((80, 24)).columns, 120)
             if args.json:
                 shown = record.model_dump(mode="json", exclude={"ref"})
@@ -111,6 +121,25 @@ def _choose(args: argparse.Namespace, records: list[ApprovalRequest]) -> Approva
     raise InvalidStateError(
         f"instance {args.id!r} waits for {len(records)} {args.type!r} decisions at once; "
         f"nothing was sent. Choose the one you answer with --step. {_listed(args, records)}")
+
+
+def _pick(args: argparse.Namespace, records: list[ApprovalRequest]) -> ApprovalRequest | None:
+    """Several decisions are open at once: list them and let the person at the terminal
+    type the one they answer (its number or its step name); anything else, nothing."""
+    print(f"Instance {args.id} waits for {len(records)} {args.type!r} decisions at once:")
+    for i, r in enumerate(records, 1):
+        print(f"  {i}. step {json.dumps(printable(r.step), ensure_ascii=False)} (until "
+              f"{r.deadline.isoformat(timespec='seconds')})")
+    print("Type the number or the step name of the one you answer; anything else sends "
+          "nothing: ", end="", flush=True)
+    try:
+        reply = sys.stdin.readline().strip()
+    except KeyboardInterrupt:
+        return None
+    for i, r in enumerate(records, 1):
+        if reply in (str(i), r.step):
+            return r
+    return None
 
 
 def _listed(args: argparse.Namespace, records: list[ApprovalRequest]) -> str:

@@ -6,14 +6,19 @@ refused and nothing is sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import pty
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from mcp import types
 
 from agentflow.errors import InvalidStateError
-from tests.approvals.conftest import AGENT, Setup, cli, mcp_client, person
+from tests.approvals.conftest import AGENT, REPO, Setup, cli, mcp_client, person
 
 TWO_APPROVERS = '''async def run(event, step):
     first, second = await gather(
@@ -110,3 +115,30 @@ async def test_the_approve_tool_asks_about_the_wait_named_by_step(setup: Setup,
     assert '"second approver"' in asked.message  # the dialog says which wait it is
     assert (await setup.af.agent(AGENT).wait("mcp-2", timeout=60)).status == "waiting"
     assert await answered(setup, "mcp-2") == {"second approver": "grace"}
+
+
+def approve_at_a_terminal(url: str, typed: bytes) -> subprocess.CompletedProcess[str]:
+    """``agentflow approve tty-2`` with a terminal as its stdin, on which a person has
+    typed ``typed``."""
+    primary, secondary = pty.openpty()
+    try:
+        os.write(primary, typed)
+        return subprocess.run(
+            [sys.executable, "-m", "agentflow.cli", "approve", "tty-2", "--comment", "grace",
+             "--db", url], stdin=secondary, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"}, cwd=str(REPO))
+    finally:
+        os.close(primary)
+        os.close(secondary)
+
+
+async def test_a_person_at_the_terminal_picks_the_wait_they_answer(setup: Setup) -> None:
+    await two_waits(setup, "tty-2")
+    proc = await asyncio.to_thread(approve_at_a_terminal, setup.url, b"2\napprove\n")
+    out, err = proc.stdout, proc.stderr
+    assert proc.returncode == 0, err
+    assert "waits for 2 'approval' decisions at once" in out
+    assert '1. step "first approver"' in out and '2. step "second approver"' in out
+    assert 'step      "second approver"' in out  # the record of the one picked
+    assert (await setup.af.agent(AGENT).wait("tty-2", timeout=60)).status == "waiting"
+    assert await answered(setup, "tty-2") == {"second approver": "grace"}
