@@ -80,15 +80,24 @@ MAX_LOG_CHARS = 8_000
 class _AttemptLog:
     """The lines logged by one attempt of one step (see `Step.log`)."""
 
-    __slots__ = ("activation", "lines")
+    __slots__ = ("activation", "lines", "number")
 
-    def __init__(self, activation: Activation) -> None:
+    def __init__(self, activation: Activation, number: int) -> None:
         self.activation = activation
         self.lines: list[str] = []
+        self.number = number
 
 
 _ATTEMPT: contextvars.ContextVar[_AttemptLog | None] = contextvars.ContextVar(
     "agentflow_attempt", default=None)
+
+
+def current_attempt() -> int | None:
+    """The attempt number (1 for the first) of the step body running in this context,
+    or None outside a step body. Counted across replays and processes: a retry that
+    runs in another worker days later is attempt 2."""
+    current = _ATTEMPT.get()
+    return None if current is None else current.number
 
 
 def _append_capped(lines: list[str], new: list[str]) -> None:
@@ -389,7 +398,7 @@ class Step:
             timer: asyncio.Timeout | None = None
             value: Any = None
             text, reserved = "", 0
-            attempt_log = _AttemptLog(a)
+            attempt_log = _AttemptLog(a, attempts)
             attempt_started = a.clock.now()
             token = _ATTEMPT.set(attempt_log)
             try:
