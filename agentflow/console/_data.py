@@ -265,14 +265,19 @@ async def approvals(flow: AgentFlow, human_only: frozenset[str], *, limit: int =
 
 
 async def stored_secret(store: Store, now: float) -> bytes:
-    """The console's signing secret kept in the database, made on first use."""
+    """The console's signing secret kept in the database, made on first use.
+
+    Made with an insert-if-absent and read back, so that processes starting at once on
+    a fresh database all end up with the one secret that was added first (each making
+    its own would make links signed by one fail on the others).
+    """
     existing = await store.kv_get(CONSOLE_SCOPE, "secret")
     if existing is None:
-        # Two processes may race here; the later write wins and sessions or links the
-        # earlier one signed stop working once. Set $AGENTFLOW_CONSOLE_SECRET to avoid it.
-        await store.kv_set(CONSOLE_SCOPE, "secret", secrets.token_hex(32), now)
+        await store.kv_add(CONSOLE_SCOPE, "secret", secrets.token_hex(32), now)
         existing = await store.kv_get(CONSOLE_SCOPE, "secret")
-    return bytes.fromhex(existing or "")
+    if existing is None:  # deleted between the two statements: try once more
+        return await stored_secret(store, now)
+    return bytes.fromhex(existing)
 
 
 # -- who did what: the store's operator log --------------------------------------------

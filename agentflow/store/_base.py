@@ -437,6 +437,11 @@ class Store(abc.ABC):
     async def kv_set(self, scope: str, key: str, value: str, now: float) -> None: ...
 
     @abc.abstractmethod
+    async def kv_add(self, scope: str, key: str, value: str, now: float) -> bool:
+        """Write ``key`` only if it is absent (one statement: of any number of writers,
+        across processes, exactly one adds it). Returns whether this call added it."""
+
+    @abc.abstractmethod
     async def kv_set_within(self, scope: str, key: str, value: str, now: float, *,
                             max_keys: int, max_bytes: int) -> tuple[int, int] | None:
         """`kv_set`, unless the scope would then hold more than ``max_keys`` keys or
