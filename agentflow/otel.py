@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from agentflow._step import current_attempt
 from agentflow.errors import EngineSignal, Suspend
+from agentflow.store import TRACE_KV_SCOPE
 
 #: Where an agent plan's instance payload carries its agent, plan and version (the
 #: dispatch envelope; kept literal here so that tracing never imports the agent layer).
@@ -49,8 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TRACE_SCOPE", "instrument"]
 
-#: The key-value scope where the trace context of each instance is kept.
-TRACE_SCOPE = "#otel"
+#: The key-value scope where the trace context of each instance is kept (deleted with
+#: the instance).
+TRACE_SCOPE = TRACE_KV_SCOPE
 
 
 def _otel() -> Any:

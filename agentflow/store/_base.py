@@ -45,6 +45,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The key-value scope of instances' trace contexts (`agentflow.otel`): its keys are
+#: instance ids.
+TRACE_KV_SCOPE = "#otel"
+#: Key-value scopes whose keys are instance ids: a record there is deleted with its
+#: instance (`Store.delete_instances`).
+INSTANCE_KV_SCOPES: tuple[str, ...] = (TRACE_KV_SCOPE,)
+
 
 @dataclass(slots=True)
 class InstanceRow:

@@ -7,7 +7,14 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from agentflow.console._data import CONSOLE_SCOPE, stored_secret
+from agentflow.console._data import (
+    CONSOLE_SCOPE,
+    USED_LINK_PREFIX,
+    claim_link,
+    link_used,
+    prune_used_links,
+    stored_secret,
+)
 from agentflow.store import Store, open_store
 
 
@@ -70,3 +77,34 @@ async def test_stores_starting_at_once_share_one_secret_postgres(postgres_url: s
     await first.open()
     await first.close()
     await _race_for_the_secret(postgres_url, _PostgresWriteLock(postgres_url))
+
+
+async def test_expired_used_link_records_go_and_a_used_link_stays_used(tmp_path: Path
+                                                                       ) -> None:
+    """A used link's record lasts until the link expires: before, the link cannot be
+    used again (pruning keeps it); after, pruning deletes it (the link is refused for
+    being expired anyway), so used links do not pile up for ever."""
+    store = open_store(f"sqlite:///{tmp_path}/l.db")
+    await store.open()
+    try:
+        now = 1_800_000_000.0
+        assert await claim_link(store, "old", now - 10, "i1", now - 100)
+        assert await claim_link(store, "fresh", now + 3600, "i2", now)
+        assert not await claim_link(store, "fresh", now + 3600, "i2", now)  # used once
+        assert await prune_used_links(store, now) == 1
+        keys = await store.kv_list(CONSOLE_SCOPE, USED_LINK_PREFIX)
+        assert len(keys) == 1 and keys[0].endswith("/fresh")
+        assert not await link_used(store, "old", now - 10)
+        assert await link_used(store, "fresh", now + 3600)
+        assert not await claim_link(store, "fresh", now + 3600, "i2", now)  # still used
+        # A record written by an earlier version (no expiry in its key) is honoured.
+        await store.kv_set(CONSOLE_SCOPE, "link/legacy", '{"instance_id": "i3"}', now)
+        assert await link_used(store, "legacy", now + 60)
+        assert not await claim_link(store, "legacy", now + 60, "i3", now)
+        # Many expired records: all go, in batches.
+        for n in range(450):
+            assert await claim_link(store, f"n{n}", now - 1 - n, "i", now - 500)
+        assert await prune_used_links(store, now, batch=100) == 450
+        assert len(await store.kv_list(CONSOLE_SCOPE, USED_LINK_PREFIX)) == 1
+    finally:
+        await store.close()

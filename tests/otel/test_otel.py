@@ -171,3 +171,27 @@ async def test_an_mcp_clients_traceparent_is_the_instances_trace(
     step = _named(spans, "agentflow.step work")
     assert len(step) == 1 and step[0].context.trace_id == trace_id
     assert {s.context.trace_id for s in _named(spans, "agentflow.run")} == {trace_id}
+
+
+async def finishes(event: Any, step: Any) -> Any:
+    return await step.do("once", lambda: "ok")
+
+
+async def test_an_instances_trace_record_is_deleted_with_it(
+        exporter: InMemorySpanExporter, tmp_path: Path) -> None:
+    from agentflow.otel import TRACE_SCOPE
+
+    provider = provider_for(exporter)
+    engine = Engine(f"sqlite:///{tmp_path}/o.db")
+    engine.register("finishes", finishes)
+    instrument(engine, tracer_provider=provider)
+    async with engine:
+        with provider.get_tracer("test").start_as_current_span("the caller"):
+            kept = await engine.binding("finishes").create(id="kept")
+            gone = await engine.binding("finishes").create(id="gone")
+        for inst in (kept, gone):
+            assert (await inst.wait(timeout=60)).status == "complete"
+        assert await engine.store.kv_get(TRACE_SCOPE, "gone") is not None
+        await engine.retention.delete("gone")
+        assert await engine.store.kv_get(TRACE_SCOPE, "gone") is None
+        assert await engine.store.kv_get(TRACE_SCOPE, "kept") is not None
