@@ -37,13 +37,16 @@ from agentflow.errors import (
     WorkflowNotFoundError,
     WorkflowTimeoutError,
 )
-from agentflow.models import Event, InstanceStatus, StepRecord, WaitingOn
+from agentflow.models import AttemptRecord, Event, InstanceStatus, StepRecord, WaitingOn
+from agentflow.policy import OperatorAction
 
 if TYPE_CHECKING:  # the lazy names below, with their real types for mypy and pyright
     from agentflow.plans import (
         Agent,
         AgentFlow,
         AgentInstance,
+        AgentInstanceStatus,
+        AgentSchedules,
         Diagnostic,
         PendingEvent,
         PlanValidationError,
@@ -51,6 +54,7 @@ if TYPE_CHECKING:  # the lazy names below, with their real types for mypy and py
         SyncAgent,
         SyncAgentFlow,
         SyncInstance,
+        SyncSchedules,
         ValidationReport,
     )
     from agentflow.plans.dispatch import (
@@ -67,6 +71,8 @@ _LAZY = {
     "AgentFlow": "agentflow.plans",
     "Agent": "agentflow.plans",
     "AgentInstance": "agentflow.plans",
+    "AgentInstanceStatus": "agentflow.plans",
+    "AgentSchedules": "agentflow.plans",
     "PlanVersion": "agentflow.plans",
     "PendingEvent": "agentflow.plans",
     "PlanValidationError": "agentflow.plans",
@@ -75,6 +81,7 @@ _LAZY = {
     "SyncAgentFlow": "agentflow.plans",
     "SyncAgent": "agentflow.plans",
     "SyncInstance": "agentflow.plans",
+    "SyncSchedules": "agentflow.plans",
     "wrap_workflow_binding": "agentflow.plans.dispatch",
     "create_dynamic_entrypoint": "agentflow.plans.dispatch",
     "dispatch_workflow": "agentflow.plans.dispatch",
@@ -87,7 +94,10 @@ __all__ = [
     "Agent",
     "AgentFlow",
     "AgentInstance",
+    "AgentInstanceStatus",
+    "AgentSchedules",
     "AgentflowError",
+    "AttemptRecord",
     "Change",
     "Clock",
     "Diagnostic",
@@ -105,6 +115,7 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryableError",
     "NotFoundError",
+    "OperatorAction",
     "PendingEvent",
     "PlanNotFoundError",
     "PlanValidationError",
@@ -120,6 +131,7 @@ __all__ = [
     "SyncAgent",
     "SyncAgentFlow",
     "SyncInstance",
+    "SyncSchedules",
     "SystemClock",
     "UsageError",
     "ValidationReport",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
 import logging
@@ -79,44 +80,116 @@ WorkflowFn = Callable[[Event, Step], Awaitable[Any]]
 F = TypeVar("F", bound=WorkflowFn)
 
 
+InstanceMark = tuple[Any, ...]
+
+
+def instance_mark(row: InstanceRow) -> InstanceMark:
+    """What `Store.instance_marks` reads of a row: it differs once the row moved."""
+    return (row.status, row.due_at, row.fence, row.updated_at)
+
+
+@dataclasses.dataclass(eq=False)
+class Watch:
+    """One waiter on one instance (see `Changes.watch`)."""
+
+    changed: asyncio.Event
+    poll: float | None  # seconds between store reads; None: changes of this process only
+    seen: InstanceMark | None = None  # what the waiter last read
+    due: float = 0.0  # monotonic time of its next store read
+
+
 class Changes:
-    """Tells `Instance.wait` that something changed in this process (a run ended or
-    parked, an event arrived), so it re-reads at once instead of at its next poll.
+    """Wakes `Instance.wait` when its instance changed: at once for a change made in
+    this process (a run ended or parked, an event arrived), and for work done by other
+    processes through one poller that reads every watched instance in one query.
 
     A change names the instances it touched and wakes only their waiters: with a
     thousand instances waited on at once, waking every waiter on every change made each
-    change cost a thousand store reads. A change that names none wakes every waiter.
+    change cost a thousand store reads, and a poll per waiter read the store a thousand
+    times per poll interval. A change that names none wakes every waiter.
     """
 
-    def __init__(self) -> None:
-        self._watchers: dict[str, set[asyncio.Event]] = {}
+    def __init__(self, read_marks: Callable[[list[str]], Awaitable[dict[str, InstanceMark]]]
+                 ) -> None:
+        self._watchers: dict[str, set[Watch]] = {}
+        self._read_marks = read_marks
+        self._poller: asyncio.Task[None] | None = None
+        self._poller_wake = asyncio.Event()
+        self._next_poll = 0.0  # when the poller wakes next on its own
 
     @contextlib.contextmanager
-    def watch(self, instance_id: str) -> Iterator[asyncio.Event]:
-        """An event set by the next change to ``instance_id`` (or to all instances).
+    def watch(self, instance_id: str, *, poll: float | None = None) -> Iterator[Watch]:
+        """A watch whose ``changed`` is set by the next change to ``instance_id``.
 
         Enter it before reading the instance, so a change made between the read and
-        the wait is not missed.
+        the wait is not missed; then call `polled` with what was read, so that the
+        poller (every ``poll`` seconds) compares the store against it.
         """
-        changed = asyncio.Event()
+        watch = Watch(asyncio.Event(), poll)
         watchers = self._watchers.setdefault(instance_id, set())
-        watchers.add(changed)
+        watchers.add(watch)
         try:
-            yield changed
+            yield watch
         finally:
-            watchers.discard(changed)
+            watchers.discard(watch)
             if not watchers and self._watchers.get(instance_id) is watchers:
                 del self._watchers[instance_id]
+
+    def polled(self, watch: Watch, row: InstanceRow) -> None:
+        """The waiter read ``row``: the poller wakes it once the store shows otherwise."""
+        if watch.poll is None:
+            return
+        watch.seen = instance_mark(row)
+        watch.due = time.monotonic() + watch.poll
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(
+                self._poll(), name="agentflow-wait-poller")
+        elif watch.due < self._next_poll:
+            self._poller_wake.set()
 
     def notify(self, instance_ids: Iterable[str] | None = None) -> None:
         """Wake the waiters of ``instance_ids``; of every instance when None."""
         if instance_ids is None:
-            groups: Iterable[set[asyncio.Event]] = list(self._watchers.values())
+            groups: Iterable[set[Watch]] = list(self._watchers.values())
         else:
             groups = [w for w in map(self._watchers.get, instance_ids) if w]
         for watchers in groups:
-            for changed in watchers:
-                changed.set()
+            for watch in watchers:
+                watch.changed.set()
+
+    def close(self) -> None:
+        """Stop polling, and wake every waiter (to find the engine closed)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        self.notify()
+
+    async def _poll(self) -> None:
+        """Read, in one query per tick, every watched instance whose poll is due."""
+        while True:
+            self._poller_wake.clear()
+            polled = [(instance_id, watch) for instance_id, watchers in self._watchers.items()
+                      for watch in watchers if watch.poll is not None and watch.seen]
+            if not polled:
+                return
+            now = time.monotonic()
+            # Reading a watch a little early batches it with the others.
+            tick = min(watch.poll for _, watch in polled if watch.poll is not None)
+            due = [(i, w) for i, w in polled if w.due <= now + tick / 2]
+            if not due:
+                self._next_poll = min(w.due for _, w in polled)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._poller_wake.wait(), self._next_poll - now)
+                self._next_poll = 0.0
+                continue
+            try:
+                marks = await self._read_marks(sorted({i for i, _ in due}))
+            except Exception:  # the waiters read for themselves, and see the error
+                marks = {}
+            for instance_id, watch in due:
+                if marks.get(instance_id) != watch.seen:
+                    watch.changed.set()
+                watch.due = time.monotonic() + (watch.poll or 0.0)
 
 
 class Engine:
@@ -291,7 +364,7 @@ class Engine:
             return
         await self._store.open()
         self._wake = asyncio.Event()
-        self._changes = Changes()
+        self._changes = Changes(self._store.instance_marks)
         self._started, self._closing = True, False
         if self.run_scheduler:
             self._tasks = [asyncio.create_task(self._schedule(), name="agentflow-scheduler"),
@@ -349,6 +422,8 @@ class Engine:
         if self.run_scheduler:  # no longer a live worker (see `agentflow._schedules`)
             with contextlib.suppress(Exception):
                 await self._store.worker_gone(self.owner)
+        if self._changes is not None:
+            self._changes.close()
         await self._store.close()
         self._tasks = []
         self._started = False

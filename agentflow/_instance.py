@@ -305,7 +305,10 @@ class Instance:
         engine.start_claiming()  # waiting for progress asks for it
         deadline = None if timeout is None else time.monotonic() + parse_duration(timeout)
         while True:
-            with engine.changes.watch(self.id) as changed:
+            # A run of this process tells its waiters when it ends or parks; only work
+            # done elsewhere needs the store polled.
+            every = max(poll, _LOCAL_RUN_POLL) if engine.running_task(self.id) else poll
+            with engine.changes.watch(self.id, poll=every) as watch:
                 row = await self._row()
                 if row.status in RESTING_STATUSES or (
                         row.status == "waiting" and row.due_at is not None
@@ -315,12 +318,9 @@ class Instance:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"instance {self.id!r} was still {row.status} after "
                                        f"{timeout!r}")
-                # A run of this process tells its waiters when it ends or parks; only
-                # work done elsewhere needs the store polled.
-                every = max(poll, _LOCAL_RUN_POLL) if engine.running_task(self.id) else poll
+                engine.changes.polled(watch, row)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), every if remaining is None
-                                           else min(every, remaining))
+                    await asyncio.wait_for(watch.changed.wait(), remaining)
 
     @staticmethod
     def _refuse_if_finished(row: InstanceRow, action: str) -> None:

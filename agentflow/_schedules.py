@@ -103,6 +103,11 @@ class Schedule(BaseModel):
     next_fire_at: datetime | None = None
     last_fire_at: datetime | None = None
     last_instance_id: str | None = None
+    #: Fires it could not start (the agent's instance quota, its plan gone): how many,
+    #: the last reason (``"LimitExceededError: ..."``) and when that fire came due.
+    skipped_fires: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
     created_at: datetime
 
 
@@ -175,7 +180,10 @@ def _public(row: ScheduleRow) -> Schedule:
         catchup=spec.get("catchup", "latest"), paused=row.paused,
         next_fire_at=dt(row.next_fire_at) if row.next_fire_at is not None else None,
         last_fire_at=dt(row.last_fire_at) if row.last_fire_at is not None else None,
-        last_instance_id=row.last_instance_id, created_at=dt(row.created_at))
+        last_instance_id=row.last_instance_id, skipped_fires=row.skipped_fires,
+        last_error=row.last_error,
+        last_error_at=dt(row.last_error_at) if row.last_error_at is not None else None,
+        created_at=dt(row.created_at))
 
 
 class Schedules:
@@ -390,8 +398,9 @@ class Schedules:
             starts.append(f)
             active = True
         news: builtins.list[NewInstance] = []
+        refused: builtins.list[str] = []  # why fires of this pass could not start
         for f in starts:
-            payload = await self._payload(row, params, len(news))
+            payload = await self._payload(row, params, len(news), refused)
             if payload is None:
                 continue
             news.append(NewInstance(fire_instance_id(row, f), row.workflow, payload, now,
@@ -402,10 +411,12 @@ class Schedules:
         made = await self._engine.store.record_fire(ScheduleFire(
             scope=row.scope, name=row.name, revision=row.revision, next_fire_at=t,
             last_fire_at=last_at, last_instance_id=last_id, buffered_fire_at=buffered,
-            instances=news, at=now))
+            instances=news, at=now, skipped=len(refused),
+            error=refused[-1] if refused else None))
         return made or []
 
-    async def _payload(self, row: ScheduleRow, params: Any, pending: int) -> str | None:
+    async def _payload(self, row: ScheduleRow, params: Any, pending: int,
+                       refused: builtins.list[str]) -> str | None:
         build = self._payloads.get(row.workflow)
         if build is None:
             return encode_value(params, what=f"params of schedule {row.name!r}")
@@ -413,8 +424,10 @@ class Schedules:
             return await build(row, json.loads(row.spec), pending)
         except (NotFoundError, LimitExceededError) as exc:
             # The plan is gone, or the agent is at a quota: this fire is dropped (it
-            # is not retried later), and the schedule goes on to its next fire.
+            # is not retried later), and the schedule goes on to its next fire. The
+            # schedule counts it and keeps the reason, for its listing.
             log.warning("schedule %r of %r cannot fire: %s", row.name, row.scope, exc)
+            refused.append(f"{type(exc).__name__}: {exc}"[:1000])
             return None
 
     async def run(self) -> None:

@@ -31,9 +31,9 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from agentflow._durations import (
     MAX_WAIT_SECONDS,
@@ -82,13 +82,16 @@ MAX_LOG_CHARS = 8_000
 class _AttemptLog:
     """The lines logged by one attempt of one step (see `Step.log`)."""
 
-    __slots__ = ("activation", "lines", "number")
+    __slots__ = ("activation", "lines", "number", "timer")
 
     def __init__(self, activation: Activation, number: int) -> None:
         self.activation = activation
         self.lines: list[str] = []
         self.number = number
+        self.timer: asyncio.Timeout | None = None  # the attempt's timeout, once running
 
+
+T = TypeVar("T")
 
 _ATTEMPT: contextvars.ContextVar[_AttemptLog | None] = contextvars.ContextVar(
     "agentflow_attempt", default=None)
@@ -100,6 +103,25 @@ def current_attempt() -> int | None:
     runs in another worker days later is attempt 2."""
     current = _ATTEMPT.get()
     return None if current is None else current.number
+
+
+async def untimed(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` inside a step body without its time counting against the
+    attempt's timeout (the host's own waits, such as a rate limit that delays a step:
+    a delay must never turn into a timed-out attempt)."""
+    attempt = _ATTEMPT.get()
+    timer = attempt.timer if attempt is not None else None
+    deadline = timer.when() if timer is not None and not timer.expired() else None
+    if timer is None or deadline is None:
+        return await awaitable
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    timer.reschedule(None)
+    try:
+        return await awaitable
+    finally:
+        if not timer.expired():
+            timer.reschedule(deadline + (loop.time() - began))
 
 
 def _append_capped(lines: list[str], new: list[str]) -> None:
@@ -408,6 +430,7 @@ class Step:
                 value = fn()
                 if inspect.isawaitable(value):
                     async with asyncio.timeout(attempt_timeout) as timer:
+                        attempt_log.timer = timer
                         value = await value
                 text = encode_value(value, what=f"the result of step {name!r}")
                 reserved = a.reserve_journal(name, len(text.encode()))

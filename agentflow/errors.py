@@ -243,8 +243,12 @@ def error_record(exc: BaseException) -> dict[str, Any]:
     Always ``{name, message}``. An error plan code raised also has ``"origin":
     "plan"``, and never carries one of `ENGINE_ERROR_NAMES`. An agent plan's error also
     says where it happened (its ``plan_context``, set by the agent layer): ``step`` (the
-    step whose error it is) or ``after_step`` (the last step before an error in plan
-    code), and ``where`` (``{line, function, source, traceback}``, plan frames only).
+    step whose error it is; null for an error in plan code outside any step) or
+    ``after_step`` (the last step before an error in plan code), ``at`` (the same in
+    words: ``"in step 'fetch'"``, ``"after step 'fetch'"``, ``"before the first step"``
+    or ``"in the return value of run, after step 'fetch'"``), and ``where`` (``{line,
+    function, source, traceback}``, plan frames only; absent for an error in the value
+    ``run`` returned, which has no plan line).
     """
     name = exc.error_name if isinstance(exc, StepError) else type(exc).__name__
     try:
@@ -257,9 +261,11 @@ def error_record(exc: BaseException) -> dict[str, Any]:
     if isinstance(context, dict):
         if isinstance(context.get("message"), str):  # as the plan's sandbox wrote it
             record["message"] = storable_text(context["message"])
-        for key in ("step", "after_step"):
+        for key in ("step", "after_step", "at"):
             if isinstance(context.get(key), str):
                 record[key] = storable_text(context[key])
+        if "at" in record and "step" not in record:
+            record["step"] = None  # said outright: the error is in no step
         if isinstance(context.get("where"), dict):
             record["where"] = context["where"]
     if getattr(exc, "origin", None) == PLAN_ORIGIN:

@@ -69,12 +69,16 @@ class Timeline:
         lines = []
         error = self.status.error if self.status is not None else None
         where = error.get("where") if error else None
+        at = error.get("at") if error else None
         if error and isinstance(where, dict):
             step, after = error.get("step"), error.get("after_step")
+            if not isinstance(at, str):
+                at = (f"in step {step!r}" if step else
+                      f"after step {after!r}" if after else None)
             lines.append(f"error at plan line {where.get('line')} in {where.get('function')}"
-                         + (f", in step {step!r}" if step else "")
-                         + (f", after step {after!r}" if after and not step else "")
-                         + f": {where.get('source', '')}")
+                         + (f", {at}" if at else "") + f": {where.get('source', '')}")
+        elif error and isinstance(at, str):  # no plan line: the value `run` returned
+            lines.append(f"error {at}")
         return lines + activity_lines(self.history)
 
     def __str__(self) -> str:

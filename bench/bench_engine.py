@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -94,17 +95,27 @@ async def wait_all_finished(engine: Engine, path: str, workflow: str, expected: 
     """Return once `expected` instances of `workflow` are in a terminal status."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     marks = ",".join("?" * len(TERMINAL))
-    sql = f"SELECT count(*) FROM instances WHERE workflow = ? AND status IN ({marks})"
+    sql = (f"SELECT id, status IN ({marks}) FROM instances WHERE workflow = ?")
     queries = 0
     try:
-        changes = engine.changes
         while True:
-            seen = changes.generation
-            queries += 1
-            (done,), = conn.execute(sql, (workflow, *TERMINAL)).fetchall()
-            if done >= expected:
-                return queries
-            await changes.wait(seen, poll)
+            with contextlib.ExitStack() as watching:
+                # The engine wakes only the waiters of the instances a change touched:
+                # watch the unfinished ones (a change between the read and the watch is
+                # seen at the next poll).
+                queries += 1
+                rows = conn.execute(sql, (*TERMINAL, workflow)).fetchall()
+                if sum(1 for _id, done in rows if done) >= expected:
+                    return queries
+                events = [watching.enter_context(engine.changes.watch(i))
+                          for i, done in rows if not done]
+                waits = [asyncio.ensure_future(e.wait()) for e in events]
+                try:
+                    await asyncio.wait(waits, timeout=poll,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
     finally:
         conn.close()
 

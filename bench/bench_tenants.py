@@ -86,32 +86,23 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-async def trusted(n: int, directory: str) -> float:
-    engine = Engine(f"sqlite:///{directory}/trusted.db")
-    engine.register("three", three_steps)
-    async with engine:
-        started = time.perf_counter()
-        instances = await engine.binding("three").create_batch(
-            [{"params": i} for i in range(n)])
-        statuses = await asyncio.gather(*(inst.wait(timeout=600) for inst in instances))
-        elapsed = time.perf_counter() - started
-    errored = sum(s.status != "complete" for s in statuses)
-    emit({"bench": "trusted", "instances": n, "seconds": round(elapsed, 3),
-          "per_second": round(n / elapsed, 1), "errored": errored})
-    return n / elapsed
-
-
-async def trusted_each(n: int, directory: str) -> float:
-    engine = Engine(f"sqlite:///{directory}/trusted_each.db")
+async def trusted(n: int, directory: str, *, each: bool = False) -> float:
+    """The trusted workload: one ``create_batch``, or with ``each`` one ``create`` per
+    instance, all at once."""
+    label = "trusted_each" if each else "trusted"
+    engine = Engine(f"sqlite:///{directory}/{label}.db")
     engine.register("three", three_steps)
     async with engine:
         binding = engine.binding("three")
         started = time.perf_counter()
-        instances = await asyncio.gather(*(binding.create(params=i) for i in range(n)))
+        if each:
+            instances = await asyncio.gather(*(binding.create(params=i) for i in range(n)))
+        else:
+            instances = await binding.create_batch([{"params": i} for i in range(n)])
         statuses = await asyncio.gather(*(inst.wait(timeout=600) for inst in instances))
         elapsed = time.perf_counter() - started
     errored = sum(s.status != "complete" for s in statuses)
-    emit({"bench": "trusted_each", "instances": n, "seconds": round(elapsed, 3),
+    emit({"bench": label, "instances": n, "seconds": round(elapsed, 3),
           "per_second": round(n / elapsed, 1), "errored": errored})
     return n / elapsed
 
@@ -150,7 +141,7 @@ async def floor(n: int, max_workers: int) -> float:
     return n / elapsed
 
 
-async def plans(n: int, max_workers: int, directory: str) -> float:
+async def plans(n: int, max_workers: int, directory: str) -> tuple[float, float]:
     af = AgentFlow(f"sqlite:///{directory}/plans.db", isolation="process",
                    max_workers=max_workers)
     async with af:
@@ -187,6 +178,17 @@ async def plans(n: int, max_workers: int, directory: str) -> float:
         elapsed = time.perf_counter() - started
         stop.set()
         await sampler
+        # The same number of instances again, spread over the agents whose workers are
+        # still alive: no fork, only the runs.
+        warm_agents = [a for a in agents if af.pool.worker_layers(a.id)]
+        started = time.perf_counter()
+        again = await asyncio.gather(*(warm_agents[i % len(warm_agents)].start(
+            "three", params=i) for i in range(n)))
+        warm_statuses = await asyncio.gather(*(inst.wait(timeout=600) for inst in again))
+        warm_elapsed = time.perf_counter() - started
+    emit({"bench": "plans_live_workers", "instances": n, "agents": len(warm_agents),
+          "seconds": round(warm_elapsed, 3), "per_second": round(n / warm_elapsed, 1),
+          "errored": sum(s.status != "complete" for s in warm_statuses)})
     errored = [s.error for s in statuses if s.status != "complete"]
     wrong = sum(s.output != (i + 1) * 2 for i, s in enumerate(statuses))
     emit({"bench": "plans", "agents": n, "max_workers": max_workers,
@@ -198,7 +200,7 @@ async def plans(n: int, max_workers: int, directory: str) -> float:
           "live_workers_peak": peaks["live_workers"],
           "runs_waiting_for_a_slot_peak": peaks["waiting"],
           "total_peak_mib": round((peaks["host"] + peaks["workers"]) / 2**20, 1)})
-    return n / elapsed
+    return n / elapsed, n / warm_elapsed
 
 
 async def main() -> None:
@@ -208,11 +210,13 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         base = await trusted(args.agents, directory)
-        each = await trusted_each(args.agents, directory)
+        each = await trusted(args.agents, directory, each=True)
         least = await floor(args.agents, args.max_workers)
-        dynamic = await plans(args.agents, args.max_workers, directory)
+        dynamic, warm = await plans(args.agents, args.max_workers, directory)
     emit({"bench": "ratio", "trusted_over_plans": round(base / dynamic, 2),
           "trusted_each_over_plans": round(each / dynamic, 2),
+          "trusted_over_plans_live_workers": round(base / warm, 2),
+          "trusted_each_over_plans_live_workers": round(each / warm, 2),
           "trusted_over_floor": round(base / least, 2),
           "trusted_each_over_floor": round(each / least, 2)})
 

@@ -3,19 +3,21 @@
 usage:
     python bench/profile_engine.py --case seq  --mode cprofile  [--top 30]
     python bench/profile_engine.py --case conc --mode cprofile  --repeat 10
-    python bench/profile_engine.py --case seq  --mode trace     # per-statement hop timing
+    python bench/profile_engine.py --case seq  --mode trace     # time per store call
     python bench/profile_engine.py --case seq  --mode none      # for py-spy:
     py-spy record --threads --idle --rate 1000 -f raw -o /tmp/seq.txt -- \\
         python bench/profile_engine.py --case seq --mode none
 
 Modes:
-- ``cprofile``: cProfile of the event-loop thread (the aiosqlite worker thread is not
-  seen by cProfile: time the loop spends waiting for it shows up as ``select.epoll.poll``).
-  Prints the top functions by own time and a summary by area (ours in _step / _engine /
-  store, aiosqlite, tenacity, json, asyncio, waiting in epoll).
-- ``trace``: wraps the writer connection's ``_execute`` (bench-local, agentflow is not
-  changed) and reports, per SQL statement kind, the time the loop awaited it and the time
-  SQLite itself spent in the worker thread; the difference is the thread hop.
+- ``cprofile``: cProfile of the event-loop thread (the store's connection threads are
+  not seen by cProfile: time the loop spends waiting for them shows up as
+  ``select.epoll.poll``). Prints the top functions by own time and a summary by area
+  (ours in _step / _engine / store, tenacity, json, asyncio, waiting in epoll).
+- ``trace``: wraps each public coroutine method of the engine's store (``engine.store``:
+  ``commit``, ``claim_due_instances``, ``load_journal``, ``renew_leases``, ...; on this
+  process's store object only, agentflow is not changed) and reports, per method, the
+  calls, the time the event loop awaited each, and that time per step. ``commit`` is
+  what a runner awaits for its step to be durable (its share of a group commit).
 - ``none``: just runs the case (``--repeat`` times, fresh file each), to attach py-spy.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import inspect
 import io
 import os
 import pstats
@@ -38,15 +41,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_engine import fresh_db, wait_all_finished
 
 from agentflow import Engine
+from agentflow.store import Store
 
 AREAS = [  # (area, substring of "file:function"), first match wins
-    ("waiting (epoll: loop idle, aiosqlite thread / fsync)", "method 'poll' of 'select.epoll"),
+    ("waiting (epoll: loop idle, store threads / fsync)", "method 'poll' of 'select.epoll"),
     ("agentflow/_step.py", "agentflow/_step.py"),
     ("agentflow/_engine.py", "agentflow/_engine.py"),
     ("agentflow/store/sqlite.py", "agentflow/store/sqlite.py"),
     ("agentflow/store/_base.py (dataclasses)", "agentflow/store/_base.py"),
     ("agentflow other (_limits, _durations, errors)", "agentflow/"),
-    ("aiosqlite (queueing, Result/Cursor wrappers)", "aiosqlite/"),
     ("tenacity (AsyncRetrying per write txn)", "tenacity/"),
     ("json", "json/"),
     ("asyncio (event loop, futures, tasks, locks)", "asyncio/"),
@@ -58,7 +61,7 @@ AREAS = [  # (area, substring of "file:function"), first match wins
 ]
 
 
-async def one_run(path: str, workflows: int, steps: int, trace: dict[str, list[Any]] | None
+async def one_run(path: str, workflows: int, steps: int, trace: dict[str, list[float]] | None
                   ) -> float:
     engine = Engine(f"sqlite:///{path}", max_concurrency=256)
 
@@ -79,47 +82,32 @@ async def one_run(path: str, workflows: int, steps: int, trace: dict[str, list[A
         return time.perf_counter() - t0
 
 
-def instrument(engine: Engine, trace: dict[str, list[Any]]) -> None:
-    store = engine._store
-    conn = store._writer
-    orig = conn._execute
+#: Store calls that wait for something to happen rather than do work.
+IDLE_CALLS = frozenset({"wait_for_change"})
 
-    async def timed(fn: Any, *args: Any, **kw: Any) -> Any:
-        sql = args[0] if args and isinstance(args[0], str) else getattr(fn, "__name__", "?")
-        words = sql.split()
-        label = " ".join(words[:2]) if words and words[0] in ("BEGIN", "INSERT") else words[0]
-        box: list[float] = []
 
-        def inner(*a: Any, **k: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                box.append(time.perf_counter() - t)
+def store_methods() -> list[str]:
+    """The store's public coroutine methods: the interface the engine drives it by."""
+    return sorted(name for name, member in inspect.getmembers(Store)
+                  if not name.startswith("_") and inspect.iscoroutinefunction(member))
 
+
+def instrument(engine: Engine, trace: dict[str, list[float]]) -> None:
+    """Time every public store call the engine makes, through the store's own object."""
+    store = engine.store
+    for name in store_methods():
+        setattr(store, name, _timed(name, getattr(store, name), trace))
+
+
+def _timed(name: str, method: Any, trace: dict[str, list[float]]) -> Any:
+    async def timed(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
-        result = await orig(inner, *args, **kw)
-        trace[label].append((time.perf_counter() - t0, box[0] if box else 0.0))
-        return result
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            trace[name].append(time.perf_counter() - t0)
 
-    conn._execute = timed
-    apply = store._apply_batch
-
-    async def timed_batch(batch: Any) -> None:
-        t0 = time.perf_counter()
-        await apply(batch)
-        trace["== whole batch txn (_apply_batch)"].append((time.perf_counter() - t0, len(batch)))
-
-    store._apply_batch = timed_batch
-    commit = store.commit
-
-    async def timed_commit(c: Any) -> Any:
-        t0 = time.perf_counter()
-        r = await commit(c)
-        trace["== runner awaits store.commit"].append((time.perf_counter() - t0, 0.0))
-        return r
-
-    store.commit = timed_commit
+    return timed
 
 
 def area_summary(stats: pstats.Stats, total: float, top: int) -> None:
@@ -140,8 +128,8 @@ def area_summary(stats: pstats.Stats, total: float, top: int) -> None:
     print("\n".join(s.getvalue().splitlines()[6:]))
     s2 = io.StringIO()
     stats.stream = s2  # type: ignore[attr-defined]
-    stats.sort_stats("cumulative").print_stats(r"agentflow|aiosqlite|tenacity", top)
-    print("\n# agentflow/aiosqlite/tenacity by cumulative time")
+    stats.sort_stats("cumulative").print_stats(r"agentflow|tenacity", top)
+    print("\n# agentflow/tenacity by cumulative time")
     print("\n".join(s2.getvalue().splitlines()[6:]))
 
 
@@ -154,7 +142,7 @@ def main() -> None:
     a = p.parse_args()
     workflows, steps = (200, 10) if a.case == "conc" else (1, 2000)
     root = tempfile.mkdtemp(prefix="agentflow-prof-")
-    trace: dict[str, list[Any]] | None = defaultdict(list) if a.mode == "trace" else None
+    trace: dict[str, list[float]] | None = defaultdict(list) if a.mode == "trace" else None
     prof = cProfile.Profile() if a.mode == "cprofile" else None
     walls = []
     try:
@@ -178,23 +166,14 @@ def main() -> None:
         area_summary(stats, total, a.top)
         print(f"\n# per step: {total / total_steps * 1e6:.1f} us of profiled loop time")
     if trace is not None:
-        print(f"\n# writer statements, per step (n={total_steps}):"
-              f" awaited by loop / run in worker thread / hop = difference")
-        print(f"{'statement':<38}{'calls':>7}{'await us':>10}{'sqlite us':>10}{'hop us':>8}"
-              f"{'await us/step':>15}")
-        for label, rows in sorted(trace.items()):
-            n = len(rows)
-            aw = sum(r[0] for r in rows)
-            if label.startswith("=="):
-                extra = (f"  mean batch {sum(r[1] for r in rows) / n:.1f} commits"
-                         if "batch" in label else "")
-                print(f"{label:<38}{n:>7}{aw / n * 1e6:>10.1f}{'':>10}{'':>8}"
-                      f"{aw / total_steps * 1e6:>15.1f}{extra}")
-                continue
-            run = sum(r[1] for r in rows)
-            print(f"{label:<38}{n:>7}{aw / n * 1e6:>10.1f}{run / n * 1e6:>10.1f}"
-                  f"{(aw - run) / n * 1e6:>8.1f}{aw / total_steps * 1e6:>15.1f}")
-
+        print(f"\n# store calls the engine awaited (n={total_steps} steps): calls, mean "
+              f"await, await per step")
+        print(f"{'store method':<28}{'calls':>8}{'await us':>10}{'await us/step':>15}")
+        for name, times in sorted(trace.items(), key=lambda kv: -sum(kv[1])):
+            n = len(times)
+            idle = "  (idle: a loop waiting for work)" if name in IDLE_CALLS else ""
+            print(f"{name:<28}{n:>8}{sum(times) / n * 1e6:>10.1f}"
+                  f"{sum(times) / total_steps * 1e6:>15.1f}{idle}")
 
 if __name__ == "__main__":
     main()

@@ -59,16 +59,17 @@ What it is NOT
 
 What a plan did is reported, never its host: ``print`` output is captured per step
 body and per stretch of plan code (`sandbox._located.LogBuffer`, capped), and an error
-carries the plan frames of its traceback only (line, function, source text).
+carries the plan frames of its traceback only (line, function, source text), and
+`place_words` says where in the run it happened (in a step, after one, before the
+first, in the value ``run`` returned).
 
-Public API: `validate`, `compile_plan`, `WorkerPool`, `PlanHost`, `Limits`, `doctor`
-and the result and error types below.
+Public API: `validate`, `compile_plan`, `WorkerPool`, `PlanHost`, `Limits`, `doctor`,
+`place_words` and the result and error types below.
 """
 
 from sandbox._codes import DIAGNOSTIC_CODES, render_codes_markdown
 from sandbox._compile import CompiledPlan, compile_plan, validate
 from sandbox._doctor import doctor
-from sandbox._driver import PlanHost
 from sandbox._errors import (
     MessageTooLargeError,
     PlanRuntimeError,
@@ -79,7 +80,9 @@ from sandbox._errors import (
     WorkerCrashedError,
 )
 from sandbox._host import WorkerPool
+from sandbox._hostapi import PlanHost
 from sandbox._limits import LayerStatus, Limits
+from sandbox._located import place_words
 from sandbox._namespace import NonRetryableError, StepError, WorkflowTimeoutError
 from sandbox._report import Diagnostic, ValidationReport
 
@@ -104,6 +107,7 @@ __all__ = [
     "WorkflowTimeoutError",
     "compile_plan",
     "doctor",
+    "place_words",
     "render_codes_markdown",
     "validate",
 ]

@@ -23,65 +23,38 @@ import contextlib
 import itertools
 import re
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sandbox._errors import PlanRuntimeError, RemoteError, WorkerCrashedError
+from sandbox._hostapi import PlanHost
 from sandbox._located import read_logs, read_where
-from sandbox._protocol import ProtocolError, error_payload, pack_value, read_error, unpack_value
+from sandbox._protocol import (
+    ProtocolError,
+    decode_datetimes,
+    error_payload,
+    need_field,
+    pack_value,
+    read_error,
+    unpack_value,
+)
 from sandbox._validate import STEP_METHODS
 
-__all__ = ["PlanHost", "RunDriver"]
+__all__ = ["RunDriver"]
 
 Send = Callable[[dict[str, Any]], None]
 
 #: A run with more host calls than this in flight is killed (a flooding worker).
 MAX_CALLS_IN_FLIGHT = 1024
+#: At most this long, a cancelled body's attempt waits for what it printed before the
+#: cancel (the worker answers at once; a body that does not yield gets its worker killed
+#: after `Limits.cancel_grace`, which ends the wait too).
+CANCEL_REPLY_SECONDS = 10.0
 _METHOD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
 class LimitExceededError(Exception):
     """A quota refused a call; only its name crosses to the plan and the agent layer
     (which raises its own `LimitExceededError`)."""
-
-
-class PlanHost(Protocol):
-    """What the sandbox asks of its host (implemented by the agent layer).
-
-    ``step`` receives ``op`` (``"do"``, ``"sleep"``, ``"sleep_until"``,
-    ``"wait_for_event"``, ``"now"``, ``"random"``, ``"uuid"``) and ``args``:
-
-    - do: ``{"name", "retries", "timeout"}``, with ``run_body``, an async callable
-      that runs the step's ``fn`` in the sandbox and returns its JSON result or raises
-      `RemoteError`; call it as many times as attempts are made, or never.
-    - sleep: ``{"name", "duration"}``; sleep_until: ``{"name", "when"}`` (``when`` is a
-      ``datetime`` or a number); wait_for_event: ``{"name", "type", "timeout", "note"}``;
-      now/random/uuid: ``{}``.
-
-    Its return value (JSON, or a ``datetime``) becomes the value of the plan's
-    ``await``. An `Exception` it raises is raised in the plan under the same class
-    name. A `BaseException` that is not an `Exception` abandons the run and leaves
-    `WorkerPool.run_plan` as is. Values and names arriving here come from untrusted
-    code: validate them as any user input.
-    """
-
-    async def step(self, op: str, args: dict[str, Any],
-                   run_body: Callable[[], Awaitable[Any]] | None) -> Any: ...
-
-    async def capability(self, name: str, method: str, args: list[Any],
-                         kwargs: dict[str, Any]) -> Any: ...
-
-    # Optional: ``log(lines)`` receives what the plan printed. It is called in the task
-    # of the step call it belongs to: just before ``step`` for lines printed by plan
-    # code since the previous step call, inside ``run_body`` for a body's lines, and
-    # before the run ends for lines printed after the last step.
-
-
-def _need(message: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    value = message.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ProtocolError(f"message {message.get('t')!r} needs {key!r} of type {kind}")
-    return value
 
 
 class RunDriver:
@@ -104,6 +77,9 @@ class RunDriver:
         self._tasks: set[asyncio.Task[None]] = set()
         self._step_tasks: dict[int, asyncio.Task[None]] = {}
         self._bodies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        # Bodies cancelled by the host (a step's timeout): the worker's last word on each,
+        # with what it printed before the cancel.
+        self._cancelled: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._calls_in_body: dict[int, int] = {}  # step call -> bodies in flight
         self._body_ids = itertools.count(1)
         self._suspension: BaseException | None = None
@@ -119,24 +95,24 @@ class RunDriver:
         if kind in ("step", "cap") and len(self._tasks) >= MAX_CALLS_IN_FLIGHT:
             raise ProtocolError(f"more than {MAX_CALLS_IN_FLIGHT} calls in flight")
         if kind == "step":
-            call = _need(message, "call", int)
+            call = need_field(message, "call", int)
             if not self._hold(("step", call), size):
                 self._reply({"t": "step_err", "call": call,
                              "error": error_payload(self._over(size, "a step call"))})
                 return
-            op = _need(message, "op", str)
-            args = _need(message, "args", dict)
+            op = need_field(message, "op", str)
+            args = need_field(message, "args", dict)
             if op not in STEP_METHODS:
                 raise ProtocolError(f"unknown step op {op!r}")
             if STEP_METHODS[op] and not isinstance(args.get("name"), str):
                 raise ProtocolError(f"step {op!r} needs a str name")
-            args = _decode_datetimes(message, args)
+            args = decode_datetimes(message, args)
             self._step_tasks[call] = self._spawn(self._serve_step(
                 call, op, args, read_logs(message.get("logs"))))
         elif kind == "cap":
-            call = _need(message, "call", int)
-            name, method = _need(message, "name", str), _need(message, "method", str)
-            args, kwargs = _need(message, "args", list), _need(message, "kwargs", dict)
+            call = need_field(message, "call", int)
+            name, method = need_field(message, "name", str), need_field(message, "method", str)
+            args, kwargs = need_field(message, "args", list), need_field(message, "kwargs", dict)
             # The plan's stubs only allow these; a worker that sends others has escaped.
             if name not in self._capabilities or not _METHOD.match(method):
                 raise ProtocolError(f"capability call {name}.{method} was not granted")
@@ -152,8 +128,15 @@ class RunDriver:
                     self._over(size, f"the call of env.{name}.{method}()"))})
                 return
             self._spawn(self._serve_capability(call, name, method, args, kwargs))
+        elif kind in ("body_ok", "body_err", "body_cancelled") and (
+                need_field(message, "body", int) in self._cancelled):
+            ended = self._cancelled[message["body"]]  # its attempt is over: only the logs
+            if not ended.done():
+                ended.set_result(message)
+        elif kind == "body_cancelled":
+            pass  # a body the host no longer waits for (the run was abandoned)
         elif kind in ("body_ok", "body_err"):
-            body = _need(message, "body", int)
+            body = need_field(message, "body", int)
             future = self._bodies.get(body)
             if future is not None and not future.done():
                 call = self._body_calls.get(body, 0)
@@ -178,7 +161,8 @@ class RunDriver:
             self._settle(error=PlanRuntimeError(
                 name, text, where=read_where(error.get("where")),
                 step=step[:256] if isinstance(step, str) else None,
-                after_step=after[:256] if isinstance(after, str) else None))
+                after_step=after[:256] if isinstance(after, str) else None,
+                returned=error.get("returned") is True))
         elif kind == "cancelled":
             self._settle(error=PlanRuntimeError("CancelledError", "the run was abandoned"))
         else:
@@ -192,6 +176,9 @@ class RunDriver:
         for future in self._bodies.values():
             if not future.done():
                 future.set_exception(error)
+        for future in self._cancelled.values():
+            if not future.done():
+                future.set_result({})  # nothing more will come
         # A step whose body just failed finishes by itself: the host records the failed
         # attempt and may suspend (to retry later in a fresh worker). Every other host
         # call is moot.
@@ -315,8 +302,7 @@ class RunDriver:
                 reply = await future
             except asyncio.CancelledError:  # e.g. the host's per-attempt timeout
                 if self._lost is None:
-                    with contextlib.suppress(Exception):
-                        self._send({"t": "body_cancel", "run": self.run_id, "body": body})
+                    await self._cancel_body(body)
                 raise
             finally:
                 self._bodies.pop(body, None)
@@ -339,6 +325,26 @@ class RunDriver:
             expired = True
 
         return run_body, expire
+
+    async def _cancel_body(self, body: int) -> None:
+        """Tell the worker to cancel ``body`` and, unless the whole run is being
+        abandoned, keep what the body printed before the cancel with its attempt (we
+        are still in the attempt's task: its log is the host's current one)."""
+        ended: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if not self._closing:
+            self._cancelled[body] = ended
+        try:
+            self._send({"t": "body_cancel", "run": self.run_id, "body": body})
+            if self._closing:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CANCEL_REPLY_SECONDS):
+                    reply = await ended
+                    self._log(read_logs(reply.get("logs")))
+        except Exception:
+            pass  # the worker is gone: on_worker_lost does the rest
+        finally:
+            self._cancelled.pop(body, None)
 
     # -- ending --------------------------------------------------------------------------
 
@@ -397,15 +403,3 @@ class RunDriver:
             self._finished.cancel()
         elif not self._finished.cancelled():
             self._finished.exception()  # mark it retrieved
-
-
-def _decode_datetimes(message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
-    fields = message.get("dt") or []
-    if not isinstance(fields, list):
-        raise ProtocolError("'dt' must be a list of field names")
-    if "when" in fields and isinstance(args.get("when"), str):
-        try:
-            args = {**args, "when": datetime.fromisoformat(args["when"])}
-        except ValueError:
-            raise ProtocolError("'when' is not ISO datetime text") from None
-    return args

@@ -64,7 +64,8 @@ class MessageTooLargeError(SandboxError, ValueError):
 class _NamedRemoteError(SandboxError):
     def __init__(self, error_name: str, message: str, *,
                  where: dict[str, Any] | None = None, final: bool = False,
-                 step: str | None = None, after_step: str | None = None) -> None:
+                 step: str | None = None, after_step: str | None = None,
+                 returned: bool = False) -> None:
         super().__init__(f"{error_name}: {message}" if message else error_name)
         self.error_name = error_name
         self.message = message
@@ -72,6 +73,7 @@ class _NamedRemoteError(SandboxError):
         self.final = final
         self.step = step
         self.after_step = after_step
+        self.returned = returned
 
 
 class PlanRuntimeError(_NamedRemoteError):
@@ -85,6 +87,8 @@ class PlanRuntimeError(_NamedRemoteError):
             "source", "traceback": [...]}`` with plan frames only.
         step: the step whose error this is (the plan did not catch it), or None.
         after_step: else, the last step call that returned before the error, or None.
+        returned: True when the error is in the value ``run`` returned (not JSON, too
+            large): it has no plan line, and ``after_step`` is the last step before.
     """
 
 

@@ -20,8 +20,9 @@ from sandbox._connection import (
     ProcessConnection,
     worker_cpu_seconds,
 )
-from sandbox._driver import PlanHost, RunDriver
+from sandbox._driver import RunDriver
 from sandbox._errors import WorkerCrashedError
+from sandbox._hostapi import PlanHost
 from sandbox._limits import LAYER_NAMES, LayerStatus, Limits
 from sandbox._slots import WorkerSlots
 from sandbox._spawner import ZygoteClient

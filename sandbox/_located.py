@@ -7,7 +7,8 @@ so nothing about the host leaks into an error a model reads. `LogBuffer` collect
 ``print`` output for one step body or one stretch of plan code, capped in size.
 
 On the host, `read_where` and `read_logs` check what a worker sent (it is untrusted)
-and cap it again.
+and cap it again, and `place_words` says in words where in the run an error happened:
+in a step, after one, before the first, or in the value ``run`` returned.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "LogBuffer",
     "describe_error",
     "locate",
+    "place_words",
     "read_logs",
     "read_where",
 ]
@@ -70,6 +72,25 @@ def locate(exc: BaseException, filename: str, source: str) -> dict[str, Any] | N
         return None
     frames = frames[-MAX_TRACE_FRAMES:]
     return {**frames[-1], "traceback": frames}
+
+
+def place_words(step: str | None, after_step: str | None, *, returned: bool = False) -> str:
+    """Where in a run a plan error happened, in words a model can act on.
+
+    ``"in step 'fetch'"`` (the step's own error), ``"after step 'fetch'"`` (plan code
+    between steps), ``"before the first step"`` (plan code before any step returned),
+    ``"in the return value of run, after step 'fetch'"`` (what ``run`` returned could
+    not be kept: not JSON, or too large), ``"in the return value of run, before any
+    step"``.
+    """
+    if returned:
+        return "in the return value of run, " + (
+            f"after step {after_step!r}" if after_step else "before any step")
+    if step:
+        return f"in step {step!r}"
+    if after_step:
+        return f"after step {after_step!r}"
+    return "before the first step"
 
 
 def _function(name: str) -> str:

@@ -17,7 +17,8 @@ Messages (``run`` is the run id, ``call``/``body`` are per-run ids):
     cap_err  run, call, error                   done         run, value[, kind]
     cancel   run                                fail         run, error
     ping     seq                                cancelled    run
-    probe    code (tests only)                  pong         seq
+    probe    code (tests only)                  body_cancelled run, call, body[, logs]
+                                                pong         seq
                                                 fatal        reason
                                                 probe_result value | error
 
@@ -35,8 +36,8 @@ from typing import Any
 
 from sandbox._errors import MessageTooLargeError, PlanRuntimeError, RemoteError
 
-__all__ = ["FrameBuffer", "ProtocolError", "encode_frame", "error_payload", "pack_value",
-           "unpack_value"]
+__all__ = ["FrameBuffer", "ProtocolError", "decode_datetimes", "encode_frame", "error_payload",
+           "need_field", "pack_value", "unpack_value"]
 
 _HEADER = struct.Struct(">I")
 _MAX_MESSAGE_TEXT = 8 * 1024
@@ -194,3 +195,24 @@ def read_error(payload: object) -> tuple[str, str, str | None, list[Any] | None]
     if args is not None and not isinstance(args, list):
         raise ProtocolError("'args' must be a list")
     return name, message[:_MAX_MESSAGE_TEXT], error_name, args
+
+
+def need_field(message: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    """``message[key]`` if it is of type ``kind`` (a bool is no int); else `ProtocolError`."""
+    value = message.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ProtocolError(f"message {message.get('t')!r} needs {key!r} of type {kind}")
+    return value
+
+
+def decode_datetimes(message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """A step message's args with the fields its ``dt`` names read back as datetimes."""
+    fields = message.get("dt") or []
+    if not isinstance(fields, list):
+        raise ProtocolError("'dt' must be a list of field names")
+    if "when" in fields and isinstance(args.get("when"), str):
+        try:
+            args = {**args, "when": datetime.fromisoformat(args["when"])}
+        except ValueError:
+            raise ProtocolError("'when' is not ISO datetime text") from None
+    return args

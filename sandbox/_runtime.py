@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import itertools
 from collections.abc import Callable
@@ -124,6 +125,12 @@ class _Run:
 def _logs(log: LogBuffer) -> dict[str, Any]:
     lines = log.take()
     return {"logs": lines} if lines else {}
+
+
+def _returned(exc: Exception) -> Exception:
+    """Mark ``exc`` as an error in the value ``run`` returned (it has no plan line)."""
+    exc._af_returned = True  # type: ignore[attr-defined]  # plans cannot read _x
+    return exc
 
 
 def _reply_value(reply: dict[str, Any]) -> Any:
@@ -231,11 +238,12 @@ class PlanSide:
                 message.pop("logs")  # they tipped it over the cap: the value matters more
                 self.send({**message, "run": run.id})
         except MessageTooLargeError as exc:
-            self._fail(run, TypeError(f"the value `run` returned is too large to send "
-                                      f"({exc})"))
+            self._fail(run, _returned(TypeError(f"the value `run` returned is too large to "
+                                                f"send ({exc})")))
         except (TypeError, ValueError) as exc:  # not JSON
-            self._fail(run, TypeError(f"the value `run` returned is not JSON ({exc}); "
-                                      f"return dicts, lists, str, int, float, bool or None"))
+            self._fail(run, _returned(TypeError(
+                f"the value `run` returned is not JSON ({exc}); return dicts, lists, str, "
+                f"int, float, bool or None")))
 
     def _fail(self, run: _Run, exc: BaseException) -> None:
         self._send_error({"t": "fail", "run": run.id, **_logs(run.log)}, exc, run)
@@ -267,6 +275,8 @@ class PlanSide:
                     payload["where"] = where
                 if message["t"] == "fail":
                     step = getattr(exc, "_af_step", None)
+                    if getattr(exc, "_af_returned", False) is True:
+                        payload["returned"] = True  # no plan line: what `run` returned
                     if isinstance(step, str):
                         payload["step"] = step
                     elif run.last_step is not None:
@@ -311,8 +321,16 @@ class PlanSide:
         context.run(_BODY_RUN.set, run)
         context.run(_BODY_ID.set, body)
         context.run(LOG_SINK.set, log.write)
-        run.body_tasks[body] = asyncio.get_running_loop().create_task(
+        task = asyncio.get_running_loop().create_task(
             self._run_body(run, call, body, fn, log), context=context)
+        task.add_done_callback(functools.partial(self._body_ended, run.id, call, body))
+        run.body_tasks[body] = task
+
+    def _body_ended(self, run_id: int, call: int, body: int, task: asyncio.Task[None]
+                    ) -> None:
+        if task.cancelled():  # before it started, so it could not say so itself
+            self._send_quietly({"t": "body_cancelled", "run": run_id, "call": call,
+                                "body": body})
 
     async def _run_body(self, run: _Run, call: int, body: int,
                         fn: Callable[[], Any] | None, log: LogBuffer) -> None:
@@ -344,7 +362,10 @@ class PlanSide:
                 unsendable._af_final = True  # type: ignore[attr-defined]  # same each try
                 raise unsendable from None
         except asyncio.CancelledError:
-            return  # the host gave up on this attempt (timeout) or the run
+            # The host gave up on this attempt (a timeout) or the run: what the body
+            # printed until now stays with its attempt.
+            self._send_quietly({**reply, "t": "body_cancelled", **(logs or _logs(log))})
+            return
         except BaseException as exc:  # plan code
             if isinstance(exc, MemoryError):
                 self._fatal(f"{type(exc).__name__} in plan code")

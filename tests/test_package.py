@@ -24,7 +24,10 @@ def test_exported_names_are_pinned() -> None:
         "wrap_workflow_binding",
         # Running on its own: schedules, retention, the sync facade (lazy).
         "PruneReport", "Schedule", "ScheduleNotFoundError", "SyncAgent", "SyncAgentFlow",
-        "SyncInstance",
+        "SyncInstance", "SyncSchedules", "AgentSchedules",
+        # Models that public methods return: a step's attempts, an agent's instance
+        # status, a recorded operator action.
+        "AttemptRecord", "AgentInstanceStatus", "OperatorAction",
     ])
     for name in agentflow.__all__:
         assert hasattr(agentflow, name), name
@@ -81,3 +84,61 @@ def test_the_agent_layer_moved_and_the_old_imports_still_work() -> None:
     assert plans.AgentFlow.__module__ == "agentflow.plans._flow"
     assert set(plans.__all__) <= set(dir(plans))
     assert set(agentflow.__all__) <= set(dir(agentflow))
+
+
+def _returned_models(owner: type) -> dict[str, type]:
+    """The pydantic models and dataclasses a public method of ``owner`` returns, by
+    name (read from the method's return annotation and the names its module holds)."""
+    import dataclasses
+    import inspect
+    import re
+
+    from pydantic import BaseModel
+
+    found: dict[str, type] = {}
+    for attr, member in inspect.getmembers(owner):
+        if attr.startswith("_") or not callable(member):
+            continue
+        try:
+            annotation = inspect.signature(member).return_annotation
+        except (TypeError, ValueError):
+            continue
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        module = sys.modules.get(getattr(member, "__module__", "") or "")
+        for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text):
+            value = getattr(module, name, None)
+            if (isinstance(value, type) and value.__module__.startswith("agentflow")
+                    and not value.__module__.startswith("agentflow.store")  # its own face
+                    and (issubclass(value, BaseModel) or dataclasses.is_dataclass(value))):
+                found[name] = value
+    return found
+
+
+def test_every_model_a_public_method_returns_is_exported() -> None:
+    """``Instance.history()`` hands back `StepRecord`s holding `AttemptRecord`s,
+    ``Agent.instances()`` `AgentInstanceStatus`es, ``restarts()`` `OperatorAction`s: a
+    user who annotates their code must be able to import each from ``agentflow``."""
+    from pydantic import BaseModel
+
+    exported = {name: getattr(agentflow, name) for name in agentflow.__all__}
+    owners = [v for v in exported.values() if isinstance(v, type)]
+    missing: dict[str, str] = {}
+    seen: set[type] = set()
+    while owners:
+        owner = owners.pop()
+        if owner in seen:
+            continue
+        seen.add(owner)
+        models = _returned_models(owner)
+        if issubclass(owner, BaseModel):  # the models its fields hold
+            for field in owner.model_fields.values():
+                for arg in [field.annotation, *getattr(field.annotation, "__args__", ())]:
+                    if isinstance(arg, type) and issubclass(arg, BaseModel) and (
+                            arg.__module__.startswith("agentflow")
+                            and not arg.__module__.startswith("agentflow.store")):
+                        models[arg.__name__] = arg
+        for name, model in models.items():
+            if exported.get(name) is not model:
+                missing[name] = f"{owner.__name__} returns it"
+            owners.append(model)
+    assert not missing, missing

@@ -76,7 +76,10 @@ def _ago(when: datetime) -> str:
 
 
 def waits_on(status: InstanceStatus) -> str:
-    w = status.waiting_on
+    return describe_wait(status.waiting_on)
+
+
+def describe_wait(w: WaitingOn | None) -> str:
     if w is None:
         return ""
     until = w.until.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -225,20 +228,17 @@ async def show(args: argparse.Namespace) -> int:
     console.print(Text.assemble("status: ", literal(status.status, "bold"),
                                 f"  created {_ago(status.created_at)}, "
                                 f"updated {_ago(status.updated_at)}"))
-    if status.waiting_on:
-        console.print(Text.assemble("waiting on: ", literal(waits_on(status))))
+    for w in status.waits or ([status.waiting_on] if status.waiting_on else []):
+        console.print(Text.assemble("waiting on: ", literal(describe_wait(w))))
+    if status.note:  # what the status alone does not say (a holder that went away)
+        console.print(Text.assemble("note: ", literal(status.note)))
     if status.output is not None:
         console.print(Text.assemble("output: ", literal(json.dumps(status.output))))
     if status.error:
         console.print(Text.assemble("error: ", literal(describe_error(status.error))))
-        where = status.error.get("where")
-        if isinstance(where, dict):
-            step, after = status.error.get("step"), status.error.get("after_step")
-            console.print(Text.assemble("  at: ", literal(
-                f"plan line {where.get('line')}, in {where.get('function')}"
-                + (f", in step {step!r}" if step else "")
-                + (f", after step {after!r}" if after and not step else "")
-                + f": {where.get('source', '')}")))
+        place = error_place(status.error)
+        if place:
+            console.print(Text.assemble("  at: ", literal(place)))
     console.print(timeline(history) if history else "no steps yet")
     for line in activity_lines(history):
         console.print(literal(line))
@@ -248,6 +248,19 @@ async def show(args: argparse.Namespace) -> int:
             f"{'from step ' + repr(from_step) if from_step else 'from the top'} by "
             f"{r.actor} at {r.at.isoformat(timespec='seconds')}")))
     return EXIT_OK
+
+
+def error_place(error: dict[str, Any]) -> str:
+    """Where a plan error happened: ``plan line 3, in parse, after step 'fetch':
+    return int(text)``, ``the return value of run, after step 'load'``, or ``""``."""
+    where, at = error.get("where"), error.get("at")
+    step, after = error.get("step"), error.get("after_step")
+    if not isinstance(at, str):  # recorded before errors said it in words
+        at = (f"in step {step!r}" if step else f"after step {after!r}" if after else "")
+    if not isinstance(where, dict):
+        return at.removeprefix("in ")
+    return (f"plan line {where.get('line')}, in {where.get('function')}"
+            + (f", {at}" if at else "") + f": {where.get('source', '')}")
 
 
 def exit_code_for(status: InstanceStatus) -> int:

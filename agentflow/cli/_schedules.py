@@ -94,12 +94,22 @@ async def list_schedules(args: argparse.Namespace) -> int:
         return EXIT_OK
     from agentflow.cli._ops import out
 
-    table = Table("agent", "name", "starts", "when", "next fire", "last instance")
+    table = Table("agent", "name", "starts", "when", "next fire", "last instance",
+                  "skipped fires")
     for s in schedules:
         when = f"cron {s.cron} {s.timezone}" if s.cron else f"every {s.every:g}s"
         table.add_row(*map(literal, (s.agent or "", s.name, s.plan or s.workflow, when,
-                                     describe_next(s), s.last_instance_id or "")))
-    out(args).print(table if schedules else "no schedules")
+                                     describe_next(s), s.last_instance_id or "",
+                                     str(s.skipped_fires))))
+    console = out(args)
+    console.print(table if schedules else "no schedules")
+    for s in schedules:  # why a fire did not run, in full (a table cell would cut it)
+        if s.last_error:
+            at = s.last_error_at.strftime("%Y-%m-%d %H:%M:%S UTC") if s.last_error_at else "?"
+            console.print(literal(
+                f"schedule {s.name!r}" + (f" of agent {s.agent!r}" if s.agent else "")
+                + f": {s.skipped_fires} fire{'s' * (s.skipped_fires != 1)} skipped; the "
+                f"last at {at}: {s.last_error}"))
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -80,9 +81,10 @@ def version_of(source: str) -> str:
 class AgentInstanceStatus(InstanceStatus):
     """An instance's status plus the plan and version it runs (from the same read).
 
-    ``waiting_for_worker`` is true while the instance is ``running`` here but its run
-    waits for a worker slot (every one of ``max_workers`` is busy; slots are given in
-    arrival order). Only the process that runs it knows; elsewhere it reads false.
+    ``waiting_for_worker`` is true while the instance is ``running`` but its run waits
+    for a worker slot (every one of ``max_workers`` is busy; slots are given in arrival
+    order). The process that runs it knows at once; it records a wait of a second or
+    more in the store, so other processes show it too (a second or so late).
     """
 
     plan: str
@@ -92,8 +94,10 @@ class AgentInstanceStatus(InstanceStatus):
 
 def _agent_status(row: InstanceRow, pool: WorkerPool | None = None) -> AgentInstanceStatus:
     metadata, _ = unwrap_row(row)
-    waiting = (pool is not None and row.status == "running"
-               and pool.waiting_since(row.id) is not None)
+    waiting = row.status == "running" and (
+        (pool is not None and pool.waiting_since(row.id) is not None)
+        or (row.slot_wait_since is not None and row.lease_until is not None
+            and row.lease_until >= time.time()))
     return AgentInstanceStatus(**dict(instance_status(row)), plan=metadata["plan"],
                                version=metadata["version"], waiting_for_worker=waiting)
 
@@ -329,7 +333,7 @@ class Agent:
             offset=offset)
         return [_agent_status(r, self._af.pool) for r in rows]
 
-    async def status(self, instance_id: str) -> InstanceStatus:
+    async def status(self, instance_id: str) -> AgentInstanceStatus:
         return await (await self.get(instance_id)).status()
 
     async def wait(self, instance_id: str, timeout: Any = None) -> InstanceStatus:

@@ -22,10 +22,12 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import logging
 import os
 import re
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
     from agentflow.plans._sync import SyncAgentFlow
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}\Z")
+_SLOT_WAIT_RECORD_SECONDS = 1.0
+
+log = logging.getLogger("agentflow")
 
 
 class AgentFlow:
@@ -106,16 +111,50 @@ class AgentFlow:
         self._binding = self.engine.binding(PLAN_WORKFLOW)
         self.engine.schedules.payload_builder(PLAN_WORKFLOW, plan_payload_builder(self))
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slot_waits: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.pool.start()
         await self.engine.start()
         self._loop = asyncio.get_running_loop()
+        self._slot_waits = self._loop.create_task(self._record_slot_waits(),
+                                                  name="agentflow-slot-waits")
 
     async def close(self) -> None:
         self._loop = None
+        if self._slot_waits is not None:
+            self._slot_waits.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._slot_waits
+            self._slot_waits = None
         await self.engine.close()
         await self.pool.close()
+
+    async def _record_slot_waits(self) -> None:
+        """Write down which runs have waited a while for a worker slot, so that every
+        process shows the wait (``waiting_for_worker``), not only this one.
+
+        Once a second, in one transaction, and only for waits of a second or more: a
+        burst of starts that a slot serves at once writes nothing.
+        """
+        loop, engine = asyncio.get_running_loop(), self.engine
+        recorded: set[str] = set()
+        while True:
+            await asyncio.sleep(_SLOT_WAIT_RECORD_SECONDS)
+            now, wall = loop.time(), time.time()
+            waiting = {label: wall - (now - since) for _, label, since in self.pool.waiting
+                       if label is not None and now - since >= _SLOT_WAIT_RECORD_SECONDS}
+            new = {i: since for i, since in waiting.items() if i not in recorded}
+            granted = [i for i in recorded if i not in waiting]
+            if not new and not granted:
+                continue
+            try:
+                await engine.store.mark_slot_waits(engine.owner, new, granted)
+            except Exception:  # shown a second late, or until the next claim
+                log.warning("could not record the runs waiting for a worker slot",
+                            exc_info=True)
+                continue
+            recorded = set(waiting)
 
     @property
     def binding(self) -> WorkflowBinding:

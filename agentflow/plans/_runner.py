@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentflow._durations import iso_datetime
 from agentflow._limits import encode_value
+from agentflow._step import untimed
 from agentflow.capabilities import Capability, CapabilityContext, CapabilityError
 from agentflow.errors import (
     PLAN_ORIGIN,
@@ -40,7 +41,7 @@ from agentflow.errors import (
     rebuild_error,
 )
 from agentflow.models import Event
-from sandbox import PlanRuntimeError, RemoteError, WorkerCrashedError
+from sandbox import PlanRuntimeError, RemoteError, WorkerCrashedError, place_words
 
 if TYPE_CHECKING:
     from agentflow.plans._flow import AgentFlow
@@ -71,6 +72,7 @@ class _PlanRunner:
                                    "origin": PLAN_ORIGIN})
             error.plan_context = {  # type: ignore[attr-defined]
                 "where": exc.where, "step": exc.step, "after_step": exc.after_step,
+                "at": _place(exc),
                 "message": exc.message}  # KeyError('k') rebuilt would say "'k'" quoted
             raise error from None
         except WorkerCrashedError as exc:
@@ -85,7 +87,9 @@ class _PlanRunner:
         except InvalidArgumentError as exc:
             error = InvalidArgumentError(f"{exc}; return dicts, lists, str, int, float, "
                                          f"bool or None")
-            error.plan_context = {}  # type: ignore[attr-defined]
+            error.plan_context = {  # type: ignore[attr-defined]
+                "after_step": host.last_step,
+                "at": place_words(None, host.last_step, returned=True)}
             raise error from None
         return value
 
@@ -96,10 +100,15 @@ def _locate(error: Exception, exc: PlanRuntimeError) -> None:
     context = getattr(error, "plan_context", None)
     context = dict(context) if isinstance(context, dict) else {}
     for key, value in (("where", exc.where), ("step", exc.step),
-                       ("after_step", exc.after_step)):
+                       ("after_step", exc.after_step), ("at", _place(exc))):
         if value is not None:
             context[key] = value
     error.plan_context = context  # type: ignore[attr-defined]
+
+
+def _place(exc: PlanRuntimeError) -> str:
+    """Where in the run the sandbox saw ``exc`` end it, in words (`place_words`)."""
+    return place_words(exc.step, exc.after_step, returned=exc.returned)
 
 
 class _PlanHost:
@@ -112,6 +121,12 @@ class _PlanHost:
         # Errors the host raised into the plan, by (name, message): what comes back
         # with one of them is the host's error passed through, not the plan's.
         self._raised: dict[tuple[str, str], Exception] = {}
+        self.last_step: str | None = None  # the last step call that returned
+
+    def returned(self, op: str, args: dict[str, Any]) -> None:
+        """A step call returned to the plan: errors after it say so."""
+        name = args.get("name")
+        self.last_step = name if isinstance(name, str) else op
 
     def raised_into_plan(self, name: str, message: str) -> Exception | None:
         """The host's error of that name and message, if it raised one into the plan."""
@@ -125,10 +140,12 @@ class _PlanHost:
     async def step(self, op: str, args: dict[str, Any], run_body: Any) -> Any:
         """A plan's ``step.*`` call, driven by the engine's journal."""
         try:
-            return await _host_step(self, op, args, run_body)
+            value = await _host_step(self, op, args, run_body)
         except Exception as exc:
             self._remember(exc)
             raise
+        self.returned(op, args)
+        return value
 
     def log(self, lines: list[str]) -> None:
         """What the plan printed: kept by the engine with its step call or attempt."""
@@ -195,7 +212,8 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
     name = args.get("name")
     if op == "do":
         async def body() -> Any:
-            await host.af.step_rate(host.agent_id).take()  # delays, never fails
+            # Delays, never fails: the wait is not the attempt's, so it cannot time out.
+            await untimed(host.af.step_rate(host.agent_id).take())
             try:
                 return await run_body()
             except WorkerCrashedError as exc:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,9 @@ class InstanceRow:
     lease_until: float | None = None
     fence: int = 0
     scope: str | None = None
+    # Since when its run has waited for a worker slot in the process holding the claim
+    # (recorded there with `Store.mark_slot_waits`); None when not waiting.
+    slot_wait_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +263,11 @@ class ScheduleRow:
     revision: int
     created_at: float
     updated_at: float
+    #: Fires it could not start (the agent's instance quota, its plan gone), the last
+    #: reason and when (workflow time).
+    skipped_fires: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -278,6 +286,10 @@ class ScheduleFire:
     buffered_fire_at: float | None
     instances: list[NewInstance] = field(default_factory=list)
     at: float = 0.0
+    #: Fires of this pass that could not start, and why the last of them could not:
+    #: added to the schedule's count and kept as its last error.
+    skipped: int = 0
+    error: str | None = None
 
 
 class Store(abc.ABC):
@@ -459,6 +471,25 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def kv_usage(self, scope: str) -> tuple[int, int]:
         """The keys and bytes (UTF-8 of keys and values) a scope holds."""
+
+    @abc.abstractmethod
+    async def mark_slot_waits(self, owner: str, waiting: Mapping[str, float],
+                              granted: Sequence[str]) -> None:
+        """Record which instances held by ``owner`` wait for a worker slot (id to since
+        when, epoch seconds), and which stopped waiting; instances ``owner`` no longer
+        holds are left alone. A claim clears the record."""
+
+    async def instance_marks(self, instance_ids: Sequence[str]
+                             ) -> dict[str, tuple[Any, ...]]:
+        """``(status, due_at, fence, updated_at)`` of each of these instances (missing
+        ones are left out): what a waiter compares to see that an instance moved.
+        Stores answer in one query per chunk; this default reads row by row."""
+        found: dict[str, tuple[Any, ...]] = {}
+        for instance_id in instance_ids:
+            row = await self.get_instance(instance_id)
+            if row is not None:
+                found[instance_id] = (row.status, row.due_at, row.fence, row.updated_at)
+        return found
 
     @abc.abstractmethod
     async def get_fences(self, instance_ids: Sequence[str]) -> dict[str, int]:

@@ -202,6 +202,19 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         # without it the first page sorts every instance.
         "CREATE INDEX instances_created ON instances (created_at, id)",
     ]),
+    # Since when a run of this instance has waited for a worker slot (every one of the
+    # pool's max_workers busy), as recorded by the process that runs it, so that other
+    # processes can show the wait too; NULL when not waiting.
+    (7, [
+        "ALTER TABLE instances ADD COLUMN slot_wait_since DOUBLE PRECISION",
+    ]),
+    (8, [
+        # Fires a schedule could not start (the agent's instance quota, a plan gone):
+        # counted, with the last reason and when, so an operator sees why it did not run.
+        "ALTER TABLE schedules ADD COLUMN skipped_fires integer NOT NULL DEFAULT 0",
+        "ALTER TABLE schedules ADD COLUMN last_error text",
+        "ALTER TABLE schedules ADD COLUMN last_error_at double precision",
+    ]),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

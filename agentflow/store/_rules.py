@@ -167,7 +167,8 @@ def claim_due_instances(d: Dialect, owner: str, workflows: Sequence[str], now: f
         f" lease_owner = CASE WHEN {pausing} THEN NULL ELSE ? END,"
         f" lease_until = CASE WHEN {pausing} THEN NULL ELSE {until_sql} END,"
         f" due_at = CASE WHEN {pausing} THEN NULL ELSE due_at END,"
-        f" fence = fence + 1, updated_at = ? FROM due WHERE id = due_id"
+        f" fence = fence + 1, updated_at = ?, slot_wait_since = NULL"
+        f" FROM due WHERE id = due_id"
         f" RETURNING {INSTANCE_COLUMNS}",
         [float(now), *workflows, *lease_params, limit, owner, *until_params, float(now)])
     claimed = [_instance(r) for r in rows if r[2] == "running"]

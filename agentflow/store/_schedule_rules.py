@@ -16,6 +16,7 @@ from agentflow.store._sql import MAX_VARS, Body, Do, Q, chunks, marks
 
 SCHEDULE_COLUMNS = ("scope, name, sid, workflow, spec, paused, next_fire_at, last_fire_at,"
                     " last_instance_id, buffered_fire_at, revision, created_at, updated_at")
+_READ_COLUMNS = SCHEDULE_COLUMNS + ", skipped_fires, last_error, last_error_at"
 
 
 def _t(value: float | None) -> float | None:
@@ -23,7 +24,9 @@ def _t(value: float | None) -> float | None:
 
 
 def _schedule(r: Sequence[Any]) -> base.ScheduleRow:
-    return base.ScheduleRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), *r[6:])
+    return base.ScheduleRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8],
+                            r[9], r[10], r[11], r[12], skipped_fires=int(r[13]),
+                            last_error=r[14], last_error_at=r[15])
 
 
 # -- schedules -------------------------------------------------------------------------
@@ -33,7 +36,8 @@ def put_schedule(row: base.ScheduleRow, replace: bool) -> Body[bool]:
     conflict = ("DO UPDATE SET sid = excluded.sid, workflow = excluded.workflow,"
                 " spec = excluded.spec, paused = excluded.paused,"
                 " next_fire_at = excluded.next_fire_at, last_fire_at = NULL,"
-                " last_instance_id = NULL, buffered_fire_at = NULL,"
+                " last_instance_id = NULL, buffered_fire_at = NULL, skipped_fires = 0,"
+                " last_error = NULL, last_error_at = NULL,"
                 " revision = schedules.revision + 1, created_at = excluded.created_at,"
                 " updated_at = excluded.updated_at") if replace else "DO NOTHING"
     rows = yield Q(f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES"
@@ -47,14 +51,14 @@ def put_schedule(row: base.ScheduleRow, replace: bool) -> Body[bool]:
 
 
 def get_schedule(scope: str, name: str) -> Body[base.ScheduleRow | None]:
-    rows = yield Q(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE scope = ? AND name = ?",
+    rows = yield Q(f"SELECT {_READ_COLUMNS} FROM schedules WHERE scope = ? AND name = ?",
                    (scope, name))
     return _schedule(rows[0]) if rows else None
 
 
 def list_schedules(scope: str | None) -> Body[list[base.ScheduleRow]]:
     where, params = ("WHERE scope = ?", (scope,)) if scope is not None else ("", ())
-    rows = yield Q(f"SELECT {SCHEDULE_COLUMNS} FROM schedules {where} ORDER BY scope, name",
+    rows = yield Q(f"SELECT {_READ_COLUMNS} FROM schedules {where} ORDER BY scope, name",
                    params)
     return [_schedule(r) for r in rows]
 
@@ -76,7 +80,7 @@ def set_schedule_paused(scope: str, name: str, paused: bool, now: float,
 
 
 def due_schedules(now: float, limit: int) -> Body[list[base.ScheduleRow]]:
-    rows = yield Q(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND"
+    rows = yield Q(f"SELECT {_READ_COLUMNS} FROM schedules WHERE paused = 0 AND"
                    " (next_fire_at <= ? OR buffered_fire_at IS NOT NULL)"
                    " ORDER BY next_fire_at LIMIT ?", (float(now), limit))
     return [_schedule(r) for r in rows]
@@ -90,12 +94,17 @@ def next_schedule_at() -> Body[float | None]:
 def record_fire(fire: base.ScheduleFire) -> Body[list[str] | None]:
     """The fire's state and instances, only if the schedule's revision is unchanged:
     of several processes that read the same revision, one records the fire."""
+    failed = fire.error is not None
     moved = yield Q(
         "UPDATE schedules SET next_fire_at = ?, last_fire_at = ?, last_instance_id = ?,"
-        " buffered_fire_at = ?, revision = revision + 1, updated_at = ?"
+        " buffered_fire_at = ?, revision = revision + 1, updated_at = ?,"
+        " skipped_fires = skipped_fires + ?,"
+        " last_error = CASE WHEN ? THEN ? ELSE last_error END,"
+        " last_error_at = CASE WHEN ? THEN ? ELSE last_error_at END"
         " WHERE scope = ? AND name = ? AND revision = ? RETURNING 1",
         (_t(fire.next_fire_at), _t(fire.last_fire_at), fire.last_instance_id,
-         _t(fire.buffered_fire_at), float(fire.at), fire.scope, fire.name, fire.revision))
+         _t(fire.buffered_fire_at), float(fire.at), int(fire.skipped), failed, fire.error,
+         failed, float(fire.at), fire.scope, fire.name, fire.revision))
     if not moved:
         return None
     if not fire.instances:

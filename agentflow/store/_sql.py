@@ -131,7 +131,7 @@ class Dialect:
 MAX_VARS = 500  # bound on placeholders per statement, well under SQLite's limit
 
 INSTANCE_COLUMNS = ("id, workflow, status, payload, created_at, updated_at, output, error, "
-                    "waiting_on, due_at, lease_owner, lease_until, fence, scope")
+                    "waiting_on, due_at, lease_owner, lease_until, fence, scope, slot_wait_since")
 STEP_COLUMNS = ("seq, name, n, kind, status, attempts, started_at, result, error, "
                 "finished_at, wake_at, detail")
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from agentflow.store import _base as base
 from agentflow.store import _rules as rules
 from agentflow.store import _schedule_rules as housekeeping
 from agentflow.store._group import GroupCommitter
-from agentflow.store._sql import Body, Dialect, Q, chunks, marks
+from agentflow.store._sql import Body, Dialect, Do, Many, Q, chunks, marks
 
 __all__ = ["SQLStore"]
 
@@ -208,6 +208,31 @@ class SQLStore(base.Store):
         rows = await self._read(lambda: rules.one(Q(
             f"SELECT count(*), coalesce(sum({size}), 0) FROM kv WHERE scope = ?", (scope,))))
         return int(rows[0][0]), int(rows[0][1])
+
+    async def mark_slot_waits(self, owner: str, waiting: Mapping[str, float],
+                              granted: Sequence[str]) -> None:
+        def body() -> Body[None]:
+            if waiting:
+                yield Many("UPDATE instances SET slot_wait_since = ? WHERE id = ?"
+                           " AND lease_owner = ?",
+                           [(float(since), instance_id, owner)
+                            for instance_id, since in waiting.items()])
+            for chunk in chunks(list(granted)):
+                yield Do(f"UPDATE instances SET slot_wait_since = NULL WHERE id IN"
+                         f" ({marks(chunk)}) AND lease_owner = ?", [*chunk, owner])
+
+        if waiting or granted:
+            await self._write(body, idempotent=True)
+
+    async def instance_marks(self, instance_ids: Sequence[str]
+                             ) -> dict[str, tuple[Any, ...]]:
+        found: dict[str, tuple[Any, ...]] = {}
+        for chunk in chunks(list(instance_ids)):
+            query = Q(f"SELECT id, status, due_at, fence, updated_at FROM instances"
+                      f" WHERE id IN ({marks(chunk)})", list(chunk))
+            rows = await self._read(functools.partial(rules.one, query))
+            found.update((str(r[0]), tuple(r[1:])) for r in rows)
+        return found
 
     async def get_fences(self, instance_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}

@@ -39,7 +39,8 @@ def failed_attempts(records: list[StepRecord], limit: int = MAX_ATTEMPTS_SHOWN
 
 
 def error_place(error: dict[str, Any] | None) -> str:
-    """`` at line 3 in parse (`return int(text)`), in step 'fetch'`` or ``""``."""
+    """`` at line 3 in parse (`return int(text)`), in step 'fetch'``, ``, in the return
+    value of run, after step 'load'`` (no plan line) or ``""``."""
     if not error:
         return ""
     text = ""
@@ -48,7 +49,9 @@ def error_place(error: dict[str, Any] | None) -> str:
         text += f" at line {where['line']} in {where.get('function', '?')}"
         if where.get("source"):
             text += f" (`{where['source']}`)"
-    if error.get("step"):
+    if isinstance(error.get("at"), str):  # in words: "before the first step", ...
+        text += f", {error['at']}"
+    elif error.get("step"):
         text += f", in step {error['step']!r}"
     elif error.get("after_step"):
         text += f", after step {error['after_step']!r}"

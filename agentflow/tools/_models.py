@@ -134,10 +134,17 @@ class InstanceInfo(BaseModel):
     output: Any = Field(None, description="The return value of run(), once complete.")
     error: dict[str, Any] | None = Field(
         None, description="Once errored: {name, message}, and for a plan error the step "
-                          "(or after_step) and where: {line, function, source, traceback}.")
+                          "(null outside any step), after_step, at (where in the run, in "
+                          "words) and where: {line, function, source, traceback}.")
     waiting_on: WaitingOn | None = Field(
         None, description="When status is waiting: a sleep, an event type or a retry, "
                           "with the step name and the time it ends.")
+    waits: list[WaitingOn] = Field(
+        [], description="Every wait it is parked on, earliest first (several under "
+                        "gather); waiting_on is the first.")
+    note: str | None = Field(
+        None, description="What the status alone does not say, e.g. that the process "
+                          "running it stopped renewing its claim.")
     created_at: datetime
     updated_at: datetime
 

@@ -55,6 +55,11 @@ class ScheduleInfo(BaseModel):
     next_fires: list[datetime] = Field(description="The next fire times (UTC), soonest "
                                                    "first; empty when it ended or is paused.")
     last_instance_id: str | None = None
+    skipped_fires: int = Field(0, description="Fires that could not start an instance "
+                                              "(your instance quota, or the plan is gone).")
+    last_error: str | None = Field(None, description="Why the last skipped fire could not "
+                                                     "start.")
+    last_error_at: datetime | None = None
 
 
 class SchedulePlanArgs(ToolArgs):
@@ -122,15 +127,22 @@ async def _info(agent: Agent, s: Schedule) -> ScheduleInfo:
     return ScheduleInfo(name=s.name, plan=s.plan or "", cron=s.cron, every_seconds=s.every,
                         timezone=s.timezone, start=s.start, end=s.end, params=s.params,
                         overlap=s.overlap, catchup=s.catchup, paused=s.paused,
-                        next_fires=upcoming, last_instance_id=s.last_instance_id)
+                        next_fires=upcoming, last_instance_id=s.last_instance_id,
+                        skipped_fires=s.skipped_fires, last_error=s.last_error,
+                        last_error_at=s.last_error_at)
 
 
 def _when(info: ScheduleInfo) -> str:
     if info.paused:
-        return "it is paused; resume_schedule continues it"
-    if not info.next_fires:
-        return "it has no fire left (its end has passed)"
-    return f"next fire {info.next_fires[0].isoformat().replace('+00:00', 'Z')}"
+        text = "it is paused; resume_schedule continues it"
+    elif not info.next_fires:
+        text = "it has no fire left (its end has passed)"
+    else:
+        text = f"next fire {info.next_fires[0].isoformat().replace('+00:00', 'Z')}"
+    if info.skipped_fires:
+        text += (f"; {info.skipped_fires} fire{'s' * (info.skipped_fires != 1)} could not "
+                 f"start, the last because {info.last_error}")
+    return text
 
 
 async def handle_schedule_plan(agent: Agent, args: SchedulePlanArgs,

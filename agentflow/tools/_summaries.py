@@ -29,7 +29,21 @@ def _when(info: InstanceInfo) -> str:
 
 
 def describe_instance(info: InstanceInfo, human_only: Iterable[str]) -> str:
-    """One or two sentences: where the instance is and what the agent can do about it."""
+    """One or two sentences: where the instance is and what the agent can do about it,
+    then the other waits it is parked on (under gather) and its note, if any."""
+    text = _describe_status(info, human_only)
+    more = info.waits[1:] if info.status == "waiting" else []
+    if more:
+        text += f" It also waits on {len(more)} more: " + "; ".join(
+            (f"event {w.type!r} at step {w.step!r}" if w.kind == "event" and w.type else
+             f"{w.kind} at step {w.step!r}") + f" until {w.until.isoformat(timespec='seconds')}"
+            for w in more) + "."
+    if info.note:
+        text += f" Note: {info.note}"
+    return text
+
+
+def _describe_status(info: InstanceInfo, human_only: Iterable[str]) -> str:
     head = f"Instance {info.id} (plan {info.plan!r}, version {info.version})"
     status = info.status
     w = info.waiting_on

@@ -38,7 +38,8 @@ def info_of(inst: AgentInstance | AgentInstanceStatus, status: InstanceStatus
             ) -> InstanceInfo:
     return InstanceInfo(id=status.id, plan=inst.plan, version=inst.version,
                         status=status.status, output=status.output, error=status.error,
-                        waiting_on=status.waiting_on, created_at=status.created_at,
+                        waiting_on=status.waiting_on, waits=list(status.waits),
+                        note=status.note, created_at=status.created_at,
                         updated_at=status.updated_at)
 
 

@@ -5,6 +5,9 @@ its status."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from agentflow import AgentFlow
 from agentflow.capabilities import Capability, CapabilityContext
@@ -79,3 +82,34 @@ async def test_a_run_waiting_for_a_slot_shows_it_in_status() -> None:
         assert (await inst.wait(timeout=60)).output == [1, 2, 2]
         assert not (await inst.status()).waiting_for_worker
         assert [(await h.wait(timeout=60)).output for h in held] == ["holder-0", "holder-1"]
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+async def test_another_process_sees_a_run_waiting_for_a_slot(
+        store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The wait is recorded in the store (after a second), so a reader in another
+    process (here: another AgentFlow on the same database, with its own pool that runs
+    nothing) shows it too; before, only the process running the instance knew."""
+    url = (str(request.getfixturevalue("postgres_url")) if store == "postgresql"
+           else f"sqlite:///{tmp_path}/slots.db")
+    gate = Gate()
+    async with AgentFlow(url, isolation="process", limits=LIMITS, max_workers=1) as af, \
+            AgentFlow(url, isolation="inline", run_scheduler=False) as reader:
+        holder = af.agent("holder", capabilities={"gate": gate})
+        await holder.submit_plan("hold", HOLD)
+        held = await holder.start("hold")
+        await eventually(lambda: gate.holding == 1, timeout=60, what="the holder in")
+        late = af.agent("late")
+        await late.submit_plan("three", THREE_STEPS)
+        inst = await late.start("three", params=0)
+        seen = reader.agent("late")
+
+        async def waiting_elsewhere() -> bool:
+            return (await seen.status(inst.id)).waiting_for_worker
+
+        await eventually(waiting_elsewhere, timeout=60, what="the reader to see the wait")
+        assert [s.waiting_for_worker for s in await seen.instances()] == [True]
+        gate.opened.set()
+        assert (await inst.wait(timeout=60)).output == [1, 2, 2]
+        assert not (await seen.instances())[0].waiting_for_worker
+        assert (await held.wait(timeout=60)).output == "holder"

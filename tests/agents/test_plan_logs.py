@@ -4,12 +4,13 @@ get_instance and get_history (over the real MCP client)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from agentflow.capabilities import KVCapability
+from agentflow.capabilities import Capability, CapabilityContext, KVCapability
 from agentflow.plans import AgentFlow
 from agentflow.testing import ManualClock
 from mcp_server import ServerConfig, build_server
@@ -154,3 +155,51 @@ async def run(event, step):
         kept = sum(len(line) for r in history for line in r.logs) + sum(
             len(line) for r in history for a in r.attempt_history for line in a.logs)
         assert kept <= 20_000
+
+
+class HangingCapability(Capability):
+    """A service that never answers: a step body awaiting it runs until its timeout."""
+
+    name = "slow"
+    methods = frozenset({"hang"})
+
+    def __init__(self) -> None:
+        self.entered = 0
+
+    async def do_hang(self, ctx: CapabilityContext) -> None:
+        """Never returns."""
+        self.entered += 1
+        await asyncio.Event().wait()
+
+
+TIMES_OUT = '''
+async def ask():
+    print("asked the slow service")
+    print("still waiting")
+    return await env.slow.hang()
+
+
+async def run(event, step):
+    print("before the step")
+    return await step.do("ask", ask, timeout="3 seconds", retries={"limit": 0})
+'''
+
+
+async def test_what_a_timed_out_attempt_printed_is_kept_with_it(
+        flow: tuple[AgentFlow, ManualClock]) -> None:
+    """The host cancels a body whose attempt timed out; the lines it printed before
+    that stay with the attempt (they were lost with the cancelled body)."""
+    af, _clock = flow
+    slow = HangingCapability()
+    agent = af.agent("waiter", capabilities={"slow": slow})
+    await agent.submit_plan("p", TIMES_OUT)
+    inst = await agent.start("p")
+    status = await inst.wait(timeout=60)
+    assert status.status == "errored", status
+    assert status.error is not None and status.error["name"] == "WorkflowTimeoutError"
+    assert slow.entered == 1
+    [record] = [r for r in await inst.history() if r.name == "ask"]
+    assert record.logs == ["before the step"]
+    [attempt] = record.attempt_history
+    assert attempt.error is not None and attempt.error["name"] == "WorkflowTimeoutError"
+    assert attempt.logs == ["asked the slow service", "still waiting"]

@@ -140,6 +140,25 @@ async def run(event, step):
         assert af.step_rate("rated").delayed > 0
 
 
+async def test_a_step_delayed_by_the_step_rate_does_not_time_out() -> None:
+    """The rate's delay is not the attempt's: eight gathered steps at four a second,
+    each with a half-second timeout and no retries, all complete (the later ones were
+    delayed past their timeout, and failed with WorkflowTimeoutError)."""
+    quotas = Quotas(agent_steps_per_second=4, agent_step_burst=1)
+    async with AgentFlow("memory://", isolation="inline", quotas=quotas) as af:
+        agent = af.agent("rated")
+        await agent.submit_plan("timed", '''
+async def run(event, step):
+    values = await gather(*[step.do(f"s {i}", lambda: 1, timeout="0.5 seconds",
+                                    retries={"limit": 0}) for i in range(8)])
+    return sum(values)
+''')
+        status = await (await agent.start("timed")).wait(timeout=120)
+        assert status.status == "complete", status.error
+        assert status.output == 8
+        assert af.step_rate("rated").delayed > 0
+
+
 def vm_rss() -> int:
     with open("/proc/self/status") as f:
         for line in f:

@@ -26,6 +26,19 @@ async def flow(request: pytest.FixtureRequest) -> AsyncIterator[tuple[AgentFlow,
         yield af, clock
 
 
+def expected_place(plan: CorpusPlan) -> str:
+    """The ``at`` words the header implies (or states, with ``at:``)."""
+    if "at" in plan.header:
+        return plan.header["at"]
+    if "step" in plan.header:
+        return f"in step {plan.header['step']!r}"
+    after = plan.header.get("after-step")
+    if plan.expected("error")[1].startswith("(no line"):
+        return "in the return value of run, " + (
+            f"after step {after!r}" if after else "before any step")
+    return f"after step {after!r}" if after else "before the first step"
+
+
 def test_the_error_corpus_is_there() -> None:
     assert len(ERRORS) >= 12
 
@@ -48,8 +61,12 @@ async def test_each_error_names_its_plan_line_and_step(flow: tuple[AgentFlow, Ma
         assert error["message"] == plan.header["message-is"], error["message"]
     if "message-says" in plan.header:
         assert plan.header["message-says"] in error["message"]
+    # Where in the run, in words a model can act on (step null when in no step).
+    assert error["at"] == expected_place(plan), error
     if text.startswith("(no line"):  # the one case without a plan frame to point at
-        assert "where" not in error and error.get("after_step") == plan.header["after-step"]
+        assert "where" not in error and error.get("after_step") == plan.header.get(
+            "after-step")
+        assert error["step"] is None, error
         return
     where = error["where"]
     assert where["line"] == plan.line_of(text), where
@@ -60,7 +77,7 @@ async def test_each_error_names_its_plan_line_and_step(flow: tuple[AgentFlow, Ma
     if "step" in plan.header:
         assert error.get("step") == plan.header["step"], error
     else:
-        assert "step" not in error
+        assert error["step"] is None, error
     if "after-step" in plan.header:
         assert error.get("after_step") == plan.header["after-step"], error
     frames = [{k: v for k, v in f.items() if k != "source"} for f in where["traceback"]]

@@ -203,6 +203,19 @@ async def test_journaled_helpers_are_stable_across_replay(engine: Engine,
     assert status.output == [now.isoformat(), r, u]
 
 
+def count_reads(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the engine's single-instance store reads from now on, in ``[n]``."""
+    reads = [0]
+    get_instance = engine.store.get_instance
+
+    async def counting(instance_id: str) -> Any:
+        reads[0] += 1
+        return await get_instance(instance_id)
+
+    monkeypatch.setattr(engine.store, "get_instance", counting)
+    return reads
+
+
 async def test_waiting_on_many_instances_reads_each_one_a_few_times(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A change wakes only the waiters of the instances it touched: with every waiter
@@ -216,16 +229,8 @@ async def test_waiting_on_many_instances_reads_each_one_a_few_times(
         b = await step.do("two", lambda: a + 1)
         return await step.do("three", lambda: b * 2)
 
-    reads = 0
     async with engine:
-        get_instance = engine.store.get_instance
-
-        async def counting(instance_id: str) -> Any:
-            nonlocal reads
-            reads += 1
-            return await get_instance(instance_id)
-
-        monkeypatch.setattr(engine.store, "get_instance", counting)
+        reads = count_reads(engine, monkeypatch)
         n = 150
         instances = await engine.binding("three").create_batch(
             [{"params": i} for i in range(n)])
@@ -233,4 +238,44 @@ async def test_waiting_on_many_instances_reads_each_one_a_few_times(
         statuses = await asyncio.gather(*(inst.wait(timeout=300, poll=600)
                                           for inst in instances))
     assert [s.output for s in statuses] == [4] * n
-    assert reads <= 4 * n, f"{reads} store reads to wait on {n} instances"
+    assert reads[0] <= 4 * n, f"{reads[0]} store reads to wait on {n} instances"
+
+
+async def test_waiters_on_work_of_another_process_poll_the_store_together(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting on instances another engine runs reads the store in one batched query
+    per poll, not one read per waiter per poll (1,000 waiters at the default 0.2 s poll
+    made 5,000 reads a second)."""
+    n = 100
+    runner, watcher = Engine(db_url), Engine(db_url)
+
+    @runner.workflow("slow")
+    async def slow(event: Event, step: Step) -> int:
+        await step.do("nap", lambda: asyncio.sleep(1.0))
+        return 1
+
+    async with runner, watcher:
+        created = await runner.binding("slow").create_batch([{}] * n)
+        instances = [await watcher.get_instance(inst.id) for inst in created]
+        reads = count_reads(watcher, monkeypatch)
+        statuses = await asyncio.gather(*(inst.wait(timeout=300, poll=0.05)
+                                          for inst in instances))
+        assert [s.output for s in statuses] == [1] * n
+    assert reads[0] <= 5 * n, f"{reads[0]} single-row reads to wait on {n} instances"
+
+
+async def test_a_waiter_wakes_when_its_engine_closes(db_url: str) -> None:
+    engine = Engine(db_url)
+
+    @engine.workflow("forever")
+    async def forever(event: Event, step: Step) -> None:
+        await step.wait_for_event("never", type="never", timeout="1 day")
+
+    async with engine:
+        inst = await engine.binding("forever").create()
+        first = await inst.wait(timeout=60)
+        assert first.status == "waiting"
+    # Closed: waiting asks the store, and says the engine is not started.
+    from agentflow import EngineNotStartedError
+    with pytest.raises(EngineNotStartedError):
+        await inst.wait(timeout=60)

@@ -22,7 +22,8 @@ def test_the_public_names_are_pinned() -> None:
         "MessageTooLargeError", "NonRetryableError", "PlanHost", "PlanRuntimeError",
         "PlanValidationError", "RemoteError", "SandboxError", "SandboxTimeoutError",
         "StepError", "ValidationReport", "WorkerCrashedError", "WorkerPool",
-        "WorkflowTimeoutError", "compile_plan", "doctor", "render_codes_markdown", "validate"]
+        "WorkflowTimeoutError", "compile_plan", "doctor", "place_words", "render_codes_markdown",
+        "validate"]
     for name in sandbox.__all__:
         assert getattr(sandbox, name) is not None
 
