@@ -376,6 +376,11 @@ class PlanSide:
                                        f"dicts, lists, str, int, float, bool or None")
                 unsendable._af_final = True  # type: ignore[attr-defined]  # same each try
                 raise unsendable from None
+            except RecursionError:
+                unsendable = TypeError("the step result is nested too deeply to send as "
+                                       "JSON; flatten it")
+                unsendable._af_final = True  # type: ignore[attr-defined]  # same each try
+                raise unsendable from None
         except asyncio.CancelledError:
             # The host gave up on this attempt (a timeout) or the run: what the body
             # printed until now stays with its attempt (unless already answered).
