@@ -70,7 +70,7 @@ def instance_status(row: InstanceRow) -> InstanceStatus:
 
 def _waiting_on(w: dict[str, Any]) -> WaitingOn:
     return WaitingOn(kind=w["kind"], step=w["step"], until=to_datetime(w["until"]),
-                     type=w.get("type"), attempt=w.get("attempt"))
+                     type=w.get("type"), attempt=w.get("attempt"), note=w.get("note"))
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ __all__ = ["Activation", "Step"]
 DEFAULT_STEP_TIMEOUT = 600.0
 _DEFAULT_RETRIES = RetryPolicy()
 _PLAIN = (str, int, float, bool, type(None))  # JSON round-trips these unchanged
+#: The longest note a wait may carry (`Step.wait_for_event`).
+MAX_WAIT_NOTE_CHARS = 2000
 #: attempts kept in a step's detail (the last ones; the count stays in ``attempts``).
 MAX_ATTEMPT_RECORDS = 20
 #: lines of log kept per step call and per attempt
@@ -81,11 +83,12 @@ MAX_LOG_CHARS = 8_000
 class _AttemptLog:
     """The lines logged by one attempt of one step (see `Step.log`)."""
 
-    __slots__ = ("activation", "lines", "timer")
+    __slots__ = ("activation", "lines", "number", "timer")
 
-    def __init__(self, activation: Activation) -> None:
+    def __init__(self, activation: Activation, number: int) -> None:
         self.activation = activation
         self.lines: list[str] = []
+        self.number = number
         self.timer: asyncio.Timeout | None = None  # the attempt's timeout, once running
 
 
@@ -93,6 +96,14 @@ T = TypeVar("T")
 
 _ATTEMPT: contextvars.ContextVar[_AttemptLog | None] = contextvars.ContextVar(
     "agentflow_attempt", default=None)
+
+
+def current_attempt() -> int | None:
+    """The attempt number (1 for the first) of the step body running in this context,
+    or None outside a step body. Counted across replays and processes: a retry that
+    runs in another worker days later is attempt 2."""
+    current = _ATTEMPT.get()
+    return None if current is None else current.number
 
 
 async def untimed(awaitable: Awaitable[T]) -> T:
@@ -420,7 +431,7 @@ class Step:
             timer: asyncio.Timeout | None = None
             value: Any = None
             text, reserved = "", 0
-            attempt_log = _AttemptLog(a)
+            attempt_log = _AttemptLog(a, attempts)
             attempt_started = a.clock.now()
             token = _ATTEMPT.set(attempt_log)
             try:
@@ -523,11 +534,15 @@ class Step:
                                       wake_at=wake))
         raise a.wait({"kind": "sleep", "step": name, "until": wake})
 
-    async def wait_for_event(self, name: str, *, type: str, timeout: Any = "24 hours"
-                             ) -> dict[str, Any]:
+    async def wait_for_event(self, name: str, *, type: str, timeout: Any = "24 hours",
+                             note: str | None = None) -> dict[str, Any]:
         """Wait durably for an event of this type sent to the instance.
 
         Events sent before anyone waits are buffered, first in first out, per type.
+
+        ``note`` (at most `MAX_WAIT_NOTE_CHARS` characters) is kept with the wait for
+        whoever answers it: an approval's record shows it as the agent's note, quoted
+        and escaped, beside what the plan will do (``InstanceStatus.waits`` lists it).
 
         Returns:
             ``{"type": ..., "payload": ..., "timestamp": <ISO 8601 string>}``.
@@ -538,6 +553,11 @@ class Step:
         """
         check_step_name(name)
         check_event_type(type)
+        if note is not None and (not isinstance(note, str)
+                                 or len(note) > MAX_WAIT_NOTE_CHARS):
+            raise InvalidArgumentError(
+                f"the note of wait_for_event {name!r} must be text of at most "
+                f"{MAX_WAIT_NOTE_CHARS} characters")
         seconds = parse_wait(timeout, what=f"the timeout of wait_for_event {name!r}")
         a = self._a
         seq, n, row = a.position(name, "event")
@@ -549,7 +569,10 @@ class Step:
         started = row.started_at if row is not None else now
         deadline = row.wake_at if row is not None and row.wake_at is not None else now + seconds
         # "seq" lets a sender address this very wait (a person answers one of several).
-        wait = {"kind": "event", "step": name, "until": deadline, "type": type, "seq": seq}
+        wait: dict[str, Any] = {"kind": "event", "step": name, "until": deadline,
+                                "type": type, "seq": seq}
+        if note:
+            wait["note"] = note
         # Listed from the start: if a gathered sibling suspends the run and this call is
         # cancelled before it parks (the sandbox ends the run's other calls), the finish
         # still lists it, and its type still wakes the instance.

@@ -32,6 +32,9 @@ class WaitingOn(BaseModel):
     - ``kind="event"``: an event of type ``type`` for the wait named ``step``, which times
       out at ``until``;
     - ``kind="retry"``: attempt number ``attempt`` of the step named ``step`` runs at ``until``.
+
+    ``note`` is what the plan said for whoever answers an event wait
+    (``wait_for_event(..., note=...)``): its own words, unverified.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -41,6 +44,7 @@ class WaitingOn(BaseModel):
     until: datetime
     type: str | None = None
     attempt: int | None = None
+    note: str | None = None
 
 
 class InstanceStatus(BaseModel):

@@ -14,7 +14,9 @@ instrumented the same way:
   executed again, so it makes no span.
 - **A span per step attempt** (``agentflow.step <name>``), child of its run: created
   when the step's body actually runs, so a retried step shows one span per attempt
-  (the failed ones with the error recorded), across processes.
+  (the failed ones with the error recorded), across processes. Its
+  ``agentflow.step.attempt`` attribute is the attempt's number (1 for the first), as
+  the instance's history counts it.
 - **Events for sleeps and waits**: when a run suspends on ``sleep``, ``sleep_until``,
   ``wait_for_event`` or a retry timer, its run span gets an event
   (``agentflow.sleep``, ``agentflow.wait``) with the step's name.
@@ -32,7 +34,9 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from agentflow._step import current_attempt
 from agentflow.errors import EngineSignal, Suspend
+from agentflow.store import TRACE_KV_SCOPE
 
 #: Where an agent plan's instance payload carries its agent, plan and version (the
 #: dispatch envelope; kept literal here so that tracing never imports the agent layer).
@@ -46,8 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TRACE_SCOPE", "instrument"]
 
-#: The key-value scope where the trace context of each instance is kept.
-TRACE_SCOPE = "#otel"
+#: The key-value scope where the trace context of each instance is kept (deleted with
+#: the instance).
+TRACE_SCOPE = TRACE_KV_SCOPE
 
 
 def _otel() -> Any:
@@ -165,8 +170,12 @@ class _TracedStep:
         tracer = self._tracer
 
         async def attempt() -> Any:
+            attributes: dict[str, str | int] = {"agentflow.step": name}
+            number = current_attempt()  # set by the engine around each attempt's body
+            if number is not None:
+                attributes["agentflow.step.attempt"] = number
             with tracer.start_as_current_span(f"agentflow.step {name}",
-                                              attributes={"agentflow.step": name}):
+                                              attributes=attributes):
                 value = fn()
                 if inspect.isawaitable(value):
                     value = await value

@@ -58,7 +58,7 @@ def to_call_tool_result(outcome: ToolOutcome) -> CallToolResult:
                               is_error=True)
     structured = outcome.result.model_dump(mode="json")
     return CallToolResult(
-        content=[TextContent(type="text", text=outcome.result.summary),
+        content=[TextContent(type="text", text=outcome.text),
                  TextContent(type="text", text=outcome.result.model_dump_json())],
         structured_content=structured)
 

@@ -19,7 +19,7 @@ class PlanHost(Protocol):
       that runs the step's ``fn`` in the sandbox and returns its JSON result or raises
       `RemoteError`; call it as many times as attempts are made, or never.
     - sleep: ``{"name", "duration"}``; sleep_until: ``{"name", "when"}`` (``when`` is a
-      ``datetime`` or a number); wait_for_event: ``{"name", "type", "timeout"}``;
+      ``datetime`` or a number); wait_for_event: ``{"name", "type", "timeout", "note"}``;
       now/random/uuid: ``{}``.
 
     Its return value (JSON, or a ``datetime``) becomes the value of the plan's

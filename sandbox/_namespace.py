@@ -25,8 +25,6 @@ import contextvars
 import inspect
 import json
 import operator
-import re
-import sys
 import types
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
@@ -38,6 +36,8 @@ from RestrictedPython.Guards import (
     guarded_unpack_sequence,
 )
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+from sandbox._plantext import PlanStr, format_value, plan_mod, plan_repr, plan_str
 
 __all__ = [
     "LOG_SINK",
@@ -110,57 +110,7 @@ _DATETIME_ATTRS = frozenset({"year", "month", "day", "hour", "minute", "second",
                              "isoweekday", "strftime", "replace"})
 
 
-# --- text of host objects -------------------------------------------------------------
-# A plan must not learn the host's module layout or heap addresses (they help an attacker
-# aim at the interpreter) from ``repr(step)``, ``f"{gather}"`` or ``str(str.maketrans)``.
-# The plan-facing objects have their own reprs; helpers and builtin methods are wrapped
-# (`_PlanCallable`); and `plan_repr` and f-strings scrub whatever text is left.
-
-_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
-_DOTTED = re.compile(r"(?<=[<'])((?:[A-Za-z_][A-Za-z0-9_]*\.)+)(?=[A-Za-z_][A-Za-z0-9_]*[ '>])")
-_PLAIN_TEXT_TYPES: tuple[type, ...] = (str, int, float, bool, type(None), complex,
-                                        datetime, timedelta)
-
-
-def scrub(text: str) -> str:
-    """``text`` without heap addresses and module paths (``<a.b.C object at 0x1>`` ->
-    ``<C object>``)."""
-    return _DOTTED.sub(_drop_module, _ADDRESS.sub("", text))
-
-
-def _drop_module(match: re.Match[str]) -> str:
-    dotted = match.group(1)
-    # Only a loaded module's path is dropped: a plan's own text ("<a.b c>") stays.
-    parts = dotted.rstrip(".").split(".")
-    for i in range(len(parts), 0, -1):
-        if ".".join(parts[:i]) in sys.modules:
-            return ""
-    return dotted
-
-
-def plan_repr(value: Any) -> str:
-    """``repr`` for plan code: the builtin's text, scrubbed of addresses and paths."""
-    text = repr(value)
-    return text if type(value) in _PLAIN_TEXT_TYPES else scrub(text)
-
-
-def format_value(value: Any, spec: str = "", conversion: int = -1) -> str:
-    """``f"{value!conversion:spec}"`` for plan code (the policy rewrites every
-    replacement field to a call of this).
-
-    datetime's C formatting imports `time` through the running frame's builtins, which
-    in a plan have no ``__import__``; called from here, it finds this module's. Text of
-    values that are not plain data is scrubbed (`scrub`).
-    """
-    if conversion == ord("r"):
-        value = plan_repr(value)
-    elif conversion == ord("a"):
-        value = scrub(ascii(value))
-    elif conversion == ord("s"):
-        value = str(value)
-    text = format(value, spec)
-    return text if type(value) in _PLAIN_TEXT_TYPES else scrub(text)
-
+# --- text of host objects: see sandbox._plantext ---------------------------------
 
 class _PlanCallable:
     """A host callable as plan code sees it: callable, with a repr that names it and
@@ -223,6 +173,8 @@ def guarded_getattr(obj: Any, name: str) -> Any:
         raise TypeError("attribute name must be a str")
     if name.startswith("_") or name in INSPECT_ATTRIBUTES:
         raise AttributeError(f"attribute {name!r} is not accessible in plans")
+    if obj is PlanStr:
+        obj = str  # str.maketrans and friends
     cls = type(obj)
     allowed = _ATTRS.get(cls)
     if allowed is None and cls is type and obj in _DATA_TYPES:
@@ -255,7 +207,7 @@ def guarded_apply(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 _INPLACE: dict[str, Callable[[Any, Any], Any]] = {
     "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul,
-    "/=": operator.itruediv, "//=": operator.ifloordiv, "%=": operator.imod,
+    "/=": operator.itruediv, "//=": operator.ifloordiv, "%=": lambda a, b: plan_mod(a, b),
     "**=": operator.ipow, "<<=": operator.ilshift, ">>=": operator.irshift,
     "|=": operator.ior, "^=": operator.ixor, "&=": operator.iand, "@=": operator.imatmul,
 }
@@ -295,7 +247,7 @@ class PlanPrinter:
                             "the plan's log")
         if not isinstance(sep, str | None) or not isinstance(end, str | None):
             raise TypeError("print(): sep and end must be str or None")
-        text = (" " if sep is None else sep).join(str(o) for o in objects)
+        text = (" " if sep is None else sep).join(plan_str(o) for o in objects)
         sink = LOG_SINK.get()
         if sink is not None:
             sink(text + ("\n" if end is None else end))
@@ -347,6 +299,7 @@ _SAFE_CALLABLES: tuple[Callable[..., Any], ...] = (
 )
 
 _SAFE_BUILTINS: dict[str, Any] = {fn.__name__: fn for fn in _SAFE_CALLABLES}
+_SAFE_BUILTINS["str"] = PlanStr
 _SAFE_BUILTINS.update({"None": None, "True": True, "False": False})
 _SAFE_BUILTINS.update(PLAN_EXCEPTIONS)
 _SAFE_BUILTINS.update({name: _PlanCallable(fn, f"<built-in function {name}>") for name, fn in
@@ -363,6 +316,7 @@ _GUARDS: dict[str, Any] = {
     "_inplacevar_": guarded_inplacevar,
     "_apply_": guarded_apply,
     "_format_": format_value,
+    "_mod_": plan_mod,
     "_print_": PlanPrinter,
 }
 

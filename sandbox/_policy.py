@@ -54,6 +54,16 @@ class PlanPolicy(RestrictingNodeTransformer):
         ast.fix_missing_locations(node)
         return node
 
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        # ``a % b`` goes to `_mod_` (`plan_mod`): printf-style formatting of a str would
+        # show a host object's address and module path (``"%s" % helper``).
+        node = self.node_contents_visit(node)
+        if not isinstance(node.op, ast.Mod):
+            return node
+        call = ast.Call(func=ast.Name("_mod_", ast.Load()), args=[node.left, node.right],
+                        keywords=[])
+        return ast.fix_missing_locations(ast.copy_location(call, node))
+
     def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
         if node.is_async:
             self.error(node.target, "Async comprehensions are not allowed.")

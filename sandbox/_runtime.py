@@ -63,6 +63,8 @@ class _Run:
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.bodies: dict[int, Callable[[], Any]] = {}
         self.body_tasks: dict[int, asyncio.Task[None]] = {}
+        # Bodies not answered yet: their call and what they printed so far.
+        self.body_logs: dict[int, tuple[int, LogBuffer]] = {}
         self.cancelling = False
         self.abandoned_bodies = False  # a body was cancelled: it may still be running
         self._ids = itertools.count(1)
@@ -175,9 +177,14 @@ class PlanSide:
         elif kind == "body":
             self._start_body(run, message)
         elif kind == "body_cancel":
-            task = run.body_tasks.pop(message.get("body"), None)  # type: ignore[arg-type]
-            if task is not None:
+            body = message.get("body")
+            task = run.body_tasks.pop(body, None)  # type: ignore[arg-type]
+            if task is not None and not task.done():
                 run.abandoned_bodies = True
+                # Answer at once with what it printed so far: a body that does not
+                # stop (its `finally` loops) must not hold the host's attempt, and
+                # with it the run, until the worker is killed for it.
+                self._answer_cancelled(run, body)  # type: ignore[arg-type]
                 self._cancel(task)
         elif kind == "cancel":
             run.cancelling = True
@@ -323,14 +330,22 @@ class PlanSide:
         context.run(LOG_SINK.set, log.write)
         task = asyncio.get_running_loop().create_task(
             self._run_body(run, call, body, fn, log), context=context)
-        task.add_done_callback(functools.partial(self._body_ended, run.id, call, body))
+        task.add_done_callback(functools.partial(self._body_ended, run, body))
         run.body_tasks[body] = task
+        run.body_logs[body] = (call, log)
 
-    def _body_ended(self, run_id: int, call: int, body: int, task: asyncio.Task[None]
-                    ) -> None:
+    def _answer_cancelled(self, run: _Run, body: int) -> None:
+        """Say (once) that ``body`` was cancelled, with what it printed until now."""
+        answer = run.body_logs.pop(body, None)
+        if answer is not None:
+            call, log = answer
+            self._send_quietly({"t": "body_cancelled", "run": run.id, "call": call,
+                                "body": body, **_logs(log)})
+
+    def _body_ended(self, run: _Run, body: int, task: asyncio.Task[None]) -> None:
         if task.cancelled():  # before it started, so it could not say so itself
-            self._send_quietly({"t": "body_cancelled", "run": run_id, "call": call,
-                                "body": body})
+            self._answer_cancelled(run, body)
+        run.body_logs.pop(body, None)
 
     async def _run_body(self, run: _Run, call: int, body: int,
                         fn: Callable[[], Any] | None, log: LogBuffer) -> None:
@@ -361,10 +376,15 @@ class PlanSide:
                                        f"dicts, lists, str, int, float, bool or None")
                 unsendable._af_final = True  # type: ignore[attr-defined]  # same each try
                 raise unsendable from None
+            except RecursionError:
+                unsendable = TypeError("the step result is nested too deeply to send as "
+                                       "JSON; flatten it")
+                unsendable._af_final = True  # type: ignore[attr-defined]  # same each try
+                raise unsendable from None
         except asyncio.CancelledError:
             # The host gave up on this attempt (a timeout) or the run: what the body
-            # printed until now stays with its attempt.
-            self._send_quietly({**reply, "t": "body_cancelled", **(logs or _logs(log))})
+            # printed until now stays with its attempt (unless already answered).
+            self._answer_cancelled(run, body)
             return
         except BaseException as exc:  # plan code
             if isinstance(exc, MemoryError):

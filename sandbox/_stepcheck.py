@@ -38,7 +38,7 @@ _SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
     "do": (("name", "fn"), ("retries", "timeout"), ("name", "fn")),
     "sleep": (("name", "duration"), (), ("name", "duration")),
     "sleep_until": (("name", "when"), (), ("name", "when")),
-    "wait_for_event": (("name",), ("type", "timeout"), ("name", "type")),
+    "wait_for_event": (("name",), ("type", "timeout", "note"), ("name", "type")),
     "now": ((), (), ()),
     "random": ((), (), ()),
     "uuid": ((), (), ()),

@@ -60,9 +60,9 @@ class PlanStep:
         return await self._run.step_call("sleep_until", args)
 
     async def wait_for_event(self, name: str, *, type: str,
-                             timeout: Any = "24 hours") -> Any:
+                             timeout: Any = "24 hours", note: str | None = None) -> Any:
         args = {"name": _check_name("wait_for_event", name), "type": type,
-                "timeout": timeout}
+                "timeout": timeout, "note": note}
         return await self._run.step_call("wait_for_event", args)
 
     async def now(self) -> Any:

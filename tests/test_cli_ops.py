@@ -126,6 +126,25 @@ def test_wait_exit_codes(db: Path) -> None:
     assert cli("wait", "napper", "--until-waiting", db=db).returncode == 5
 
 
+def test_a_wait_that_times_out_on_a_queued_instance_says_no_worker_runs(tmp_path: Path
+                                                                        ) -> None:
+    # Like start and approve: "still queued" alone leaves the user guessing why.
+    db = tmp_path / "idle.db"
+
+    async def queue_one() -> None:
+        async with Engine(f"sqlite:///{db}", run_scheduler=False) as engine:
+            async def noop(event: Event, step: Step) -> None:
+                return None
+            engine.register("noop", noop)
+            await engine.binding("noop").create(id="idle")
+
+    asyncio.run(queue_one())
+    out = cli("wait", "idle", "--timeout", "0", db=db)
+    assert out.returncode == 4
+    assert out.stderr.splitlines()[0] == "agentflow: instance 'idle' still queued after 0s"
+    assert "no worker is running" in out.stderr and "agentflow worker" in out.stderr
+
+
 def test_wait_json_on_timeout_prints_the_status(db: Path) -> None:
     out = cli("wait", "signal", "--timeout", "0", "--json", db=db)
     assert out.returncode == 4
@@ -151,10 +170,12 @@ def test_errors_are_one_line(db: Path, tmp_path: Path) -> None:
         assert out.stderr.startswith("agentflow: ")
         assert text in out.stderr
         assert out.stderr.count("\n") == 1
-    missing = cli("instances", db=tmp_path / "nowhere.db")
-    assert missing.returncode == 3
-    assert "no agentflow database" in missing.stderr
-    assert not (tmp_path / "nowhere.db").exists()
+    for command in (("instances",), ("watch", "--count", "1")):
+        # watch made the file, schema and all, and then waited silently
+        missing = cli(*command, db=tmp_path / "nowhere.db")
+        assert missing.returncode == 3, (command, missing.stderr)
+        assert "no agentflow database" in missing.stderr
+        assert not (tmp_path / "nowhere.db").exists()
 
 
 def test_files_without_an_agentflow_database_are_refused_untouched(tmp_path: Path) -> None:

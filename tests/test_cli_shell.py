@@ -256,5 +256,8 @@ def test_prune_delete_and_retention_from_the_shell(files: Path) -> None:
     policies = json.loads(run("retention", "--json", db=db).stdout)
     assert policies == [{"agent": None, "keep_seconds": 2592000.0},
                         {"agent": "a1", "keep_seconds": 86400.0}]
+    # In words a person reads, not "2.592e+06s".
+    assert run("retention", db=db).stdout.splitlines() == [
+        "(default): keep finished instances 30 days", "a1: keep finished instances 1 day"]
     assert json.loads(run("prune", "--json", db=db).stdout)["deleted"] == 0
     assert run("prune", "--vacuum", "--older-than", "1 second", db=db).returncode == 0

@@ -296,6 +296,10 @@ async def wait(args: argparse.Namespace) -> int:
                         emit_json(status.model_dump(mode="json"))
                     print(f"agentflow: instance {args.id!r} still {status.status} after "
                           f"{args.timeout:g}s", file=sys.stderr)
+                    if status.status in ("queued", "running"):  # say why, if we know
+                        note = await no_worker_note(engine.store, args.id)
+                        if note:
+                            print(f"agentflow: {note}", file=sys.stderr)
                     return EXIT_TIMEOUT
                 await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
                 status = await inst.status()

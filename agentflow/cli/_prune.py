@@ -103,5 +103,14 @@ async def retention(args: argparse.Namespace) -> int:
         print("no retention policy: finished instances are kept until deleted")
     else:
         for agent, keep in sorted(policies.items(), key=lambda x: x[0] or ""):
-            print(f"{agent or '(default)'}: keep finished instances {keep:g}s")
+            print(f"{agent or '(default)'}: keep finished instances {_span(keep)}")
     return EXIT_OK
+
+
+def _span(seconds: float) -> str:
+    """``2592000`` -> ``30 days``: the largest whole unit, else seconds."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' * (count != 1)}"
+    return f"{seconds:g} seconds"

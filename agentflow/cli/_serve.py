@@ -107,11 +107,15 @@ class Dispatch:
 
 
 async def _trim_changes(flow: Any, keep_seconds: float, every: float = 3600.0) -> None:
-    """Keep the change feed from growing without end: hourly, drop what is older than
-    ``keep_seconds`` (wall time, as the feed records it)."""
+    """Keep the change feed and the console's records from growing without end:
+    hourly, drop changes older than ``keep_seconds`` (wall time, as the feed records
+    it) and the records of used approval links that have expired."""
+    from agentflow.console._data import prune_used_links
+
     while True:
         try:
             await flow.engine.store.trim_changes(time.time() - keep_seconds)
+            await prune_used_links(flow.engine.store, time.time())
         except Exception as exc:  # the next round tries again; say why meanwhile
             print(f"agentflow serve: trimming the change feed failed: {exc}",
                   file=sys.stderr, flush=True)

@@ -12,15 +12,14 @@ import argparse
 import sys
 
 from agentflow._text import printable
+from agentflow.cli._db import client
 from agentflow.cli._exits import EXIT_OK
 
 
 async def run(args: argparse.Namespace) -> int:
-    from agentflow import Engine
-
-    engine = Engine(args.db, run_scheduler=False)
     count = 0
-    async with engine:
+    # Like every read: a missing or empty file is refused, never given a schema.
+    async with client(args) as engine:
         async for change in engine.subscribe(
                 after=args.after, instance_ids=args.instance or None,
                 agents=args.agent or None, workflows=args.workflow or None):

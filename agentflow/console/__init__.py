@@ -15,8 +15,8 @@ imports this package.
 """
 
 from agentflow.console._app import ConsoleConfig, create_app
-from agentflow.console._auth import Operator, parse_operators
+from agentflow.console._auth import Operator, SignInLimit, parse_operators
 from agentflow.console._links import ApprovalLinksCapability
 
-__all__ = ["ApprovalLinksCapability", "ConsoleConfig", "Operator", "create_app",
+__all__ = ["ApprovalLinksCapability", "ConsoleConfig", "Operator", "SignInLimit", "create_app",
            "parse_operators"]

@@ -54,6 +54,13 @@ async def login(request: Request) -> Response:
         return _login_form(console, request, _local(next_url), error=None)
     form = await request.form()
     target = _local(field_of(form, "next"))
+    client = request.client.host if request.client else ""
+    wait = console.sign_ins.retry_after(client)
+    if wait:  # checked before the token: no guessing faster than the limit allows
+        response = _login_form(console, request, target, status_code=429,
+                               error=f"Too many failed sign-ins; try again in {wait} s.")
+        response.headers["Retry-After"] = str(wait)
+        return response
     # Sign-in is an action too: without this, another site could post its own operator
     # token here and have a person act, unknowingly, as that operator (login CSRF). The
     # form carries a value that only a page of this site set in a cookie.
@@ -64,6 +71,7 @@ async def login(request: Request) -> Response:
                                  "expired; sign in again here.")
     operator = console.operator(field_of(form, "token"))
     if operator is None:
+        console.sign_ins.failed(client)
         return _login_form(console, request, target, status_code=401,
                            error="That token is not an operator's token.")
     _, cookie = (await console.signer()).new_session(

@@ -14,9 +14,15 @@ signed approval links.
   instance still waits at exactly that wait (checked in the send's own transaction),
   and the nonce is recorded as used, so a second use is refused and says so.
 
-What this is not: there is no password store, no rate limit on sign-in attempts (tokens
-are long random strings), and no revocation of a session before it expires other than
-changing the secret.
+- **Failed sign-ins are limited** (`SignInLimit`): a token bucket per client address
+  and one for everyone. A client that has used up its attempts gets ``429 Too Many
+  Requests`` with ``Retry-After`` (its next attempt, right token or wrong, is not even
+  checked before then); buckets refill, so nobody is locked out for good. Successful
+  sign-ins cost nothing. The buckets live in the process: each ``serve`` process
+  counts its own.
+
+What this is not: there is no password store, and no revocation of a session before it
+expires other than changing the secret.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,6 +42,8 @@ __all__ = [
     "LinkClaims",
     "Operator",
     "Session",
+    "SignInLimit",
+    "SignInLimiter",
     "Signer",
     "parse_operators",
 ]
@@ -78,6 +88,89 @@ class LinkClaims:
     expires: float
     nonce: str
     by: str  # who minted it
+
+
+@dataclass(frozen=True)
+class SignInLimit:
+    """How many failed sign-ins the console takes: ``per_client`` in a row from one
+    address, then one more every ``per_client_every`` seconds; and ``overall`` from
+    all addresses together, then one more every ``overall_every`` seconds (so that many
+    addresses cannot guess faster than that either)."""
+
+    per_client: int = 10
+    per_client_every: float = 10.0
+    overall: int = 100
+    overall_every: float = 1.0
+
+    def __post_init__(self) -> None:
+        if min(self.per_client, self.overall) < 1 or min(self.per_client_every,
+                                                         self.overall_every) <= 0:
+            raise ValueError("sign-in limits must be positive")
+
+
+class _Bucket:
+    __slots__ = ("at", "tokens")
+
+    def __init__(self, tokens: float, at: float) -> None:
+        self.tokens, self.at = tokens, at
+
+    def refill(self, now: float, size: int, every: float) -> None:
+        self.tokens = min(float(size), self.tokens + max(now - self.at, 0.0) / every)
+        self.at = now
+
+    def wait(self, every: float) -> float:
+        """Seconds until one attempt is left (0: one is left now)."""
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) * every
+
+
+class SignInLimiter:
+    """The token buckets of failed sign-ins (see `SignInLimit`).
+
+    Args:
+        limit: the sizes and refill rates.
+        clock: seconds (monotonic); the engine's clock in the console.
+        max_clients: buckets kept at most; past it, full ones are forgotten first
+            (a full bucket is what a new client gets anyway), then the oldest.
+    """
+
+    def __init__(self, limit: SignInLimit, clock: Callable[[], float] = time.monotonic,
+                 *, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._max_clients = max_clients
+        self._clients: dict[str, _Bucket] = {}
+        self._overall = _Bucket(float(limit.overall), clock())
+
+    def retry_after(self, client: str) -> int:
+        """Whole seconds ``client`` must wait before its next sign-in is checked (0:
+        it may try now)."""
+        now, limit = self._clock(), self.limit
+        self._overall.refill(now, limit.overall, limit.overall_every)
+        wait = self._overall.wait(limit.overall_every)
+        bucket = self._clients.get(client)
+        if bucket is not None:
+            bucket.refill(now, limit.per_client, limit.per_client_every)
+            wait = max(wait, bucket.wait(limit.per_client_every))
+        return math.ceil(wait)
+
+    def failed(self, client: str) -> None:
+        """Count a failed sign-in of ``client``."""
+        now, limit = self._clock(), self.limit
+        bucket = self._clients.pop(client, None)  # re-inserted: the dict keeps recency
+        if bucket is None:
+            bucket = _Bucket(float(limit.per_client), now)
+        bucket.refill(now, limit.per_client, limit.per_client_every)
+        bucket.tokens -= 1
+        self._clients[client] = bucket
+        self._overall.refill(now, limit.overall, limit.overall_every)
+        self._overall.tokens -= 1
+        if len(self._clients) > self._max_clients:
+            for name, other in list(self._clients.items()):
+                other.refill(now, limit.per_client, limit.per_client_every)
+                if other.tokens >= limit.per_client:
+                    del self._clients[name]
+            while len(self._clients) > self._max_clients:
+                del self._clients[next(iter(self._clients))]
 
 
 def parse_operators(specs: list[str]) -> list[Operator]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -29,14 +30,18 @@ __all__ = [
     "InstanceDetail",
     "InstanceSummary",
     "approvals",
+    "claim_link",
     "human_only_now",
     "instance_detail",
     "instances_page",
+    "link_used",
     "operator_log_for",
     "plan_diff",
     "plans_overview",
+    "prune_used_links",
     "record_action",
     "record_decision",
+    "release_link",
 ]
 
 #: The key-value scope where the console keeps its own records (decisions, used links,
@@ -268,14 +273,72 @@ async def approvals(flow: AgentFlow, human_only: frozenset[str], *, limit: int =
 
 
 async def stored_secret(store: Store, now: float) -> bytes:
-    """The console's signing secret kept in the database, made on first use."""
+    """The console's signing secret kept in the database, made on first use.
+
+    Made with an insert-if-absent and read back, so that processes starting at once on
+    a fresh database all end up with the one secret that was added first (each making
+    its own would make links signed by one fail on the others).
+    """
     existing = await store.kv_get(CONSOLE_SCOPE, "secret")
     if existing is None:
-        # Two processes may race here; the later write wins and sessions or links the
-        # earlier one signed stop working once. Set $AGENTFLOW_CONSOLE_SECRET to avoid it.
-        await store.kv_set(CONSOLE_SCOPE, "secret", secrets.token_hex(32), now)
+        await store.kv_add(CONSOLE_SCOPE, "secret", secrets.token_hex(32), now)
         existing = await store.kv_get(CONSOLE_SCOPE, "secret")
-    return bytes.fromhex(existing or "")
+    if existing is None:  # deleted between the two statements: try once more
+        return await stored_secret(store, now)
+    return bytes.fromhex(existing)
+
+
+# -- used approval links ----------------------------------------------------------------
+#: Where a used link's nonce is kept until the link expires: the key carries the
+#: expiry (zero-padded epoch seconds), so the expired ones are the first keys in order.
+USED_LINK_PREFIX = "used-link/"
+#: How databases written before kept a used link (no expiry known: kept, and honoured).
+_OLD_USED_LINK_PREFIX = "link/"
+
+
+def _used_key(nonce: str, expires: float) -> str:
+    return f"{USED_LINK_PREFIX}{math.ceil(expires):012d}/{nonce}"
+
+
+async def link_used(store: Store, nonce: str, expires: float) -> bool:
+    """Whether the link with this nonce and expiry was already used."""
+    return (await store.kv_get(CONSOLE_SCOPE, _used_key(nonce, expires)) is not None
+            or await store.kv_get(CONSOLE_SCOPE, f"{_OLD_USED_LINK_PREFIX}{nonce}")
+            is not None)
+
+
+async def claim_link(store: Store, nonce: str, expires: float, instance_id: str,
+                     now: float) -> bool:
+    """Mark a link used, atomically (of two uses at once exactly one claims it).
+    Returns False when it was used already."""
+    if await store.kv_get(CONSOLE_SCOPE, f"{_OLD_USED_LINK_PREFIX}{nonce}") is not None:
+        return False
+    return await store.kv_add(CONSOLE_SCOPE, _used_key(nonce, expires),
+                              json.dumps({"instance_id": instance_id, "at": now}), now)
+
+
+async def release_link(store: Store, nonce: str, expires: float) -> None:
+    """Un-use a claimed link whose decision was not delivered (nothing was sent)."""
+    await store.kv_delete(CONSOLE_SCOPE, _used_key(nonce, expires))
+
+
+async def prune_used_links(store: Store, now: float, *, batch: int = 200) -> int:
+    """Delete the records of used links that have expired by ``now`` (epoch seconds):
+    an expired link is refused for being expired, so its record is no longer needed.
+    Returns how many were deleted."""
+    deleted = 0
+    while True:
+        keys = await store.kv_list(CONSOLE_SCOPE, USED_LINK_PREFIX, limit=batch)
+        expired = []
+        for key in keys:
+            stamp = key[len(USED_LINK_PREFIX):].partition("/")[0]
+            if not stamp.isdigit() or int(stamp) >= now:
+                break  # in key order: the rest expire later
+            expired.append(key)
+        for key in expired:
+            deleted += await store.kv_delete(CONSOLE_SCOPE, key)
+        if len(expired) < batch:
+            return deleted
 
 
 # -- who did what: the store's operator log --------------------------------------------

@@ -4,7 +4,7 @@ exact wait the person was shown, or nowhere."""
 
 from __future__ import annotations
 
-import json
+import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -100,8 +100,7 @@ async def _link_state(console: Console, token: str
                             "or not made by this console. Nothing was sent.")
     if claims.expires < datetime.now(UTC).timestamp():
         return claims, None, "This approval link has expired. Nothing was sent."
-    if await console.flow.engine.store.kv_get(_data.CONSOLE_SCOPE,
-                                              f"link/{claims.nonce}") is not None:
+    if await _data.link_used(console.flow.engine.store, claims.nonce, claims.expires):
         return claims, None, ("This approval link was already used; a link answers once. "
                               "Nothing was sent.")
     row = await console.flow.engine.store.get_instance(claims.instance_id)
@@ -143,14 +142,21 @@ async def link_decide(request: Request) -> Response:
         return console.message(request, None, "No decision",
                                "Choose Approve or Reject; nothing was sent.", status_code=400)
     store = console.flow.engine.store
-    now = console.flow.engine.clock.now()
+    now = time.time()  # links expire by the wall clock (`Signer.new_link`)
     ref = claims.ref or field_of(form, "ref")  # a plan's link: the wait the person saw
+    # Claimed before the decision goes out, so two uses at once cannot both pass; given
+    # back if nothing was delivered. Expired records go on the way.
+    await _data.prune_used_links(store, now)
+    if not await _data.claim_link(store, claims.nonce, claims.expires, claims.instance_id,
+                                  now):
+        return console.message(request, None, "Approval link refused",
+                               "This approval link was already used; a link answers "
+                               "once. Nothing was sent.", status_code=410)
     delivered, text = await _deliver(console, claims.instance_id, ref,
                                      verdict == "approve", field_of(form, "comment"))
     if not delivered:
+        await _data.release_link(store, claims.nonce, claims.expires)
         return console.message(request, None, "Nothing was sent", text, status_code=409)
-    await store.kv_set(_data.CONSOLE_SCOPE, f"link/{claims.nonce}", json.dumps(
-        {"instance_id": claims.instance_id, "at": now}), now)
     await _data.record_decision(console.flow, claims.instance_id, ref,
                                 by=f"{field_of(form, 'name')[:100] or 'someone'} (through "
                                    f"an approval link from {claims.by})",

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentflow._text import printable
 from agentflow.console import _data
-from agentflow.console._auth import Operator, Session, Signer
+from agentflow.console._auth import Operator, Session, Signer, SignInLimit, SignInLimiter
 from agentflow.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 from agentflow.plans import AgentFlow
 
@@ -59,6 +59,8 @@ class ConsoleConfig:
             HTTPS, directly or behind a proxy).
         public_url: the URL people reach the console at, for approval links (None:
             the URL of the request that made the link).
+        sign_in_limit: how many failed sign-ins are taken, per client address and
+            overall, before the console answers ``429`` for a while (`SignInLimit`).
     """
 
     operators: list[Operator] = field(default_factory=list)
@@ -68,6 +70,7 @@ class ConsoleConfig:
     link_seconds: float = 24 * 3600
     secure_cookies: bool = False
     public_url: str | None = None
+    sign_in_limit: SignInLimit = field(default_factory=SignInLimit)
 
 
 class SecurityHeaders:
@@ -131,6 +134,8 @@ class Console:
         self._signer: Signer | None = Signer(config.secret) if config.secret else None
         self._signer_lock = asyncio.Lock()
         self._by_token = {o.token: o for o in config.operators}
+        # The engine's clock: a test's ManualClock moves it; it only ever goes forward.
+        self.sign_ins = SignInLimiter(config.sign_in_limit, flow.engine.clock.now)
 
     async def human_only(self) -> frozenset[str]:
         """The human-only event types now: the database's policy and this console's."""

@@ -237,7 +237,8 @@ async def _host_step(host: _PlanHost, op: str, args: dict[str, Any], run_body: A
         return await step.sleep_until(name, when)
     if op == "wait_for_event":
         return await step.wait_for_event(name, type=args.get("type"),
-                                         timeout=args.get("timeout", "24 hours"))
+                                         timeout=args.get("timeout", "24 hours"),
+                                         note=args.get("note"))
     if op in ("now", "random", "uuid"):
         return await getattr(step, op)()
     raise InvalidArgumentError(f"unknown step operation {op!r}")

@@ -6,6 +6,8 @@ import os
 
 from agentflow.errors import InvalidArgumentError
 from agentflow.store._base import (
+    INSTANCE_KV_SCOPES,
+    TRACE_KV_SCOPE,
     ChangeRow,
     CommitResult,
     EventRow,
@@ -27,6 +29,8 @@ from agentflow.store._base import (
 from agentflow.store.sqlite import SQLiteStore
 
 __all__ = [
+    "INSTANCE_KV_SCOPES",
+    "TRACE_KV_SCOPE",
     "ChangeRow",
     "CommitResult",
     "EventRow",

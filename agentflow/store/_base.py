@@ -45,6 +45,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The key-value scope of instances' trace contexts (`agentflow.otel`): its keys are
+#: instance ids.
+TRACE_KV_SCOPE = "#otel"
+#: Key-value scopes whose keys are instance ids: a record there is deleted with its
+#: instance (`Store.delete_instances`).
+INSTANCE_KV_SCOPES: tuple[str, ...] = (TRACE_KV_SCOPE,)
+
 
 @dataclass(slots=True)
 class InstanceRow:
@@ -473,6 +480,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def kv_set(self, scope: str, key: str, value: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    async def kv_add(self, scope: str, key: str, value: str, now: float) -> bool:
+        """Write ``key`` only if it is absent (one statement: of any number of writers,
+        across processes, exactly one adds it). Returns whether this call added it."""
 
     @abc.abstractmethod
     async def kv_set_within(self, scope: str, key: str, value: str, now: float, *,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentflow.store import _base as base
+from agentflow.store._base import INSTANCE_KV_SCOPES
 from agentflow.store._rules import create_instances
 from agentflow.store._sql import MAX_VARS, Body, Do, Q, chunks, marks
 
@@ -160,13 +161,17 @@ def delete_instances(instance_ids: Sequence[str], statuses: Sequence[str] | None
     one of them when the transaction reads them."""
     only = f" AND status IN ({marks(statuses)})" if statuses else ""
     deleted: list[str] = []
-    for chunk in chunks(list(instance_ids), MAX_VARS - len(statuses or ())):
+    for chunk in chunks(list(instance_ids),
+                        MAX_VARS - max(len(statuses or ()), len(INSTANCE_KV_SCOPES))):
         rows = yield Q(f"DELETE FROM instances WHERE id IN ({marks(chunk)}){only}"
                        " RETURNING id", [*chunk, *(statuses or ())])
         ids = [str(r[0]) for r in rows]
         if ids:
             yield Do(f"DELETE FROM steps WHERE instance_id IN ({marks(ids)})", ids)
             yield Do(f"DELETE FROM events WHERE instance_id IN ({marks(ids)})", ids)
+            # Key-value records kept per instance (its trace context) go with it.
+            yield Do(f"DELETE FROM kv WHERE scope IN ({marks(INSTANCE_KV_SCOPES)})"
+                     f" AND key IN ({marks(ids)})", [*INSTANCE_KV_SCOPES, *ids])
         deleted.extend(ids)
     return deleted
 

@@ -176,6 +176,13 @@ class SQLStore(base.Store):
             " updated_at = excluded.updated_at RETURNING 1",
             (scope, key, value, float(now)))), idempotent=True)
 
+    async def kv_add(self, scope: str, key: str, value: str, now: float) -> bool:
+        rows = await self._write(lambda: rules.one(Q(
+            "INSERT INTO kv (scope, key, value, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (scope, key) DO NOTHING RETURNING 1",
+            (scope, key, value, float(now)))))
+        return bool(rows)
+
     async def kv_set_within(self, scope: str, key: str, value: str, now: float, *,
                             max_keys: int, max_bytes: int) -> tuple[int, int] | None:
         size = f"{self.dialect.octets.format('key')} + {self.dialect.octets.format('value')}"

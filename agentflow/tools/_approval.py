@@ -73,7 +73,9 @@ class ApprovalRequest(BaseModel):
         ref: names this very wait of this run; it changes when the instance is
             restarted, paused, resumed or woken, so an answer given to an older
             question is stale. For matching answers, not for people.
-        note: the agent's words for the person (unverified).
+        note: the agent's words for the person (unverified): the note the plan gave
+            with its wait (``wait_for_event(..., note=...)``), and the one the agent
+            gave when it asked (the ``approve`` tool's ``note``), one after the other.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -128,10 +130,13 @@ async def approval_record(store: Store, row: InstanceRow, note: str = "",
     else:  # a trusted workflow: its code is the host's, not stored
         plan, version, params = row.workflow, "", payload
         source, line = "# a workflow registered in the host's code (not stored)", 1
+    # The plan's note, given with its wait, and the note an agent adds when it asks
+    # (the approve tool): both are the agent's words, shown together.
+    notes = [n for n in dict.fromkeys((w.note or "", note)) if n]
     return ApprovalRequest(agent_id=row.scope or "", instance_id=row.id, plan=plan,
                            version=version, type=w.type, step=w.step, deadline=w.until,
                            params=params_text(params), source=source, source_line=line,
-                           ref=ref, note=note)
+                           ref=ref, note="\n".join(notes))
 
 
 async def approval_records(store: Store, row: InstanceRow, note: str = ""

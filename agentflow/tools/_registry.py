@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
+from agentflow._text import printable
 from agentflow.errors import AgentflowError
 from agentflow.plans import Agent
 from agentflow.tools import _handlers as h
@@ -194,10 +195,12 @@ class ToolOutcome:
 
     @property
     def text(self) -> str:
-        """The plain text a model reads: the summary, or the error."""
+        """The plain text a model reads (and a client may show a person): the summary,
+        or the error, with every character that could hide, restyle or reorder text
+        (a plan's print of U+202E, an ANSI escape) written as an escape."""
         if self.result is not None:
-            return self.result.summary
-        return f"Error: {self.error}"
+            return printable(self.result.summary)
+        return printable(f"Error: {self.error}")
 
 
 def format_validation_error(tool: str, exc: ValidationError) -> str:

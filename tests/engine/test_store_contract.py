@@ -188,6 +188,16 @@ async def test_kv_list_prefix_is_case_sensitive(store: Store) -> None:
     assert await store.kv_list("s", "") == ["Apricot", "a%c", "a_b", "apple"]
 
 
+async def test_kv_add_writes_only_an_absent_key(store: Store) -> None:
+    assert await store.kv_add("s", "k", "first", 1.0)
+    assert not await store.kv_add("s", "k", "second", 2.0)
+    assert await store.kv_get("s", "k") == "first"
+    assert await store.kv_add("t", "k", "other scope", 2.0)
+    await store.kv_delete("s", "k")
+    assert await store.kv_add("s", "k", "again", 3.0)
+    assert await store.kv_get("s", "k") == "again"
+
+
 async def test_release_hands_claims_back(store: Store) -> None:
     await store.create_instances([NewInstance("r", "w", "null", 1.0)])
     await claim(store, "A")

@@ -369,3 +369,28 @@ async def waits_for_approval(agent: Any, instance_id: str) -> bool:
     status = await agent.status(instance_id)
     return bool(status.status == "waiting" and status.waiting_on is not None
                 and status.waiting_on.type == "approval")
+
+
+PRINTS_HIDDEN_TEXT = '''
+async def run(event, step):
+    print("reads left to right \\u202egnp.exe, ends \\x1b[2K")
+    return await step.do("echo", lambda: "\\u202eevil")
+'''
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_summaries_write_text_that_could_hide_or_reorder_as_escapes(
+        server: Any, mode: str) -> None:
+    # A plan's print (and its output) reached the model's text raw: a client that shows
+    # it to a person would render the bidi override and the ANSI escape.
+    async with connect(server, mode) as c:
+        assert structured(await c.call_tool("submit_plan", {
+            "name": "hide", "source": PRINTS_HIDDEN_TEXT}))["ok"]
+        await c.call_tool("start_instance", {"plan": "hide", "id": "hide-1"})
+        done = await c.call_tool("wait_for_instance", {"instance_id": "hide-1"})
+        assert structured(done)["instance"]["output"] == "\u202eevil"  # the data, as is
+        history = await c.call_tool("get_history", {"instance_id": "hide-1"})
+        for result in (done, history):
+            summary = result.content[0].text  # type: ignore[union-attr]
+            assert "\u202e" not in summary and "\x1b" not in summary, summary
+        assert "\\u202egnp.exe" in history.content[0].text  # type: ignore[union-attr]

@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -63,6 +64,8 @@ async def test_one_trace_per_instance_spans_per_attempt_and_events(
     assert attempts[0].status.status_code.name == "ERROR"
     assert attempts[0].events[0].name == "exception"
     assert attempts[1].status.status_code.name == "UNSET"
+    assert [s.attributes["agentflow.step.attempt"] for s in attempts  # type: ignore[index]
+            ] == [1, 2]
     # Runs: the retry, the sleep and the wait each end one; a replay runs the journal
     # without executing a step again, so there are no more step spans than attempts.
     runs = [s for s in mine if s.name == "agentflow.run traced"]
@@ -78,6 +81,45 @@ async def test_one_trace_per_instance_spans_per_attempt_and_events(
     theirs = {s.context.trace_id for s in spans if s.attributes and s.attributes.get(
         "agentflow.instance_id") == "two"}
     assert theirs and trace_id not in theirs
+
+
+async def slow_retry(event: Any, step: Any) -> Any:
+    def fails_first() -> str:
+        if not event.payload.get("fixed"):
+            raise RuntimeError("not yet")
+        return "ok"
+
+    return await step.do("fragile", fails_first, retries={"limit": 3, "delay": "1 hour"})
+
+
+async def test_each_step_span_names_its_attempt_across_engines(
+        exporter: InMemorySpanExporter, tmp_path: Path) -> None:
+    """Attempt 1 runs and fails in one engine; attempt 2 runs an hour later in another
+    engine on the same database: its span says attempt 2, as the history counts it."""
+    from agentflow.clock import ManualClock
+
+    url = f"sqlite:///{tmp_path}/o.db"
+    provider = provider_for(exporter)
+    first = Engine(url)
+    first.register("slow_retry", slow_retry)
+    instrument(first, tracer_provider=provider)
+    async with first:
+        inst = await first.binding("slow_retry").create(id="far", params={"fixed": False})
+        status = await inst.wait(timeout=60)
+        assert status.waiting_on is not None and status.waiting_on.attempt == 2, status
+    clock = ManualClock()
+    second = Engine(url, clock=clock)
+    second.register("slow_retry", slow_retry)
+    instrument(second, tracer_provider=provider)
+    async with second:
+        clock.advance("2 hours")
+        inst = await second.get_instance("far")
+        status = await inst.wait(timeout=60)
+        assert status.waiting_on is not None and status.waiting_on.attempt == 3, status
+    spans = _named(exporter.get_finished_spans(), "agentflow.step fragile")
+    assert [s.attributes["agentflow.step.attempt"] for s in spans  # type: ignore[index]
+            ] == [1, 2]
+    assert len({s.context.trace_id for s in spans}) == 1
 
 
 async def test_the_creators_trace_continues_in_another_process(
@@ -129,3 +171,27 @@ async def test_an_mcp_clients_traceparent_is_the_instances_trace(
     step = _named(spans, "agentflow.step work")
     assert len(step) == 1 and step[0].context.trace_id == trace_id
     assert {s.context.trace_id for s in _named(spans, "agentflow.run")} == {trace_id}
+
+
+async def finishes(event: Any, step: Any) -> Any:
+    return await step.do("once", lambda: "ok")
+
+
+async def test_an_instances_trace_record_is_deleted_with_it(
+        exporter: InMemorySpanExporter, tmp_path: Path) -> None:
+    from agentflow.otel import TRACE_SCOPE
+
+    provider = provider_for(exporter)
+    engine = Engine(f"sqlite:///{tmp_path}/o.db")
+    engine.register("finishes", finishes)
+    instrument(engine, tracer_provider=provider)
+    async with engine:
+        with provider.get_tracer("test").start_as_current_span("the caller"):
+            kept = await engine.binding("finishes").create(id="kept")
+            gone = await engine.binding("finishes").create(id="gone")
+        for inst in (kept, gone):
+            assert (await inst.wait(timeout=60)).status == "complete"
+        assert await engine.store.kv_get(TRACE_SCOPE, "gone") is not None
+        await engine.retention.delete("gone")
+        assert await engine.store.kv_get(TRACE_SCOPE, "gone") is None
+        assert await engine.store.kv_get(TRACE_SCOPE, "kept") is not None
