@@ -247,8 +247,14 @@ async def approval_view(flow: AgentFlow, row: InstanceRow, human_only: frozenset
         params = _pretty(json.loads(request.params))
     except ValueError:  # capped: shown as the record has it
         params = request.params
-    source = [SourceLine(n, text, False)
-              for n, text in enumerate(request.source.splitlines(), request.source_line)]
+    # The whole plan, the line the run resumes at marked: what runs once approved may
+    # call any function the plan defines, above the wait or above `run`.
+    if request.plan_source:
+        source = [SourceLine(n, text, n == request.source_line)
+                  for n, text in enumerate(request.plan_source.splitlines(), 1)]
+    else:
+        source = [SourceLine(n, text, False) for n, text in
+                  enumerate(request.source.splitlines(), request.source_line)]
     return ApprovalView(request=request, params=params, source_after=source,
                         created_at=datetime.fromtimestamp(row.created_at, UTC))
 

