@@ -62,7 +62,9 @@ class PlanStep:
     async def wait_for_event(self, name: str, *, type: str,
                              timeout: Any = "24 hours", note: str | None = None) -> Any:
         args = {"name": _check_name("wait_for_event", name), "type": type,
-                "timeout": timeout, "note": note}
+                "timeout": timeout}
+        if note is not None:  # sent only when given: the message stays as it was
+            args["note"] = note
         return await self._run.step_call("wait_for_event", args)
 
     async def now(self) -> Any:
