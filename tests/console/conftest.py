@@ -5,6 +5,7 @@ the browser tests instead of skipping them (``.ci/run`` installs it)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -53,6 +54,31 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(flow: AgentFlow, config: Any) -> AsyncIterator[str]:
+    """The console app for ``flow`` and ``config`` on a loopback port, in this process
+    (uvicorn, lifespan off), with ``flow`` open; yields its base URL."""
+    import uvicorn
+
+    from agentflow.console import create_app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(flow, config), host="127.0.0.1",
+                                           port=port, log_level="warning", lifespan="off"))
+    async with flow:
+        task = asyncio.create_task(server.serve())
+        try:
+            for _ in range(600):
+                if server.started:
+                    break
+                await asyncio.sleep(0.1)
+            assert server.started, "uvicorn did not start within 60 s"
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 60)
 
 
 async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from agentflow import AgentFlow
-from agentflow.console import ConsoleConfig, create_app, parse_operators
+from agentflow.console import ConsoleConfig, parse_operators
 from agentflow.tools import approval_request
-from tests.console.conftest import ALICE, ROOT, _free_port
+from tests.console.conftest import ALICE, ROOT, serving
 
 NOTE = ('Posts <img src=x onerror="window.__pwned=1"> to <b>prod</b> '
         '\x1b[2J\x1b[31mAPPROVED\x07 \u202etxet desrever\u202c zero\u200bwidth\rover')
@@ -65,40 +65,23 @@ async def test_the_cli_shows_the_plans_note_escaped(tmp_path: Path) -> None:
 
 async def test_the_console_shows_the_plans_note_as_text(tmp_path: Path) -> None:
     import httpx2
-    import uvicorn
 
     db, instance_id = await _waiting(tmp_path)
     flow = AgentFlow(db, isolation="inline", run_scheduler=False)
-    app = create_app(flow, ConsoleConfig(operators=parse_operators([f"alice={ALICE}"]),
-                                         secret=b"n" * 32))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    async with flow:
-        task = asyncio.create_task(server.serve())
-        try:
-            for _ in range(600):
-                if server.started:
-                    break
-                await asyncio.sleep(0.1)
-            assert server.started
-            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                form = await http.get("/login")
-                login_token = re.search(r'name="login_token" value="([^"]+)"', form.text)
-                assert login_token is not None
-                signed = await http.post("/login", data={
-                    "token": ALICE, "next": "/approvals",
-                    "login_token": login_token.group(1)})
-                assert signed.status_code == 303
-                for path in ("/approvals", f"/instances/{instance_id}"):
-                    page = (await http.get(path)).text
-                    assert "The agent&#39;s note" in page or "The agent's note" in page
-                    assert "Posts &lt;img src=x onerror=" in page, path
-                    assert "<img src=x" not in page and "<b>prod" not in page
-                    assert "APPROVED" in page and not RAW.search(page)
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 60)
+    config = ConsoleConfig(operators=parse_operators([f"alice={ALICE}"]), secret=b"n" * 32)
+    async with serving(flow, config) as url, httpx2.AsyncClient(base_url=url) as http:
+        form = await http.get("/login")
+        login_token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+        assert login_token is not None
+        signed = await http.post("/login", data={
+            "token": ALICE, "next": "/approvals", "login_token": login_token.group(1)})
+        assert signed.status_code == 303
+        for path in ("/approvals", f"/instances/{instance_id}"):
+            page = (await http.get(path)).text
+            assert "The agent&#39;s note" in page or "The agent's note" in page
+            assert "Posts &lt;img src=x onerror=" in page, path
+            assert "<img src=x" not in page and "<b>prod" not in page
+            assert "APPROVED" in page and not RAW.search(page)
 
 
 @pytest.mark.parametrize("note", [3, "x" * 2001])

@@ -3,7 +3,6 @@ uvicorn server on loopback, clients on distinct loopback addresses (127.0.0.2, .
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,8 +12,8 @@ import pytest
 
 from agentflow import AgentFlow
 from agentflow.clock import ManualClock
-from agentflow.console import ConsoleConfig, SignInLimit, create_app, parse_operators
-from tests.console.conftest import ALICE, _free_port
+from agentflow.console import ConsoleConfig, SignInLimit, parse_operators
+from tests.console.conftest import ALICE, serving
 
 WRONG = "wrong-token-" + "w" * 20
 
@@ -22,28 +21,13 @@ WRONG = "wrong-token-" + "w" * 20
 @pytest.fixture
 async def console_at(tmp_path: Path, request: pytest.FixtureRequest
                      ) -> AsyncIterator[tuple[str, ManualClock]]:
-    import uvicorn
-
     limit: SignInLimit = request.param
     clock = ManualClock()
     flow = AgentFlow(f"sqlite:///{tmp_path}/c.db", clock=clock, run_scheduler=False)
-    app = create_app(flow, ConsoleConfig(operators=parse_operators([f"alice={ALICE}"]),
-                                         secret=b"s" * 32, sign_in_limit=limit))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    async with flow:
-        task = asyncio.create_task(server.serve())
-        try:
-            for _ in range(600):
-                if server.started:
-                    break
-                await asyncio.sleep(0.1)
-            assert server.started, "uvicorn did not start within 60 s"
-            yield f"http://127.0.0.1:{port}", clock
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 60)
+    config = ConsoleConfig(operators=parse_operators([f"alice={ALICE}"]),
+                           secret=b"s" * 32, sign_in_limit=limit)
+    async with serving(flow, config) as url:
+        yield url, clock
 
 
 def _client(url: str, address: str) -> Any:
