@@ -19,8 +19,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agentflow._text import printable
 from agentflow.models import AttemptRecord, StatusName, WaitingOn
 
 __all__ = [
@@ -90,9 +91,20 @@ class ToolArgs(BaseModel):
 
 
 class ToolResult(BaseModel):
-    """Base of every tool's result."""
+    """Base of every tool's result.
+
+    The summary is text a model reads and a client may show a person: each of its lines
+    has every character that could hide, restyle or reorder text (a plan's printed
+    U+202E, an ANSI escape) written as an escape, here, so the text block and the
+    structured result say the same.
+    """
 
     summary: str = Field(description="What happened and what to do next, in plain words.")
+
+    @field_validator("summary")
+    @classmethod
+    def _shown_safely(cls, summary: str) -> str:
+        return "\n".join(printable(line) for line in summary.split("\n"))
 
 
 def _instance_id(what: str = "The instance id") -> Any:

@@ -199,8 +199,8 @@ class ToolOutcome:
         or the error, with every character that could hide, restyle or reorder text
         (a plan's print of U+202E, an ANSI escape) written as an escape."""
         if self.result is not None:
-            return printable(self.result.summary)
-        return printable(f"Error: {self.error}")
+            return self.result.summary  # escaped by the model (`ToolResult`)
+        return "\n".join(printable(line) for line in f"Error: {self.error}".split("\n"))
 
 
 def format_validation_error(tool: str, exc: ValidationError) -> str:
