@@ -5,11 +5,13 @@ output."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,22 @@ import pytest
 from agentflow import AgentFlow
 from tests.console.conftest import ALICE, ROOT, _free_port, _wait_listening
 from tests.console.plans import APPROVAL
+
+
+@contextlib.asynccontextmanager
+async def serve_no_run(db: str) -> AsyncIterator[str]:
+    """``agentflow serve --no-run`` for operator alice on ``db``; yields its base URL and
+    stops it with SIGTERM, which it must answer with exit 0."""
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--no-run",
+        "--operator", f"alice={ALICE}", "--listen", f"127.0.0.1:{port}", cwd=ROOT)
+    try:
+        await _wait_listening(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
 
 
 async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60
@@ -173,29 +191,19 @@ async def test_the_instances_list_pages_by_key_through_every_instance(tmp_path: 
                 [{"id": f"i{batch:02d}-{k:02d}"} for k in range(30)])
             clock.advance(1)
         expected = [r.id for r in await engine.store.list_instances(limit=2000)]
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--no-run",
-        "--operator", f"alice={ALICE}", "--listen", f"127.0.0.1:{port}", cwd=ROOT)
-    try:
-        await _wait_listening(port, proc)
-        base = f"http://127.0.0.1:{port}"
-        async with httpx2.AsyncClient(base_url=base) as http:
-            signed = await sign_in(http, ALICE)
-            assert signed.status_code == 303
-            seen: list[str] = []
-            url: str | None = "/instances?status=queued"
-            while url is not None:
-                page = await http.get(url)
-                assert page.status_code == 200
-                seen += re.findall(r'<tr data-instance="([^"]+)"', page.text)
-                found = re.search(r'<a href="([^"]+)" rel="next">', page.text)
-                url = found.group(1).replace("&amp;", "&") if found else None
-                assert url is None or "status=queued" in url
-        assert seen == expected and len(seen) == 1230
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 60) == 0
+    async with serve_no_run(db) as base, httpx2.AsyncClient(base_url=base) as http:
+        signed = await sign_in(http, ALICE)
+        assert signed.status_code == 303
+        seen: list[str] = []
+        url: str | None = "/instances?status=queued"
+        while url is not None:
+            page = await http.get(url)
+            assert page.status_code == 200
+            seen += re.findall(r'<tr data-instance="([^"]+)"', page.text)
+            found = re.search(r'<a href="([^"]+)" rel="next">', page.text)
+            url = found.group(1).replace("&amp;", "&") if found else None
+            assert url is None or "status=queued" in url
+    assert seen == expected and len(seen) == 1230
 
 
 async def test_the_event_stream_resumes_after_the_last_event_id(tmp_path: Path) -> None:
@@ -272,23 +280,14 @@ async def test_a_sign_in_posted_from_another_site_is_refused(tmp_path: Path) -> 
     import httpx2
 
     db = f"sqlite:///{tmp_path}/a.db"
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agentflow.cli", "serve", "--db", db, "--no-run",
-        "--operator", f"alice={ALICE}", "--listen", f"127.0.0.1:{port}", cwd=ROOT)
-    try:
-        await _wait_listening(port, proc)
-        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            forged = await http.post("/login", data={"token": ALICE, "next": "/instances"})
-            assert forged.status_code == 403 and "did not come from this page" in forged.text
-            other = await http.post("/login", data={"token": ALICE, "next": "/instances",
-                                                    "login_token": "guessed"})
-            assert other.status_code == 403
-            assert "agentflow_session" not in http.cookies
-            assert (await http.get("/instances")).status_code in (302, 303)
-            signed = await sign_in(http, ALICE)
-            assert signed.status_code == 303
-            assert (await http.get("/instances")).status_code == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 60)
+    async with serve_no_run(db) as base, httpx2.AsyncClient(base_url=base) as http:
+        forged = await http.post("/login", data={"token": ALICE, "next": "/instances"})
+        assert forged.status_code == 403 and "did not come from this page" in forged.text
+        other = await http.post("/login", data={"token": ALICE, "next": "/instances",
+                                                "login_token": "guessed"})
+        assert other.status_code == 403
+        assert "agentflow_session" not in http.cookies
+        assert (await http.get("/instances")).status_code in (302, 303)
+        signed = await sign_in(http, ALICE)
+        assert signed.status_code == 303
+        assert (await http.get("/instances")).status_code == 200
